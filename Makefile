@@ -1,0 +1,36 @@
+# make demo: the whole chain on a phantom cohort.  make test: the default test run.
+# Both create .venv by themselves on a fresh machine (torch/torchvision pinned as a pair).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+DEMO_OUT ?= demo_out
+
+.PHONY: demo test test-slow lint bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m detect.torch_check
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/detect demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check detect tests benchmarks
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) benchmarks/convert.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,108 @@
+"""Frozen, validated configuration for the commands that have many options.
+
+Each config checks itself on construction and raises ``ConfigError`` saying what was
+expected and what was given, so a bad option fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detect.errors import ConfigError
+from detect.recipe import DEFAULT_RECIPE, ChannelRecipe
+
+CLASS_MODES = ("histology", "tumor")
+FUSED_MODES = ("exclude", "include")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (0-based index): a deterministic 1/count of patients."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ConfigError(f"shard must be I/N with 0 <= I < N, got {self.index}/{self.count}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"2/8"`` → Shard(2, 8).
+
+        Raises:
+            ConfigError: not of the form I/N.
+        """
+        try:
+            index_text, count_text = text.split("/")
+            return cls(int(index_text), int(count_text))
+        except ValueError:
+            raise ConfigError(f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
+
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+    """``"0.7,0.15,0.15"`` → (0.7, 0.15, 0.15).
+
+    Raises:
+        ConfigError: not three non-negative numbers summing to 1 with a positive train part.
+    """
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--split takes three numbers like 0.7,0.15,0.15, got {text!r}") from None
+    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
+        raise ConfigError(f"--split takes train,val,test fractions >= 0 summing to 1, got {text!r}")
+    if parts[0] <= 0:
+        raise ConfigError(f"--split needs a positive train fraction, got {text!r}")
+    return (parts[0], parts[1], parts[2])
+
+
+def default_workers() -> int:
+    """Worker processes: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """Options of ``detect convert`` (see its --help)."""
+
+    dicom_root: Path
+    annotation_root: Path
+    out: Path
+    recipe: ChannelRecipe = DEFAULT_RECIPE
+    class_mode: str = "histology"
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 0
+    negatives: int = 0
+    fused: str = "exclude"
+    workers: int = field(default_factory=default_workers)
+    shard: Shard | None = None
+
+    def __post_init__(self) -> None:
+        if not self.dicom_root.is_dir():
+            raise ConfigError(f"DICOM root is not a folder: {self.dicom_root}")
+        if not self.annotation_root.is_dir():
+            raise ConfigError(f"annotation root is not a folder: {self.annotation_root}")
+        if self.class_mode not in CLASS_MODES:
+            raise ConfigError(f"--classes must be one of {CLASS_MODES}, got {self.class_mode!r}")
+        if self.fused not in FUSED_MODES:
+            raise ConfigError(f"--fused must be one of {FUSED_MODES}, got {self.fused!r}")
+        if self.negatives < 0:
+            raise ConfigError(f"--negatives must be >= 0, got {self.negatives}")
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        out = self.out.resolve()
+        for root in (self.dicom_root.resolve(), self.annotation_root.resolve()):
+            if out == root or root in out.parents:
+                raise ConfigError(f"output folder {out} must not be inside the input {root}")
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        from detect.annotations import HISTOLOGY_LETTERS
+
+        return HISTOLOGY_LETTERS if self.class_mode == "histology" else ("tumor",)

@@ -1,0 +1,210 @@
+"""Index a DICOM tree by header only: SOPInstanceUID → file, series, patient, position.
+
+Files are found by walking the tree, identified by their headers (never by names), read
+without pixel data in parallel workers. Results are cached in the output folder keyed by
+(path, size, mtime), so a re-run or another shard re-reads only what changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detect.convert.issues import Issue
+from detect.dicom import NotDicomError, SliceHeader, read_header, sort_slices
+from detect.errors import DicomError
+
+log = logging.getLogger(__name__)
+
+CACHE_NAME = "dicom-index.json"
+_CACHE_VERSION = 1
+_SKIP_SUFFIXES = frozenset({".xml"})  # annotation files that sit in the DICOM tree
+
+
+@dataclass
+class DicomIndex:
+    """Every readable DICOM file of a tree, and every file that could not be read."""
+
+    root: Path
+    by_sop: dict[str, SliceHeader] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    files_seen: int = 0
+    _series_cache: dict[str, list[SliceHeader]] | None = field(default=None, repr=False)
+
+    def series(self) -> dict[str, list[SliceHeader]]:
+        """SeriesInstanceUID → its slices in geometric order."""
+        if self._series_cache is None:
+            grouped: dict[str, list[SliceHeader]] = {}
+            for header in self.by_sop.values():
+                grouped.setdefault(header.series_instance_uid, []).append(header)
+            self._series_cache = {uid: sort_slices(items) for uid, items in grouped.items()}
+        return self._series_cache
+
+    def slice_position(self, header: SliceHeader) -> int:
+        """Index of a slice in its sorted series."""
+        return self.series()[header.series_instance_uid].index(header)
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every regular file under ``root`` (not following links), in a stable order."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            log.warning("cannot list %s: %s", folder, exc)
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                subfolders.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                yield Path(entry.path)
+        stack.extend(reversed(subfolders))
+
+
+def _header_or_issue(path: Path, root: Path) -> SliceHeader | Issue:
+    relative = str(path.relative_to(root))
+    try:
+        return read_header(path)
+    except NotDicomError as exc:
+        return Issue("not-dicom", relative, str(exc), root="dicom")
+    except DicomError as exc:
+        return Issue("unsupported-dicom", relative, str(exc), root="dicom")
+    except OSError as exc:
+        return Issue("unreadable-dicom", relative, f"{path.name}: {exc}", root="dicom")
+
+
+def _read_chunk(paths: list[str], root: str) -> list[dict[str, Any]]:
+    """Worker: headers of a chunk of files, as plain dicts (cheap to send back)."""
+    out: list[dict[str, Any]] = []
+    for text in paths:
+        result = _header_or_issue(Path(text), Path(root))
+        if isinstance(result, Issue):
+            out.append({"issue": result.to_json()})
+        else:
+            out.append({"header": _header_to_json(result)})
+    return out
+
+
+def _header_to_json(header: SliceHeader) -> dict[str, Any]:
+    data = asdict(header)
+    data["path"] = str(header.path)
+    return data
+
+
+def _header_from_json(data: dict[str, Any]) -> SliceHeader:
+    values = dict(data)
+    values["path"] = Path(values["path"])
+    for key in ("position", "orientation", "pixel_spacing"):
+        if values[key] is not None:
+            values[key] = tuple(values[key])
+    return SliceHeader(**values)
+
+
+def _stat_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _load_cache(cache_path: Path | None) -> dict[str, Any]:
+    if cache_path is None or not cache_path.is_file():
+        return {}
+    try:
+        data = json.loads(cache_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if data.get("version") != _CACHE_VERSION:
+        return {}
+    return dict(data.get("files", {}))
+
+
+def _save_cache(cache_path: Path, files: dict[str, Any]) -> None:
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"version": _CACHE_VERSION, "files": files}))
+    tmp.replace(cache_path)
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def build_index(
+    root: Path,
+    *,
+    workers: int = 1,
+    cache_path: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DicomIndex:
+    """Read the header of every file under ``root``.
+
+    Files that are not DICOM, or DICOM without what an image slice needs, become issues
+    (``not-dicom``, ``unsupported-dicom``, ``unreadable-dicom``); a SOPInstanceUID seen
+    twice keeps the first file and reports the second.
+    """
+    root = root.resolve()
+    files = [p for p in walk_files(root) if p.suffix.lower() not in _SKIP_SUFFIXES]
+    cached = _load_cache(cache_path)
+    keys = {str(p): _stat_key(p) for p in files}
+    todo = [str(p) for p in files if cached.get(str(p), {}).get("key") != keys[str(p)]]
+    todo_set = set(todo)
+    results: dict[str, Any] = {str(p): cached[str(p)] for p in files if str(p) not in todo_set}
+    done = len(results)
+    if progress:
+        progress(done, len(files))
+    chunk_size = max(1, min(256, len(todo) // (workers * 8) or 1))
+    fresh = _run_chunks(todo, str(root), workers, chunk_size)
+    for chunk_paths, chunk_results in fresh:
+        for path_text, result in zip(chunk_paths, chunk_results):
+            results[path_text] = {"key": keys[path_text], **result}
+        done += len(chunk_paths)
+        if progress:
+            progress(done, len(files))
+    if cache_path is not None and todo:
+        _save_cache(cache_path, results)
+    return _assemble(root, files, results)
+
+
+def _run_chunks(
+    todo: list[str], root: str, workers: int, chunk_size: int
+) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
+    chunks = list(_chunks(todo, chunk_size))
+    if workers <= 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            yield chunk, _read_chunk(chunk, root)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from zip(chunks, pool.map(_read_chunk, chunks, [root] * len(chunks)))
+
+
+def _assemble(root: Path, files: list[Path], results: dict[str, Any]) -> DicomIndex:
+    index = DicomIndex(root=root, files_seen=len(files))
+    for path in files:
+        result = results[str(path)]
+        if "issue" in result:
+            index.issues.append(Issue.from_json(result["issue"]))
+            continue
+        header = _header_from_json(result["header"])
+        first = index.by_sop.get(header.sop_instance_uid)
+        if first is not None:
+            index.issues.append(
+                Issue(
+                    "unsupported-dicom",
+                    str(path.relative_to(root)),
+                    f"duplicate SOPInstanceUID {header.sop_instance_uid}; "
+                    f"kept {first.path.relative_to(root)}",
+                    root="dicom",
+                )
+            )
+            continue
+        index.by_sop[header.sop_instance_uid] = header
+    return index

@@ -1,0 +1,266 @@
+"""``detect convert``: index → plan → split → convert patients (resumable) → merge.
+
+Work is saved per patient (``.parts/<patient>.json``, written atomically after all its
+images), so Ctrl-C loses at most the patients in flight and a re-run skips the rest. With
+``--shard I/N`` only a deterministic 1/N of the patients is converted; the merge runs when
+every patient of the cohort has its part, so the last shard to finish (or a re-run
+without ``--shard``) writes the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detect import __version__
+from detect.config import ConvertConfig, Shard
+from detect.convert.images import TaskResult, WorkerSettings, process_task, write_atomic
+from detect.convert.index import CACHE_NAME, build_index
+from detect.convert.issues import Issue
+from detect.convert.manifest import build_manifest, remove_orphans, write_dataset
+from detect.convert.plan import ConversionPlan, ImageTask, PatientPlan, plan_conversion
+from detect.convert.split import split_patients
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ConvertSummary:
+    """What a conversion did; ``merged`` is False for a shard that left work to others."""
+
+    out: Path
+    merged: bool
+    patients_total: int
+    patients_converted: int
+    patients_reused: int
+    images: int
+    boxes: int
+    issue_counts: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _in_shard(patient: str, shard: Shard | None) -> bool:
+    if shard is None:
+        return True
+    digest = hashlib.sha1(patient.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % shard.count == shard.index
+
+
+def _settings_hash(config: ConvertConfig) -> str:
+    settings = {
+        "recipe": config.recipe.to_dict(),
+        "classes": list(config.classes),
+        "fused": config.fused,
+        "negatives": config.negatives,
+        "version": __version__,
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _part_key(plan: PatientPlan, split: str, settings_hash: str) -> str:
+    tasks = sorted((t.name, t.xml_rel or "", t.dicom_rel) for t in plan.tasks)
+    text = json.dumps([settings_hash, split, tasks])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _read_part(path: Path, key: str) -> dict[str, Any] | None:
+    try:
+        part = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return part if part.get("key") == key else None
+
+
+def _results(
+    tasks: list[tuple[ImageTask, str]], settings: WorkerSettings, pool: Executor | None
+) -> Iterator[TaskResult]:
+    if pool is None:
+        for task, split in tasks:
+            yield process_task(task, split, settings)
+        return
+    yield from pool.map(
+        process_task,
+        [t for t, _ in tasks],
+        [s for _, s in tasks],
+        [settings] * len(tasks),
+        chunksize=4,
+    )
+
+
+def _convert_patients(
+    todo: list[tuple[PatientPlan, str, str]],
+    settings: WorkerSettings,
+    parts: Path,
+    workers: int,
+    progress: Progress | None,
+) -> None:
+    """Run every task of the given patients; write each patient's part when it is done."""
+    tasks = [(task, split) for plan, split, _ in todo for task in plan.tasks]
+    remaining = {plan.patient_id: len(plan.tasks) for plan, _, _ in todo}
+    collected: dict[str, list[TaskResult]] = {plan.patient_id: [] for plan, _, _ in todo}
+    by_patient = {plan.patient_id: (plan, key) for plan, _, key in todo}
+    for plan, _, key in todo:
+        if not plan.tasks:
+            _write_part(parts, plan, key, [])
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(tasks) > 1 else None
+    try:
+        for done, ((task, _), result) in enumerate(
+            zip(tasks, _results(tasks, settings, pool)), start=1
+        ):
+            collected[task.patient_id].append(result)
+            remaining[task.patient_id] -= 1
+            if remaining[task.patient_id] == 0:
+                plan, key = by_patient[task.patient_id]
+                _write_part(parts, plan, key, collected.pop(task.patient_id))
+            if progress:
+                progress("images", done, len(tasks))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_part(parts: Path, plan: PatientPlan, key: str, results: list[TaskResult]) -> None:
+    part = {
+        "key": key,
+        "patient_id": plan.patient_id,
+        "records": [r.record for r in results if r.record is not None],
+        "issues": [i.to_json() for i in plan.issues]
+        + [i.to_json() for r in results for i in r.issues],
+    }
+    write_atomic(parts / f"{plan.patient_id}.json", json.dumps(part).encode())
+
+
+def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertSummary:
+    """Convert a Lung-PET-CT-Dx style tree into a dataset folder (DESIGN.md contract 2)."""
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    index = build_index(
+        config.dicom_root,
+        workers=config.workers,
+        cache_path=out / ".cache" / CACHE_NAME,
+        progress=(lambda d, t: progress("index", d, t)) if progress else None,
+    )
+    seconds["index"] = time.perf_counter() - start
+    plan = plan_conversion(
+        index,
+        config.annotation_root,
+        offsets=config.recipe.neighbours,
+        fused_mode=config.fused,
+        negatives=config.negatives,
+        seed=config.seed,
+    )
+    letters = {p: plan.patients[p].letter for p in plan.patients}
+    split = split_patients(letters, config.split, config.seed)
+    settings_hash = _settings_hash(config)
+    parts = out / ".parts"
+    todo, reused = [], 0
+    for patient_id, patient_plan in sorted(plan.patients.items()):
+        key = _part_key(patient_plan, split.assignment[patient_id], settings_hash)
+        if not _in_shard(patient_id, config.shard):
+            continue
+        if _read_part(parts / f"{patient_id}.json", key) is not None:
+            reused += 1
+            continue
+        todo.append((patient_plan, split.assignment[patient_id], key))
+    seconds["plan"] = time.perf_counter() - start - seconds["index"]
+    settings = WorkerSettings(str(out.resolve()), config.recipe.to_dict(), config.classes)
+    _convert_patients(todo, settings, parts, config.workers, progress)
+    seconds["images"] = time.perf_counter() - start - seconds["index"] - seconds["plan"]
+    summary = _merge(
+        config, plan, split.assignment, split.notes, index.issues, settings_hash, len(todo), reused
+    )
+    seconds["merge"] = time.perf_counter() - start - sum(seconds.values())
+    summary.seconds = seconds
+    return summary
+
+
+def _merge(
+    config: ConvertConfig,
+    plan: ConversionPlan,
+    assignment: dict[str, str],
+    notes: dict[str, str],
+    index_issues: list[Issue],
+    settings_hash: str,
+    converted: int,
+    reused: int,
+) -> ConvertSummary:
+    """Join all patients' parts into the dataset, if every patient has one."""
+    out, parts = config.out, config.out / ".parts"
+    records: list[dict[str, Any]] = []
+    issues: list[Issue] = list(index_issues) + list(plan.issues)
+    missing = []
+    for patient_id, patient_plan in sorted(plan.patients.items()):
+        key = _part_key(patient_plan, assignment[patient_id], settings_hash)
+        part = _read_part(parts / f"{patient_id}.json", key)
+        if part is None:
+            missing.append(patient_id)
+            continue
+        records.extend(part["records"])
+        issues.extend(Issue.from_json(i) for i in part["issues"])
+    counts = {k: sum(1 for i in issues if i.kind == k) for k in sorted({i.kind for i in issues})}
+    summary = ConvertSummary(
+        out,
+        not missing,
+        len(plan.patients),
+        converted,
+        reused,
+        len(records),
+        sum(len(r["boxes"]) for r in records),
+        counts,
+    )
+    if missing:
+        log.info("%d patients still to convert (other shards); not merging", len(missing))
+        return summary
+    remove_orphans(out, records)
+    letters = {p: plan.patients[p].letter for p in plan.patients}
+    manifest = build_manifest(
+        records=records,
+        issues=issues,
+        assignment=assignment,
+        letters=letters,
+        base=_base(config, notes),
+        xml_files=plan.xml_files,
+    )
+    write_dataset(out, manifest, records, config.classes)
+    return summary
+
+
+def _base(config: ConvertConfig, notes: dict[str, str]) -> dict[str, Any]:
+    return {
+        "converter": {
+            "name": "detect convert",
+            "version": __version__,
+            "args": {
+                "channels": config.recipe.to_dict()["kind"],
+                "classes": config.class_mode,
+                "split": list(config.split),
+                "seed": config.seed,
+                "negatives": config.negatives,
+                "fused": config.fused,
+                "shard": None
+                if config.shard is None
+                else f"{config.shard.index}/{config.shard.count}",
+            },
+        },
+        "sources": {
+            "dicom_root": str(config.dicom_root.resolve()),
+            "annotation_root": str(config.annotation_root.resolve()),
+        },
+        "recipe": config.recipe.to_dict(),
+        "classes": list(config.classes),
+        "class_mode": config.class_mode,
+        "split_fractions": list(config.split),
+        "seed": config.seed,
+        "split_notes": notes,
+        "negatives_per_patient": config.negatives,
+    }

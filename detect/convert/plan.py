@@ -1,0 +1,189 @@
+"""Match annotation files to indexed slices and plan one task per output image.
+
+Everything decided here needs only headers and file names of XMLs (``<SOPInstanceUID>.xml``
+is the archive's link between an annotation and its slice); pixels and XML contents are
+read later, in the workers, and only for what is planned.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detect.annotations import patient_letter, short_patient_id
+from detect.convert.index import DicomIndex, walk_files
+from detect.convert.issues import Issue
+from detect.dicom import SliceHeader
+
+#: Negatives are taken this many slices away from the annotated span of a series at least.
+NEGATIVE_MARGIN_SLICES = 5
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """One image to write: an annotated slice, or a negative (``xml_path`` None)."""
+
+    patient_id: str
+    letter: str
+    dicom_path: str
+    dicom_rel: str
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    rows: int
+    columns: int
+    slice_index: int
+    fused: bool
+    neighbours: tuple[tuple[int, str], ...]
+    xml_path: str | None = None
+    xml_rel: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.patient_id}_{self.sop_instance_uid}"
+
+
+@dataclass
+class PatientPlan:
+    patient_id: str
+    letter: str
+    tasks: list[ImageTask] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+
+
+@dataclass
+class ConversionPlan:
+    patients: dict[str, PatientPlan]
+    issues: list[Issue]
+    xml_files: list[str]
+
+
+def _letter_of(header: SliceHeader, xml_path: Path) -> str:
+    for candidate in (header.patient_id, xml_path.parent.name):
+        try:
+            return patient_letter(candidate)
+        except ValueError:
+            continue
+    return "?"
+
+
+def _neighbours(
+    index: DicomIndex, header: SliceHeader, offsets: Iterable[int]
+) -> tuple[int, tuple[tuple[int, str], ...]]:
+    series = index.series()[header.series_instance_uid]
+    position = series.index(header)
+    last = len(series) - 1
+    pairs = tuple(
+        (offset, str(series[min(max(position + offset, 0), last)].path)) for offset in offsets
+    )
+    return position, pairs
+
+
+def _task(
+    index: DicomIndex,
+    header: SliceHeader,
+    patient: str,
+    letter: str,
+    offsets: Iterable[int],
+    xml: Path | None,
+    annotation_root: Path,
+) -> ImageTask:
+    position, neighbours = _neighbours(index, header, offsets)
+    return ImageTask(
+        patient_id=patient,
+        letter=letter,
+        dicom_path=str(header.path),
+        dicom_rel=str(header.path.relative_to(index.root)),
+        sop_instance_uid=header.sop_instance_uid,
+        series_instance_uid=header.series_instance_uid,
+        study_instance_uid=header.study_instance_uid,
+        rows=header.rows,
+        columns=header.columns,
+        slice_index=position,
+        fused=header.is_fused,
+        neighbours=neighbours,
+        xml_path=None if xml is None else str(xml),
+        xml_rel=None if xml is None else str(xml.relative_to(annotation_root)),
+    )
+
+
+def _unusable(header: SliceHeader, fused_mode: str) -> tuple[str, str] | None:
+    if header.is_fused:
+        if fused_mode == "include":
+            return None
+        return "fused-image", (
+            "secondary-capture fused PET/CT image (RGB screenshot); excluded by default, "
+            "convert with --fused include"
+        )
+    if header.modality != "CT":
+        return "unsupported-dicom", f"modality {header.modality!r}; only CT slices are converted"
+    if header.number_of_frames > 1:
+        return "unsupported-dicom", f"multi-frame image ({header.number_of_frames} frames)"
+    return None
+
+
+def plan_conversion(
+    index: DicomIndex,
+    annotation_root: Path,
+    *,
+    offsets: tuple[int, ...],
+    fused_mode: str,
+    negatives: int,
+    seed: int,
+) -> ConversionPlan:
+    """Plan every image; XMLs that cannot be matched or used become issues here."""
+    annotation_root = annotation_root.resolve()
+    xml_files = [p for p in walk_files(annotation_root) if p.suffix.lower() == ".xml"]
+    patients: dict[str, PatientPlan] = {}
+    issues: list[Issue] = []
+    for xml in xml_files:
+        rel = str(xml.relative_to(annotation_root))
+        header = index.by_sop.get(xml.stem)
+        if header is None:
+            issues.append(
+                Issue(
+                    "missing-dicom",
+                    rel,
+                    f"no DICOM slice with SOPInstanceUID {xml.stem} under the DICOM root",
+                )
+            )
+            continue
+        patient = short_patient_id(header.patient_id) or xml.parent.name
+        plan = patients.setdefault(patient, PatientPlan(patient, _letter_of(header, xml)))
+        problem = _unusable(header, fused_mode)
+        if problem is not None:
+            plan.issues.append(Issue(problem[0], rel, problem[1]))
+            continue
+        plan.tasks.append(_task(index, header, patient, plan.letter, offsets, xml, annotation_root))
+    if negatives:
+        for plan in patients.values():
+            plan.tasks.extend(_negative_tasks(index, plan, offsets, negatives, seed))
+    return ConversionPlan(
+        patients, issues, [str(x.relative_to(annotation_root)) for x in xml_files]
+    )
+
+
+def _negative_tasks(
+    index: DicomIndex, plan: PatientPlan, offsets: tuple[int, ...], count: int, seed: int
+) -> list[ImageTask]:
+    """``count`` CT slices of the patient's annotated series, away from the annotated span."""
+    spans: dict[str, tuple[int, int]] = {}
+    for task in plan.tasks:
+        low, high = spans.get(task.series_instance_uid, (task.slice_index, task.slice_index))
+        spans[task.series_instance_uid] = (min(low, task.slice_index), max(high, task.slice_index))
+    candidates = []
+    for series_uid, (low, high) in sorted(spans.items()):
+        for position, header in enumerate(index.series()[series_uid]):
+            far = (
+                position < low - NEGATIVE_MARGIN_SLICES or position > high + NEGATIVE_MARGIN_SLICES
+            )
+            if far and header.is_ct:
+                candidates.append(header)
+    rng = random.Random(f"{seed}:negatives:{plan.patient_id}")
+    chosen = rng.sample(candidates, min(count, len(candidates)))
+    return [
+        _task(index, h, plan.patient_id, plan.letter, offsets, None, Path("."))
+        for h in sorted(chosen, key=lambda h: h.sop_instance_uid)
+    ]

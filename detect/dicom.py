@@ -1,0 +1,246 @@
+"""DICOM reading: headers without pixels, HU through the modality LUT, slice order.
+
+Nothing here trusts file or folder names: identity comes from UIDs in the header and
+order from ImagePositionPatient projected on the slice normal (InstanceNumber when the
+geometry is missing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut
+
+from detect.errors import DicomError
+
+log = logging.getLogger(__name__)
+
+#: SOP classes of the secondary captures (fused PET/CT screenshots in Lung-PET-CT-Dx).
+SECONDARY_CAPTURE_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
+        "1.2.840.10008.5.1.4.1.1.7.1",
+        "1.2.840.10008.5.1.4.1.1.7.2",
+        "1.2.840.10008.5.1.4.1.1.7.3",
+        "1.2.840.10008.5.1.4.1.1.7.4",
+    }
+)
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
+
+_HEADER_TAGS = [
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "PatientID",
+    "Modality",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "InstanceNumber",
+    "Rows",
+    "Columns",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "NumberOfFrames",
+    "SeriesDescription",
+    "PixelSpacing",
+    "BitsAllocated",
+]
+
+
+class NotDicomError(DicomError):
+    """The file is not a DICOM Part 10 file."""
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """What the index keeps of one DICOM file (no pixels). Positions in mm."""
+
+    path: Path
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    patient_id: str
+    modality: str
+    sop_class_uid: str
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    photometric: str
+    number_of_frames: int
+    instance_number: int | None
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, float, float, float, float, float] | None
+    series_description: str
+    pixel_spacing: tuple[float, float] | None
+
+    @property
+    def is_fused(self) -> bool:
+        """A secondary capture or a colour image: the fused PET/CT screenshots."""
+        return (
+            self.sop_class_uid in SECONDARY_CAPTURE_CLASSES
+            or self.samples_per_pixel != 1
+            or self.photometric not in ("MONOCHROME1", "MONOCHROME2")
+        )
+
+    @property
+    def is_ct(self) -> bool:
+        """A plain CT slice (not a fused screenshot that also says Modality CT)."""
+        return self.modality == "CT" and not self.is_fused
+
+
+def _floats(value: object, count: int) -> tuple[float, ...] | None:
+    try:
+        numbers = tuple(float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return None
+    return numbers if len(numbers) == count else None
+
+
+def read_header(path: Path) -> SliceHeader:
+    """Read the header of one file, without its pixel data.
+
+    Raises:
+        NotDicomError: the file is not DICOM (no preamble/meta, or unparseable).
+        DicomError: DICOM, but without the UIDs or image attributes a slice needs.
+    """
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+    except InvalidDicomError:
+        raise NotDicomError(f"{path.name}: not a DICOM file (no DICM preamble)") from None
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NotDicomError(f"{path.name}: cannot parse as DICOM ({exc})") from None
+    missing = [
+        keyword
+        for keyword in ("SOPInstanceUID", "SeriesInstanceUID", "Rows", "Columns")
+        if keyword not in ds
+    ]
+    if missing:
+        raise DicomError(f"{path.name}: DICOM without {', '.join(missing)}; not an image slice")
+    position = _floats(ds.get("ImagePositionPatient"), 3)
+    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
+    spacing = _floats(ds.get("PixelSpacing"), 2)
+    instance = ds.get("InstanceNumber")
+    return SliceHeader(
+        path=path,
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        series_instance_uid=str(ds.SeriesInstanceUID),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "")),
+        patient_id=str(ds.get("PatientID", "")),
+        modality=str(ds.get("Modality", "")),
+        sop_class_uid=str(ds.get("SOPClassUID", "")),
+        rows=int(ds.Rows),
+        columns=int(ds.Columns),
+        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
+        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")),
+        number_of_frames=int(ds.get("NumberOfFrames", 1) or 1),
+        instance_number=int(instance) if instance not in (None, "") else None,
+        position=position,  # type: ignore[arg-type]
+        orientation=orientation,  # type: ignore[arg-type]
+        series_description=str(ds.get("SeriesDescription", "")),
+        pixel_spacing=spacing,  # type: ignore[arg-type]
+    )
+
+
+def read_hu(path: Path) -> np.ndarray:
+    """Decode one CT slice to Hounsfield units (float32, rows × columns).
+
+    Stored values go through the modality LUT (RescaleSlope/Intercept or a LUT sequence),
+    so unsigned-with-intercept and signed storage give the same HU. Compressed transfer
+    syntaxes decode through pylibjpeg's plugins.
+
+    Raises:
+        DicomError: the pixels cannot be decoded, or the image is not single-frame grey.
+    """
+    try:
+        ds = pydicom.dcmread(path)
+        stored = ds.pixel_array
+    except (InvalidDicomError, OSError, EOFError) as exc:
+        raise DicomError(f"{path.name}: cannot read pixels ({exc})") from None
+    except (RuntimeError, NotImplementedError, ValueError, AttributeError, KeyError) as exc:
+        raise DicomError(f"{path.name}: cannot decode pixels ({exc})") from None
+    if stored.ndim != 2:
+        raise DicomError(
+            f"{path.name}: expected one grey frame (2 dims), got pixel array of shape "
+            f"{tuple(stored.shape)}"
+        )
+    hu = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        log.debug("%s is MONOCHROME1; HU from the modality LUT are unaffected", path.name)
+    return hu
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode a colour (fused secondary capture) image to uint8 RGB, rows × columns × 3.
+
+    Raises:
+        DicomError: the pixels cannot be decoded.
+    """
+    try:
+        ds = pydicom.dcmread(path)
+        pixels = ds.pixel_array
+    except Exception as exc:
+        raise DicomError(f"{path.name}: cannot decode pixels ({exc})") from None
+    if str(ds.get("PhotometricInterpretation", "")).startswith("YBR"):
+        from pydicom.pixels import convert_color_space
+
+        pixels = convert_color_space(pixels, ds.PhotometricInterpretation, "RGB")
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    if pixels.dtype != np.uint8:
+        top = float(pixels.max()) or 1.0
+        pixels = (pixels.astype(np.float32) * (255.0 / top)).astype(np.uint8)
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def slice_normal(
+    orientation: Sequence[float] | None,
+) -> tuple[float, float, float]:
+    """The normal of the image plane from ImageOrientationPatient (axial if missing)."""
+    if orientation is None:
+        return (0.0, 0.0, 1.0)
+    row = np.asarray(orientation[:3], dtype=np.float64)
+    col = np.asarray(orientation[3:], dtype=np.float64)
+    normal = np.cross(row, col)
+    norm = float(np.linalg.norm(normal))
+    if norm == 0.0:
+        return (0.0, 0.0, 1.0)
+    n = normal / norm
+    return (float(n[0]), float(n[1]), float(n[2]))
+
+
+def sort_slices(headers: Iterable[SliceHeader]) -> list[SliceHeader]:
+    """Order the slices of one series along the patient axis (by geometry, not name).
+
+    Slices with a position are ordered by its projection on the slice normal; when any
+    slice lacks a position, InstanceNumber orders them; SOPInstanceUID breaks ties so the
+    order is deterministic.
+    """
+    items = list(headers)
+    if not items:
+        return []
+    normal = np.asarray(slice_normal(items[0].orientation))
+    if all(h.position is not None for h in items):
+        return sorted(
+            items,
+            key=lambda h: (float(np.dot(normal, h.position)), h.sop_instance_uid),  # type: ignore[arg-type]
+        )
+    return sorted(
+        items,
+        key=lambda h: (
+            h.instance_number if h.instance_number is not None else 0,
+            h.sop_instance_uid,
+        ),
+    )
+
+
+def is_dicom_candidate(path: Path) -> bool:
+    """Cheap pre-filter: a regular file that is not an obvious sidecar (xml, csv, txt)."""
+    return path.is_file() and path.suffix.lower() not in {".xml", ".csv", ".txt", ".json", ".md"}

@@ -1,0 +1,44 @@
+"""Exceptions raised by detect's library code.
+
+Only ``detect.cli`` turns these into exit codes and one-line messages. Each message says
+what was expected, what was found, and, where there is one, what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class DetectError(Exception):
+    """Base class: a failure the user can fix; the CLI prints it as one line, exit 1."""
+
+
+class ConfigError(DetectError, ValueError):
+    """An option or a combination of options is invalid."""
+
+
+class DatasetError(DetectError):
+    """A converted dataset folder is missing, incomplete or not a detect dataset."""
+
+
+class DicomError(DetectError):
+    """A DICOM file or folder cannot be used."""
+
+
+class AnnotationError(DetectError):
+    """A VOC XML annotation cannot be used.
+
+    ``kind`` is one of the accounting kinds of DESIGN.md contract 2 (``malformed-xml``,
+    ``forbidden-entity``, ``unknown-label``, ...), so callers can report it as-is.
+    """
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+class EnvironmentProblem(DetectError):
+    """The installed software is broken (for example a mismatched torch/torchvision)."""
+
+
+class RunFolderError(DetectError):
+    """A run folder or weights file is not a detect model, or does not match its data."""

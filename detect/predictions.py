@@ -1,0 +1,146 @@
+"""Contract 4: prediction records, and their on-disk form (COCO results JSON + extras).
+
+One record per detection. Written by ``detect predict`` and ``detect eval``, read by the
+evaluator and the writers. A record is tied to its slice by ``sop_instance_uid``, so
+predictions made straight from DICOM (which know no COCO image id) score the same as
+predictions made on a converted split.
+
+On disk, a list of COCO results objects with extra keys::
+
+    {"image_id": 12 | null, "category_id": 1, "bbox": [x, y, w, h], "score": 0.91,
+     "xyxy": [x1, y1, x2, y2], "label": "A",
+     "sop_instance_uid": "...", "series_instance_uid": "...", "patient_id": "A0002",
+     "histology": {"A": 0.7, "B": 0.1, "E": 0.05, "G": 0.15} | null}
+
+``category_id`` is 1-based (COCO); ``label`` is the class name of the model's classes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detect.boxes import XYXY, coco_to_xyxy, xyxy_to_coco
+from detect.errors import DetectError
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One detection on one slice. Box in internal xyxy px; score in [0, 1]."""
+
+    sop_instance_uid: str
+    series_instance_uid: str
+    patient_id: str
+    xyxy: XYXY
+    score: float
+    label: str
+    category_id: int
+    histology: Mapping[str, float] | None = None
+    image_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.score <= 1.0) or math.isnan(self.score):
+            raise ValueError(f"score must be in [0, 1], got {self.score}")
+        if self.category_id < 1:
+            raise ValueError(f"category_id is 1-based (COCO), got {self.category_id}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image_id": self.image_id,
+            "category_id": self.category_id,
+            "bbox": [round(v, 3) for v in xyxy_to_coco(self.xyxy)],
+            "score": round(float(self.score), 6),
+            "xyxy": [round(v, 3) for v in self.xyxy],
+            "label": self.label,
+            "sop_instance_uid": self.sop_instance_uid,
+            "series_instance_uid": self.series_instance_uid,
+            "patient_id": self.patient_id,
+            "histology": None
+            if self.histology is None
+            else {k: round(float(v), 6) for k, v in self.histology.items()},
+        }
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> Prediction:
+        """Read one record; ``xyxy`` wins over ``bbox`` when both are present.
+
+        Raises:
+            ValueError: a required key is missing or has the wrong type.
+        """
+        try:
+            if record.get("xyxy") is not None:
+                x1, y1, x2, y2 = (float(v) for v in record["xyxy"])
+                xyxy: XYXY = (x1, y1, x2, y2)
+            else:
+                xyxy = coco_to_xyxy(record["bbox"])
+            histology = record.get("histology")
+            image_id = record.get("image_id")
+            return cls(
+                sop_instance_uid=str(record.get("sop_instance_uid") or ""),
+                series_instance_uid=str(record.get("series_instance_uid") or ""),
+                patient_id=str(record.get("patient_id") or ""),
+                xyxy=xyxy,
+                score=float(record["score"]),
+                label=str(record.get("label") or ""),
+                category_id=int(record["category_id"]),
+                histology=None
+                if histology is None
+                else {k: float(v) for k, v in histology.items()},
+                image_id=None if image_id is None else int(image_id),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a prediction record ({exc!r}): {dict(record)!r}") from None
+
+
+def write_predictions(path: Path, predictions: Iterable[Prediction]) -> int:
+    """Write records as a JSON list (atomically); returns how many were written."""
+    records = [p.to_json() for p in predictions]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(records, indent=1))
+    tmp.replace(path)
+    return len(records)
+
+
+def read_predictions(path: Path) -> list[Prediction]:
+    """Read a predictions file.
+
+    Raises:
+        DetectError: the file is missing, not JSON, or not a list of prediction records.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DetectError(f"predictions file not found: {path}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DetectError(f"cannot read predictions {path}: {exc}") from None
+    if not isinstance(data, list):
+        raise DetectError(
+            f"{path}: expected a JSON list of prediction records (COCO results), "
+            f"got {type(data).__name__}"
+        )
+    out = []
+    for index, record in enumerate(data):
+        try:
+            out.append(Prediction.from_json(record))
+        except ValueError as exc:
+            raise DetectError(f"{path}: record {index}: {exc}") from None
+    return out
+
+
+def histology_argmax(probabilities: Mapping[str, float] | None) -> str | None:
+    """The most likely letter, or None when there are no probabilities."""
+    if not probabilities:
+        return None
+    return max(sorted(probabilities), key=lambda k: probabilities[k])
+
+
+def normalised(probabilities: Sequence[float], letters: Sequence[str]) -> dict[str, float]:
+    """Probabilities → a dict that sums to 1 (uniform if all are zero)."""
+    total = float(sum(probabilities))
+    if total <= 0:
+        return {letter: 1.0 / len(letters) for letter in letters}
+    return {letter: float(p) / total for letter, p in zip(letters, probabilities)}
