@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def reference_run(kind: str, cohort: Path, out: Path, workers: int) -> dict[str,
 def detect_run(cohort: Path, out: Path, workers: int) -> dict[str, float]:
     exe = Path(sys.executable).with_name("detect")
     start = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [
             str(exe),
             "convert",
@@ -138,11 +139,18 @@ def detect_run(cohort: Path, out: Path, workers: int) -> dict[str, float]:
         ],
         check=True,
         capture_output=True,
+        text=True,
     )
     total = time.perf_counter() - start
     manifest = json.loads((out / "dataset.json").read_text())
     images = sum(manifest["counts"][s]["images"] for s in ("train", "val", "test"))
-    return {"total": total, "images": images, "issues": len(manifest["issues"])}
+    phases = {
+        f"phase_{name}": float(sec)
+        for name, sec in re.findall(
+            r"(index|plan|images|merge) ([0-9.]+)s", done.stdout.replace("\n", " ")
+        )
+    }
+    return {"total": total, "images": images, "issues": len(manifest["issues"]), **phases}
 
 
 def startup_seconds() -> tuple[float, bool]:
@@ -219,6 +227,13 @@ def report(
     lines.append(
         f"floor breakdown: index {f['index']:.2f}s wall; decode+window "
         f"{f['pixels_cpu']:.2f}s CPU; PNG encode+write {f['encode_cpu']:.2f}s CPU"
+    )
+    phases = {k.removeprefix("phase_"): v for k, v in best["detect"].items() if "phase_" in k}
+    rest = best["detect"]["total"] - sum(phases.values())
+    lines.append(
+        "detect phases (wall): "
+        + ", ".join(f"{name} {sec:.2f}s" for name, sec in phases.items())
+        + f"; the other {rest:.2f}s is interpreter start-up, imports and worker start"
     )
     lines.append(
         f"detect start-up (import cli+convert): {start_s:.2f}s; imports torch or "

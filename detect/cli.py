@@ -248,6 +248,10 @@ def eval_command(
     iou_froc: Annotated[float, typer.Option(help="IoU of a lesion hit (FROC, patients).")] = 0.1,
     conf: Annotated[float, typer.Option(help="Operating score threshold.")] = 0.25,
     device: Annotated[str, typer.Option(help="Device for --weights: auto, cpu, 0.")] = "auto",
+    histology: Annotated[
+        Path | None,
+        typer.Option(help="Histology head run: its A/B/E/G for --weights' detections."),
+    ] = None,
 ) -> None:
     """Score detections against a dataset split: COCO mAP, AP@0.1, FROC, per-patient
     sensitivity, histology, bootstrap CIs; writes metrics.json, report.md, report.html.
@@ -269,6 +273,7 @@ def eval_command(
             iou_froc=iou_froc,
             conf=conf,
             device=device,
+            histology=histology,
         )
         run = run_eval(config)
     result = run.result
@@ -282,6 +287,10 @@ def eval_command(
         (f"patient sensitivity @ {config.conf}", _number(result.patient_sensitivity)),
         ("predictions outside split", result.counts["predictions_outside_split"]),
     ]
+    for source, section in result.histology.items():
+        if section.get("available"):
+            value = section["patient"]["balanced_accuracy"]
+            rows.append((f"histology ({source}) patient bal. acc.", _number(value)))
     _print_table(rows)
     out.print(f"report: {run.files['report_html']}")
 
@@ -293,7 +302,7 @@ def _number(value: float | None) -> str:
 @app.command("train")
 def train_command(
     model: Annotated[
-        str, typer.Option("--model", help="yolov8 or yolo11 (fasterrcnn, histology: not yet).")
+        str, typer.Option("--model", help="yolov8, yolo11, fasterrcnn or histology (head).")
     ],
     data: Annotated[Path, typer.Option("--data", help="Converted dataset folder.")],
     size: Annotated[str, typer.Option(help="Model size: n, s, m, l or x.")] = "n",
@@ -317,15 +326,23 @@ def train_command(
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     class_weighting: Annotated[
-        str, typer.Option(help="Class imbalance: none, loss (weighted loss) or sampler.")
-    ] = "none",
+        str,
+        typer.Option(help="Class imbalance: none, loss, sampler; auto = none (loss: histology)."),
+    ] = "auto",
     workers: Annotated[int | None, typer.Option(help="Data-loader workers.")] = None,
     amp: Annotated[str, typer.Option(help="GPU mixed precision: auto, bf16, fp16, off.")] = "auto",
+    backbone: Annotated[
+        str | None,
+        typer.Option(help="fasterrcnn: resnet50_fpn_v2 (default), mobilenet_v3_large_fpn; "
+                          "histology: resnet18 (default), mobilenet_v3_small."),
+    ] = None,
 ) -> None:
     """Train a detector on a converted dataset; writes PROJECT/<model>/<name>/ with
     weights/best.pt, weights/last.pt, model.json and metrics.csv.
 
     Example: detect train --model yolov8 --data dataset --size s --epochs 100
+    (or: detect train --model fasterrcnn --data dataset --batch 8 --device 0,1;
+    the histology head on tumour crops: detect train --model histology --data dataset)
     """
     from detect.train import TrainConfig, train
 
@@ -345,6 +362,7 @@ def train_command(
             seed=seed,
             class_weighting=class_weighting,
             amp=amp,
+            backbone=backbone,
             **({"workers": workers} if workers is not None else {}),
         )
         try:
@@ -362,6 +380,10 @@ def train_command(
 
 
 def _print_epoch(epoch: int, epochs: int, row: Any) -> None:
+    if "val_patient_balanced_accuracy" in row:  # the histology head
+        out.print(f"epoch {epoch}/{epochs}: val patient balanced accuracy "
+                  f"{_number(row.get('val_patient_balanced_accuracy'))}", highlight=False)
+        return
     out.print(
         f"epoch {epoch}/{epochs}: mAP50 {_number(row.get('mAP50'))}, "
         f"mAP50-95 {_number(row.get('mAP50-95'))}",
@@ -381,14 +403,16 @@ def predict_command(
         Path | None, typer.Option("--out", help="Output folder (default: ./predictions[-N]).")
     ] = None,
     conf: Annotated[float, typer.Option(help="Keep detections with score >= conf.")] = 0.25,
-    save: Annotated[str, typer.Option(help="What to write: json, voc, png (comma list).")] = (
-        "json,voc"
-    ),
+    save: Annotated[
+        str, typer.Option(help="What to write: json, voc, png, sr (DICOM SR; comma list).")
+    ] = "json,voc",
     device: Annotated[str, typer.Option(help="auto, cpu or a GPU index.")] = "auto",
     batch: Annotated[int, typer.Option(help="Slices per model batch.")] = 16,
     workers: Annotated[int | None, typer.Option(help="Processes reading DICOM.")] = None,
     histology: Annotated[
-        Path | None, typer.Option(help="Histology head run folder (not available yet).")
+        Path | None,
+        typer.Option(help="Histology head run (detect train --model histology): A/B/E/G "
+                          "probabilities for every detection."),
     ] = None,
 ) -> None:
     """Find tumours on every CT slice of DICOM folders; writes predictions.json, VOC XML per
@@ -396,12 +420,9 @@ def predict_command(
 
     Example: detect predict scans/ --weights runs/yolov8/train --save json,voc,png
     """
-    from detect.errors import ConfigError
     from detect.predict import PredictConfig, parse_save, predict
 
     with user_errors():
-        if histology is not None:
-            raise ConfigError("--histology is not available yet; predict without it")
         config = PredictConfig(
             sources=tuple(sources),
             weights=weights,
@@ -410,6 +431,7 @@ def predict_command(
             save=parse_save(save),
             device=device,
             batch=batch,
+            histology=histology,
             **({"workers": workers} if workers is not None else {}),
         )
         with progress_bar("predict slices") as update:
@@ -431,6 +453,74 @@ def _report_predict(summary: Any) -> None:
     rows += [(f"  skipped {reason}", n) for reason, n in summary.skipped.items()]
     rows += [(name, path) for name, path in summary.files.items()]
     _print_table(rows)
+
+
+@app.command("export")
+def export_command(
+    weights: Annotated[
+        Path, typer.Option("--weights", help="Run folder, its model.json, or a .pt inside it.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="onnx or torchscript.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: ./export-<format>[-N]).")
+    ] = None,
+) -> None:
+    """Export a trained model to ONNX or TorchScript and check it against PyTorch on phantom
+    slices (parity); writes OUT/model.onnx (or model.torchscript) and OUT/model.json.
+
+    Example: detect export --weights runs/yolov8/train --format onnx --out export-onnx
+    (then: detect predict scans/ --weights export-onnx/model.onnx)
+    """
+    from detect.export import ExportConfig, export_model
+
+    with user_errors():
+        result = export_model(ExportConfig(weights=weights, format=fmt, out=out_dir))
+    out.print(f"exported {result.file} in {result.seconds:.1f}s", soft_wrap=True)
+    out.print(f"  model.json  {result.model_json}", soft_wrap=True, highlight=False)
+    out.print(f"  parity      passed: {result.parity.summary()}", soft_wrap=True,
+              highlight=False)
+    out.print(f"next: detect predict SCANS --weights {result.file}", soft_wrap=True)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for everything the demo makes.")
+    ] = (Path("demo_out")),
+    patients: Annotated[int, typer.Option(help="Phantom patients.")] = 40,
+    epochs: Annotated[int, typer.Option(help="YOLO training epochs.")] = 60,
+    size: Annotated[int, typer.Option(help="Phantom image size, px.")] = 256,
+    slices: Annotated[int, typer.Option(help="CT slices per phantom series.")] = 48,
+    seed: Annotated[int, typer.Option(help="Seed of everything.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, 0, 0,1")] = "auto",
+) -> None:
+    """Run the whole chain on a built-in phantom cohort: synth, convert, train, eval, predict.
+
+    Needs no data, no GPU and no network. Example: detect demo --out demo_out
+    """
+    from detect.demo import DemoConfig, run_demo
+
+    with user_errors():
+        config = DemoConfig(
+            out=out_dir,
+            patients=patients,
+            slices=slices,
+            size=size,
+            epochs=epochs,
+            seed=seed,
+            device=device,
+        )
+        summary = run_demo(
+            config, stage=lambda text: console.print(f"[bold cyan]{text}[/]"), on_epoch=_print_epoch
+        )
+    out.print("\n[bold]detect demo finished[/] (phantom data: not for clinical use)")
+    _print_table(
+        [(k, _number(v) if isinstance(v, float) else v) for k, v in summary.metrics.items()]
+    )
+    _print_table([("seconds", ", ".join(f"{k} {v}" for k, v in summary.seconds.items()))])
+    out.print(f"look at: {summary.report}")
+    out.print(f"         {summary.predictions} (predictions.json, voc/, png/, summary.csv)")
+    out.print(f"         {summary.run_dir} (weights, model.json, metrics.csv)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,12 +8,16 @@ geometry is missing).
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
@@ -51,8 +55,9 @@ _HEADER_TAGS = [
     "NumberOfFrames",
     "SeriesDescription",
     "PixelSpacing",
-    "BitsAllocated",
 ]
+_TAGS: dict[str, int] = {k: int(tag_for_keyword(k) or 0) for k in _HEADER_TAGS}
+_ASCII_VRS = frozenset({"UI", "CS", "DS", "IS", "AS", "DA", "TM", "DT"})
 
 
 class NotDicomError(DicomError):
@@ -104,6 +109,36 @@ def _floats(value: object, count: int) -> tuple[float, ...] | None:
     return numbers if len(numbers) == count else None
 
 
+def _value(ds: pydicom.Dataset, keyword: str) -> Any:
+    """One header value, without pydicom's full element conversion where it is safe.
+
+    Indexing reads every file of a cohort, and converting elements is most of its CPU
+    time. UIDs, code strings and numbers are ASCII by the standard, so their raw bytes are
+    decoded directly (US as binary); anything else (person names, free text with a
+    character set, already converted elements) goes through pydicom.
+    """
+    tag = _TAGS[keyword]
+    raw = ds.get_item(tag)
+    if raw is None:
+        return None
+    if not isinstance(raw, RawDataElement) or raw.value is None:
+        return ds[tag].value
+    vr = raw.VR or dictionary_VR(tag)
+    if vr in _ASCII_VRS:
+        parts = raw.value.decode("ascii", "replace").strip(" \x00").split("\\")
+        return parts if len(parts) > 1 else parts[0]
+    if vr == "US" and len(raw.value) >= 2:
+        return struct.unpack_from("<H" if raw.is_little_endian else ">H", raw.value)[0]
+    return ds[tag].value
+
+
+def _int(value: Any, default: int | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
 def read_header(path: Path) -> SliceHeader:
     """Read the header of one file, without its pixel data.
 
@@ -113,39 +148,33 @@ def read_header(path: Path) -> SliceHeader:
     """
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+        values = {keyword: _value(ds, keyword) for keyword in _HEADER_TAGS}
     except InvalidDicomError:
         raise NotDicomError(f"{path.name}: not a DICOM file (no DICM preamble)") from None
     except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NotDicomError(f"{path.name}: cannot parse as DICOM ({exc})") from None
-    missing = [
-        keyword
-        for keyword in ("SOPInstanceUID", "SeriesInstanceUID", "Rows", "Columns")
-        if keyword not in ds
-    ]
+    missing = [k for k in ("SOPInstanceUID", "SeriesInstanceUID", "Rows", "Columns")
+               if values[k] in (None, "")]
     if missing:
         raise DicomError(f"{path.name}: DICOM without {', '.join(missing)}; not an image slice")
-    position = _floats(ds.get("ImagePositionPatient"), 3)
-    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
-    spacing = _floats(ds.get("PixelSpacing"), 2)
-    instance = ds.get("InstanceNumber")
     return SliceHeader(
         path=path,
-        sop_instance_uid=str(ds.SOPInstanceUID),
-        series_instance_uid=str(ds.SeriesInstanceUID),
-        study_instance_uid=str(ds.get("StudyInstanceUID", "")),
-        patient_id=str(ds.get("PatientID", "")),
-        modality=str(ds.get("Modality", "")),
-        sop_class_uid=str(ds.get("SOPClassUID", "")),
-        rows=int(ds.Rows),
-        columns=int(ds.Columns),
-        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
-        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")),
-        number_of_frames=int(ds.get("NumberOfFrames", 1) or 1),
-        instance_number=int(instance) if instance not in (None, "") else None,
-        position=position,  # type: ignore[arg-type]
-        orientation=orientation,  # type: ignore[arg-type]
-        series_description=str(ds.get("SeriesDescription", "")),
-        pixel_spacing=spacing,  # type: ignore[arg-type]
+        sop_instance_uid=str(values["SOPInstanceUID"]),
+        series_instance_uid=str(values["SeriesInstanceUID"]),
+        study_instance_uid=str(values["StudyInstanceUID"] or ""),
+        patient_id=str(values["PatientID"] or ""),
+        modality=str(values["Modality"] or ""),
+        sop_class_uid=str(values["SOPClassUID"] or ""),
+        rows=int(values["Rows"]),
+        columns=int(values["Columns"]),
+        samples_per_pixel=_int(values["SamplesPerPixel"], 1) or 1,
+        photometric=str(values["PhotometricInterpretation"] or "MONOCHROME2"),
+        number_of_frames=_int(values["NumberOfFrames"], 1) or 1,
+        instance_number=_int(values["InstanceNumber"], None),
+        position=_floats(values["ImagePositionPatient"], 3),  # type: ignore[arg-type]
+        orientation=_floats(values["ImageOrientationPatient"], 6),  # type: ignore[arg-type]
+        series_description=str(values["SeriesDescription"] or ""),
+        pixel_spacing=_floats(values["PixelSpacing"], 2),  # type: ignore[arg-type]
     )
 
 

@@ -42,3 +42,7 @@ class EnvironmentProblem(DetectError):
 
 class RunFolderError(DetectError):
     """A run folder or weights file is not a detect model, or does not match its data."""
+
+
+class ExportError(DetectError):
+    """An exported model does not reproduce its PyTorch model (the parity check failed)."""

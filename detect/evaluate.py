@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from detect.dataset import SPLITS, DatasetInfo
-from detect.errors import ConfigError, DetectError, RunFolderError
+from detect.errors import ConfigError, RunFolderError
 from detect.eval_data import Assignment, SplitTruth, assign_predictions, load_truth
 from detect.eval_leak import check_leakage, leak_overlap, model_train_patients
 from detect.eval_metrics import (
@@ -63,7 +63,8 @@ class EvalConfig:
     ``<predictions folder>/eval-<split>`` or ``<run folder>/eval-<split>``. ``iou_froc``
     is the IoU at which a detection hits a lesion for FROC, per-patient sensitivity and
     histology (0.1, the medical-detection convention); ``conf`` the operating score
-    threshold for per-patient sensitivity and histology.
+    threshold for per-patient sensitivity and histology. ``histology``: a histology head
+    run (with ``weights`` only) whose probabilities fill the report's ``head`` section.
     """
 
     data: Path
@@ -77,12 +78,18 @@ class EvalConfig:
     iou_froc: float = 0.1
     conf: float = 0.25
     device: str = "auto"
+    histology: Path | None = None
 
     def __post_init__(self) -> None:
         if (self.predictions is None) == (self.weights is None):
             raise ConfigError(
                 "detect eval takes exactly one of --predictions PRED.json or --weights W, "
                 f"got {'both' if self.predictions else 'neither'}"
+            )
+        if self.histology is not None and self.weights is None:
+            raise ConfigError(
+                "--histology needs --weights W (the head labels W's detections); with "
+                "--predictions, make them with detect predict --histology"
             )
         if self.split not in SPLITS:
             raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
@@ -292,7 +299,11 @@ def run_eval(config: EvalConfig) -> EvalRun:
             train = model_train_patients(model_json, dataset)
         except RunFolderError:
             train = None  # allowed above; the report says leakage was not checked
-        predictions = _predict(config.weights, dataset, config.split, config.device)
+        if config.histology is not None:
+            check_leakage(_read_model_json(config.histology), dataset, config.split,
+                          config.allow_leak)
+        predictions = _predict(config.weights, dataset, config.split, config.device,
+                               config.histology)
         out.mkdir(parents=True, exist_ok=True)
         write_predictions(out / "predictions.json", predictions)
     else:
@@ -327,12 +338,8 @@ def _read_model_json(weights: Path) -> dict[str, Any]:
     return data
 
 
-def _predict(weights: Path, dataset: DatasetInfo, split: str, device: str) -> list[Prediction]:
-    try:
-        from detect.predict import predict_split  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        raise DetectError(
-            "detect eval --weights is not available yet (detect.predict.predict_split is "
-            "missing); run detect predict, then detect eval --predictions PRED.json"
-        ) from None
-    return list(predict_split(weights, dataset, split, device))
+def _predict(weights: Path, dataset: DatasetInfo, split: str, device: str,
+             histology: Path | None = None) -> list[Prediction]:
+    from detect.predict import predict_split  # imports torch: only on this path
+
+    return list(predict_split(weights, dataset, split, device, histology=histology))

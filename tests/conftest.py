@@ -39,3 +39,11 @@ def cohort_copy(cohort, tmp_path: Path):
     shutil.copytree(cohort.dicom_root.parent, root)
     return root / cohort.dicom_root.name, root / cohort.annotation_root.name
 
+
+# Session fixtures of the YOLO / predict tests (one tiny training per session).
+from test_yolo_support import (  # noqa: E402, F401
+    tiny_cohort,
+    tiny_dataset,
+    tiny_run,
+    yolo_env,
+)

@@ -229,23 +229,3 @@ def test_eval_never_imports_a_model(tiny, tmp_path):
                           check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "eval" / "report.html").is_file()
-
-
-def test_cli_eval_weights_says_when_prediction_is_not_available(tmp_path):
-    import importlib.util
-
-    if importlib.util.find_spec("detect.predict") is not None:
-        from detect import predict
-
-        if hasattr(predict, "predict_split"):
-            pytest.skip("detect.predict.predict_split exists: --weights is available")
-    dataset = write_dataset(tmp_path / "data", LEAKY, train=("B0005",))
-    run = tmp_path / "run"
-    (run / "weights").mkdir(parents=True)
-    (run / "weights" / "best.pt").write_bytes(b"")
-    (run / "model.json").write_text(json.dumps(
-        {"format": "detect-model", "dataset": {"splits": {"train": ["B0005"]}}}))
-    done = CliRunner().invoke(app, ["eval", "--weights", str(run / "weights" / "best.pt"),
-                                    "--data", str(dataset.root)])
-    assert done.exit_code == 1
-    assert "not available yet" in done.output

@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ def _read_chunk(paths: list[str], root: str) -> list[dict[str, Any]]:
 
 
 def _header_to_json(header: SliceHeader) -> dict[str, Any]:
-    data = asdict(header)
+    data = {f.name: getattr(header, f.name) for f in fields(header)}  # shallow: asdict is slow
     data["path"] = str(header.path)
     return data
 

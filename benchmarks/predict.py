@@ -1,0 +1,170 @@
+"""Benchmark `detect predict`: slices per second on a synthetic CT series.
+
+A phantom patient with one long CT series (default 200 slices of 512 px) is predicted on
+with a YOLO run folder (``--weights``; default: a yolov8n trained one epoch on a tiny
+phantom dataset at ``--imgsz``, which is as fast as a trained one). Measured, in the
+same run, each best of ``--repeats``:
+
+- ``cli``: ``detect predict`` in a fresh process (start-up, model load, header scan,
+  decode, render, inference, writers), per ``--workers`` value;
+- ``library``: ``detect.predict.predict`` in this process (model already imported);
+- ``inference``: the detector alone on pre-rendered slices (the floor for the device).
+
+On CPU, and on CUDA too when there is one. Prints a table, writes
+benchmarks/results/predict.json and appends to RESULTS.md.
+
+usage: python benchmarks/predict.py [--slices 200] [--size 512] [--imgsz 512]
+       [--workers 1,4] [--batch 16] [--weights RUN] [--repeats 2] [--no-save]
+smoke: python benchmarks/predict.py --slices 20 --size 128 --imgsz 128 --repeats 1 --no-save
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def tiny_run(work: Path, imgsz: int) -> Path:
+    """A yolov8n trained one epoch at ``imgsz`` on a 4-patient phantom (speed only)."""
+    from detect.config import ConvertConfig
+    from detect.convert import convert
+    from detect.synth import SynthConfig, synthesize
+    from detect.train import TrainConfig, train
+
+    cohort = synthesize(work / "train-cohort", SynthConfig(
+        patients=4, slices=12, size=imgsz, seed=0, letter_mix={"A": 3, "B": 1}, fused=False))
+    convert(ConvertConfig(cohort.dicom_root, cohort.annotation_root, work / "train-data",
+                          workers=1))
+    result = train(TrainConfig(model="yolov8", data=work / "train-data", epochs=1, imgsz=imgsz,
+                               batch=4, device="cpu", project=work / "runs", workers=0))
+    return result.run_dir
+
+
+def series(work: Path, slices: int, size: int) -> Path:
+    from detect.synth import SynthConfig, synthesize
+
+    cohort = synthesize(work / "cohort", SynthConfig(
+        patients=1, slices=slices, size=size, seed=0, fused=False, compression="none"))
+    return cohort.dicom_root
+
+
+def cli_seconds(source: Path, weights: Path, out: Path, workers: int, batch: int,
+                device: str) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-m", "detect.cli", "predict", str(source), "--weights",
+               str(weights), "--out", str(out), "--workers", str(workers), "--batch", str(batch),
+               "--device", device, "--save", "json,voc"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def library_seconds(source: Path, weights: Path, out: Path, workers: int, batch: int,
+                    device: str) -> float:
+    from detect.predict import PredictConfig, predict
+
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    predict(PredictConfig(sources=(source,), weights=weights, out=out, workers=workers,
+                          batch=batch, device=device))
+    return time.perf_counter() - start
+
+
+def inference_seconds(source: Path, weights: Path, batch: int, device: str) -> float:
+    from detect.models.detector import load_detector
+    from detect.predict_sources import render_job, scan_sources, slice_jobs
+    from detect.runs import resolve_weights
+
+    info, path = resolve_weights(weights)
+    detector = load_detector(info, path, device)
+    (one,) = scan_sources([source]).series
+    images = [render_job(job).image for job in slice_jobs(one, info.recipe, False)]
+    detector.predict(images[:batch], 0.25)  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(images), batch):
+        detector.predict(images[i : i + batch], 0.25)  # type: ignore[arg-type]
+    if device != "cpu":
+        import torch
+
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def measure(args: argparse.Namespace, source: Path, weights: Path, work: Path
+            ) -> list[dict[str, Any]]:
+    import torch
+
+    devices = ["cpu"] + (["0"] if torch.cuda.is_available() else [])
+    rows = []
+    for device in devices:
+        for workers in (int(w) for w in args.workers.split(",")):
+            for kind, fn in (("cli", cli_seconds), ("library", library_seconds)):
+                best = min(fn(source, weights, work / "out", workers, args.batch, device)
+                           for _ in range(args.repeats))
+                rows.append({"device": device, "kind": kind, "workers": workers,
+                             "seconds": best, "slices_per_s": args.slices / best})
+        best = min(inference_seconds(source, weights, args.batch, device)
+                   for _ in range(args.repeats))
+        rows.append({"device": device, "kind": "inference", "workers": 0, "seconds": best,
+                     "slices_per_s": args.slices / best})
+    return rows
+
+
+def report(args: argparse.Namespace, rows: list[dict[str, Any]], weights: Path) -> None:
+    model = json.loads((weights / "model.json").read_text())
+    lines = [
+        f"one CT series of {args.slices} slices at {args.size} px; {model['family']}"
+        f"{model['size']} at imgsz {model['imgsz']}; batch {args.batch}; save json,voc",
+        "| device | run | workers | seconds | slices/s |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(f"| {row['device']} | {row['kind']} | {row['workers'] or '-'} | "
+                     f"{row['seconds']:.2f} | {row['slices_per_s']:.1f} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.no_save:
+        return
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    machine = f"{platform.machine()} {os.cpu_count()} CPUs"
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "predict.json").write_text(json.dumps(
+        {"date": stamp, "machine": machine, "args": {k: str(v) for k, v in vars(args).items()},
+         "rows": rows}, indent=1))
+    with open(HERE / "RESULTS.md", "a") as handle:
+        handle.write(f"\n## predict ({stamp}, {machine})\n\n{text}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slices", type=int, default=200)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--imgsz", type=int, default=512, help="model size when training one")
+    parser.add_argument("--workers", default="1,4")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--weights", type=Path, default=None, help="a YOLO run folder")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--no-save", action="store_true", help="print only (smoke runs)")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench-predict-"))
+    try:
+        weights = args.weights or tiny_run(work, args.imgsz)
+        source = series(work, args.slices, args.size)
+        report(args, measure(args, source, weights, work), weights)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Benchmark Faster R-CNN training on a phantom cohort: test-split accuracy and speed, with
+the balanced sampler off and on.
+
+A phantom cohort with the real collection's histology imbalance (A 251 : B 38 : E 5 :
+G 61 patients, scaled to --patients) is converted with --negatives, then, for each
+``--class-weighting`` in (none, sampler), ``detect train --model fasterrcnn`` runs for N
+epochs from scratch with the same seed. The best checkpoint (by val mAP50) predicts the
+test split, scored by ``detect.evaluate`` (COCO mAP50, mAP50-95, AP50 per class, AP@0.1).
+Training speed is images/s over the training steps (validation excluded).
+
+Prints a table, writes benchmarks/results/train_frcnn.json and appends to RESULTS.md.
+
+usage (full size, on a GPU; not timed yet, two trainings of --epochs each):
+    python benchmarks/train_frcnn.py --patients 80 --slices 48 --size 512 --negatives 2 \
+        --epochs 50 --batch 8 --device 0
+smoke test (CPU, about a minute):
+    python benchmarks/train_frcnn.py --patients 8 --slices 12 --size 96 --epochs 1 \
+        --imgsz 96 --batch 2 --max-steps 2 --backbone mobilenet_v3_large_fpn --device cpu \
+        --no-record
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+MODES = ("none", "sampler")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--patients", type=int, default=80)
+    parser.add_argument("--slices", type=int, default=48)
+    parser.add_argument("--size", type=int, default=512, help="phantom slice size, px")
+    parser.add_argument("--negatives", type=int, default=2, help="unannotated slices/patient")
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--imgsz", type=int, default=None, help="default: --size")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--backbone", default="resnet50_fpn_v2")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=None, help="cap steps/epoch (smoke)")
+    parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the work folder")
+    parser.add_argument("--no-record", action="store_true",
+                        help="print only; do not write results/ or RESULTS.md")
+    return parser
+
+
+def make_dataset(args: argparse.Namespace, work: Path) -> Path:
+    """Synthesize and convert the cohort once (reused with --keep)."""
+    from detect.config import ConvertConfig
+    from detect.convert import convert
+    from detect.synth import SynthConfig, synthesize
+
+    dataset = work / "dataset"
+    if (dataset / "dataset.json").is_file():
+        return dataset
+    cohort = synthesize(work / "cohort", SynthConfig(
+        patients=args.patients, slices=args.slices, size=args.size, seed=args.seed))
+    convert(ConvertConfig(cohort.dicom_root, cohort.annotation_root, dataset,
+                          negatives=args.negatives, seed=args.seed))
+    return dataset
+
+
+def train_and_score(args: argparse.Namespace, dataset_path: Path, mode: str, work: Path
+                    ) -> dict[str, Any]:
+    """One training run, then the test split scored from its best checkpoint."""
+    import csv
+
+    from detect.dataset import load_dataset
+    from detect.evaluate import evaluate_predictions
+    from detect.frcnn_config import FasterRCNNConfig
+    from detect.frcnn_train import train_fasterrcnn
+    from detect.predict import predict_split
+
+    config = FasterRCNNConfig(
+        data=dataset_path, backbone=args.backbone, epochs=args.epochs, imgsz=args.imgsz,
+        batch=args.batch, device=args.device, project=work / "runs", name=mode,
+        seed=args.seed, class_weighting=mode, workers=args.workers, max_steps=args.max_steps,
+    )
+    shutil.rmtree(work / "runs" / "fasterrcnn" / mode, ignore_errors=True)
+    trained = train_fasterrcnn(config)
+    with open(trained.run_dir / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    dataset = load_dataset(dataset_path)
+    device = "cpu" if args.device == "cpu" else args.device.split(",")[0]
+    predictions = predict_split(trained.run_dir / "weights" / "best.pt", dataset, "test", device)
+    scored = evaluate_predictions(dataset, "test", predictions, bootstrap=0,
+                                  train_patients=dataset.splits["train"])
+    per_class = {name: c["ap50"] for name, c in scored.detection["per_class"].items()}
+    return {
+        "mode": mode, "best_epoch": trained.metrics.get("epoch"),
+        "val_map50": trained.metrics.get("mAP50"),
+        "test_map50": scored.map50, "test_map50_95": scored.map50_95, "test_ap10": scored.ap10,
+        "test_ap50_per_class": per_class,
+        "images_per_s": sum(float(r["images_per_s"]) for r in rows) / max(len(rows), 1),
+        "train_seconds": trained.seconds,
+    }
+
+
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def report(args: argparse.Namespace, dataset_path: Path, runs: list[dict[str, Any]]) -> str:
+    counts = json.loads((dataset_path / "dataset.json").read_text())["counts"]
+    letters = sorted(runs[0]["test_ap50_per_class"]) if runs else []
+    lines = [
+        f"cohort: {args.patients} patients x {args.slices} slices at {args.size} px, "
+        f"negatives {args.negatives}; images train/val/test "
+        f"{counts['train']['images']}/{counts['val']['images']}/{counts['test']['images']}; "
+        f"{args.backbone}, {args.epochs} epochs, imgsz {args.imgsz or args.size}, batch "
+        f"{args.batch}, device {args.device}, max steps/epoch {args.max_steps or 'all'}",
+        "| class weighting | best epoch | val mAP50 | test mAP50 | test mAP50-95 | test AP@0.1 | "
+        + " | ".join(f"AP50 {c}" for c in letters) + " | train images/s |",
+        "|---" * (7 + len(letters)) + "|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run['mode']} | {run['best_epoch']} | {_num(run['val_map50'])} | "
+            f"{_num(run['test_map50'])} | {_num(run['test_map50_95'])} | "
+            f"{_num(run['test_ap10'])} | "
+            + " | ".join(_num(run["test_ap50_per_class"][c]) for c in letters)
+            + f" | {run['images_per_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_args_parser().parse_args(argv)
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-frcnn-"))
+    work.mkdir(parents=True, exist_ok=True)
+    dataset = make_dataset(args, work)
+    runs = [train_and_score(args, dataset, mode, work) for mode in MODES]
+    text = report(args, dataset, runs)
+    print(text)
+    if not args.no_record:
+        stamp = time.strftime("%Y-%m-%d %H:%M")
+        machine = f"{platform.machine()} {os.cpu_count()} CPUs, device {args.device}"
+        result = {"date": stamp, "machine": machine,
+                  "args": vars(args) | {"keep": str(args.keep)}, "runs": runs}
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "train_frcnn.json").write_text(json.dumps(result, indent=1))
+        with open(HERE / "RESULTS.md", "a") as handle:
+            handle.write(f"\n## train_frcnn ({stamp}, {machine})\n\n{text}\n")
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,343 @@
+"""Contract 3: the run folder and its model.json, shared by every model family.
+
+::
+
+    runs/<family>/<name>/weights/best.pt, last.pt
+    runs/<family>/<name>/model.json    family, size, classes, channel recipe, imgsz,
+                                       thresholds, dataset fingerprint, best metrics, versions
+    runs/<family>/<name>/metrics.csv   one row per epoch (METRIC_COLUMNS)
+
+``model.json`` is written when training starts (``"status": "training"``, metrics null)
+and rewritten when it ends (``"status": "complete"``), so an interrupted run can be
+resumed and is still recognisable. ``predict`` and ``eval`` take their preprocessing
+from it, never from the command line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from detect import __version__
+from detect.errors import ConfigError, RunFolderError
+from detect.recipe import ChannelRecipe
+
+MODEL_FORMAT = "detect-model"
+MODEL_VERSION = 1
+MODEL_JSON = "model.json"
+FAMILIES = ("yolov8", "yolo11", "fasterrcnn", "histology")
+STATUSES = ("training", "complete")
+#: metrics.csv columns; losses are the family's own (YOLO: box, cls, dfl), time in s.
+METRIC_COLUMNS = (
+    "epoch",
+    "train_box_loss",
+    "train_cls_loss",
+    "train_dfl_loss",
+    "precision",
+    "recall",
+    "mAP50",
+    "mAP50-95",
+    "val_box_loss",
+    "val_cls_loss",
+    "val_dfl_loss",
+    "time_s",
+)
+_REQUIRED = {
+    "family": str,
+    "classes": list,
+    "class_mode": str,
+    "recipe": dict,
+    "imgsz": int,
+    "thresholds": dict,
+    "weights": dict,
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A validated model.json and the run folder it sits in."""
+
+    root: Path
+    manifest: dict[str, Any]
+
+    @property
+    def family(self) -> str:
+        return str(self.manifest["family"])
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(str(c) for c in self.manifest["classes"])
+
+    @property
+    def class_mode(self) -> str:
+        return str(self.manifest["class_mode"])
+
+    @property
+    def recipe(self) -> ChannelRecipe:
+        return ChannelRecipe.from_dict(self.manifest["recipe"])
+
+    @property
+    def imgsz(self) -> int:
+        return int(self.manifest["imgsz"])
+
+    @property
+    def conf(self) -> float:
+        return float(self.manifest["thresholds"].get("conf", 0.25))
+
+    @property
+    def iou(self) -> float:
+        return float(self.manifest["thresholds"].get("iou", 0.7))
+
+    @property
+    def status(self) -> str:
+        return str(self.manifest.get("status", "complete"))
+
+    def weights_path(self, which: str = "best") -> Path:
+        """Absolute path of ``weights[which]`` (relative paths only, inside the run)."""
+        return self.root / str(self.manifest["weights"][which])
+
+
+def _check_types(data: Mapping[str, Any], where: Path) -> None:
+    for key, kind in _REQUIRED.items():
+        if key not in data:
+            raise RunFolderError(f"{where}: incomplete model.json, missing {key!r}")
+        if not isinstance(data[key], kind):
+            raise RunFolderError(
+                f"{where}: {key!r} must be a {kind.__name__}, found {type(data[key]).__name__}"
+            )
+
+
+def _check_weights_entry(data: Mapping[str, Any], where: Path) -> None:
+    best = data["weights"].get("best")
+    if not isinstance(best, str) or not best:
+        raise RunFolderError(f"{where}: 'weights' must name the best weights file")
+    for name, value in data["weights"].items():
+        rel = Path(str(value))
+        if rel.is_absolute() or ".." in rel.parts:
+            raise RunFolderError(
+                f"{where}: weights[{name!r}] must be a path inside the run folder, got {value!r}"
+            )
+
+
+def validate_model_json(data: Any, where: Path) -> None:
+    """Check that ``data`` is a model.json this version of detect can use.
+
+    Raises:
+        RunFolderError: wrong format or version, missing or malformed fields, classes that
+            are empty or repeated, or a recipe that is not a channel recipe.
+    """
+    if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise RunFolderError(
+            f"{where}: expected format {MODEL_FORMAT!r}, found {found!r}; pass a run folder "
+            f"written by detect train"
+        )
+    if data.get("version") != MODEL_VERSION:
+        raise RunFolderError(
+            f"{where}: model.json version {data.get('version')!r} is not supported (expected "
+            f"{MODEL_VERSION}); retrain with this detect or install the detect that wrote it"
+        )
+    _check_types(data, where)
+    classes = data["classes"]
+    if not classes or len(set(map(str, classes))) != len(classes):
+        raise RunFolderError(f"{where}: classes must be distinct names, found {classes!r}")
+    if data["class_mode"] not in ("histology", "tumor"):
+        raise RunFolderError(
+            f"{where}: class_mode must be 'histology' or 'tumor', found {data['class_mode']!r}"
+        )
+    try:
+        ChannelRecipe.from_dict(data["recipe"])
+    except ConfigError as exc:
+        raise RunFolderError(f"{where}: the recipe does not fit: {exc}") from None
+    if data["imgsz"] < 32:
+        raise RunFolderError(f"{where}: imgsz must be >= 32 px, found {data['imgsz']}")
+    _check_weights_entry(data, where)
+    if data["family"] == "histology":
+        _check_histology(data, where)
+
+
+def _check_histology(data: Mapping[str, Any], where: Path) -> None:
+    """A histology head says A, B, E, G and how it crops (``crop``: margin, min_margin_px)."""
+    if list(data["classes"]) != ["A", "B", "E", "G"]:
+        raise RunFolderError(
+            f"{where}: a histology head has classes ['A', 'B', 'E', 'G'], found {data['classes']!r}"
+        )
+    crop = data.get("crop")
+    if not isinstance(crop, dict) or not all(
+        isinstance(crop.get(key), (int, float)) and crop[key] >= 0
+        for key in ("margin", "min_margin_px")
+    ):
+        raise RunFolderError(
+            f"{where}: a histology head needs 'crop' with margin and min_margin_px >= 0, found "
+            f"{crop!r}; retrain it with detect train --model histology"
+        )
+
+
+def read_model_json(path: Path) -> ModelInfo:
+    """Read and validate ``path`` (a model.json, or a run folder holding one).
+
+    Raises:
+        RunFolderError: missing, unreadable or invalid (see :func:`validate_model_json`).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_JSON
+    if not path.is_file():
+        raise RunFolderError(
+            f"no model.json at {path}; pass a run folder written by detect train"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunFolderError(f"{path}: unreadable model.json ({exc})") from None
+    validate_model_json(data, path)
+    return ModelInfo(root=path.parent, manifest=data)
+
+
+def _run_of_weights(weights: Path) -> Path | None:
+    for folder in (weights.parent, weights.parent.parent):
+        if (folder / MODEL_JSON).is_file():
+            return folder
+    return None
+
+
+def resolve_weights(weights: Path) -> tuple[ModelInfo, Path]:
+    """What ``--weights W`` names: a run folder, its model.json, or a weights file inside
+    a run folder (model.json beside it or one folder up). Returns the model info and the
+    weights file to load (the run's best weights unless a file was named).
+
+    Raises:
+        RunFolderError: W does not exist, is not inside a run folder, or its weights file
+            is missing.
+    """
+    weights = Path(weights)
+    if not weights.exists():
+        raise RunFolderError(f"--weights {weights} does not exist; pass a run folder or its .pt")
+    if weights.is_dir() or weights.name == MODEL_JSON:
+        info = read_model_json(weights)
+        chosen = info.weights_path("best")
+    else:
+        run = _run_of_weights(weights.resolve())
+        if run is None:
+            raise RunFolderError(
+                f"{weights} is not a detect model: no model.json beside it or one folder up; "
+                f"pass the run folder written by detect train"
+            )
+        info = read_model_json(run)
+        chosen = weights
+    if not chosen.is_file():
+        raise RunFolderError(
+            f"{info.root}: weights file {chosen.name} is missing (training not finished or "
+            f"files moved); pass another run or weights file"
+        )
+    return info, chosen
+
+
+def check_fits_dataset(info: ModelInfo, classes: Sequence[str], recipe: ChannelRecipe) -> None:
+    """A model may only score a dataset prepared as it was trained.
+
+    Raises:
+        RunFolderError: the classes or the channel recipe differ.
+    """
+    if tuple(classes) != info.classes:
+        raise RunFolderError(
+            f"{info.root}: the model's classes {list(info.classes)} do not fit the dataset's "
+            f"{list(classes)}; use a model trained on a dataset with the same --classes"
+        )
+    if recipe.to_dict() != info.recipe.to_dict():
+        raise RunFolderError(
+            f"{info.root}: the model's channel recipe {info.recipe.to_dict()['windows']} does "
+            f"not match the dataset's {recipe.to_dict()['windows']}; convert with the "
+            f"model's --channels"
+        )
+
+
+def software_versions() -> dict[str, str]:
+    """Versions that decide what a model computes (torch, torchvision, ultralytics...)."""
+    import importlib.metadata
+
+    versions = {"detect": __version__, "python": platform.python_version()}
+    for package in ("torch", "torchvision", "ultralytics"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601, seconds."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON through a temporary file and a rename (never half a file)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def write_model_json(run_dir: Path, data: Mapping[str, Any]) -> Path:
+    """Validate and write ``run_dir/model.json``.
+
+    Raises:
+        RunFolderError: ``data`` is not a valid model.json (a bug in the caller).
+    """
+    path = run_dir / MODEL_JSON
+    validate_model_json(dict(data), path)
+    write_json_atomic(path, data)
+    return path
+
+
+def write_metrics_csv(
+    path: Path, rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = METRIC_COLUMNS
+) -> None:
+    """One row per epoch with ``columns`` (default :data:`METRIC_COLUMNS`; a family with
+    other metrics passes its own), missing values left empty."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: row.get(key, "") for key in columns})
+    tmp.replace(path)
+
+
+def best_epoch(rows: Sequence[Mapping[str, Any]], key: str = "mAP50-95") -> Mapping[str, Any]:
+    """The row with the highest ``key``; ties go to the later epoch (as best.pt is saved).
+
+    Raises:
+        RunFolderError: no rows.
+    """
+    if not rows:
+        raise RunFolderError("training wrote no epoch metrics; nothing to report")
+    return max(reversed(rows), key=lambda row: float(row.get(key) or 0.0))
+
+
+def unique_run_dir(project: Path, family: str, name: str) -> Path:
+    """``project/family/name``, or ``name-2``, ``name-3``... when that already exists
+    (an existing run is never overwritten)."""
+    base = project / family
+    candidate, number = base / name, 1
+    while candidate.exists():
+        number += 1
+        candidate = base / f"{name}-{number}"
+    return candidate
+
+
+def latest_run(project: Path, family: str) -> Path | None:
+    """The run under ``project/family`` whose ``weights/last.pt`` changed last, if any."""
+    base = project / family
+    if not base.is_dir():
+        return None
+    runs = [p for p in base.iterdir() if (p / "weights" / "last.pt").is_file()]
+    if not runs:
+        return None
+    return max(runs, key=lambda p: (p / "weights" / "last.pt").stat().st_mtime_ns)
