@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	rm -rf $(DEMO_OUT)  # the demo's own output folder: each make demo starts afresh
 	$(VENV)/bin/detect demo --out $(DEMO_OUT)
 
 test: $(STAMP)

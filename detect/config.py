@@ -59,6 +59,27 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     return (parts[0], parts[1], parts[2])
 
 
+def check_training_options(
+    *, epochs: int, batch: int, workers: int, imgsz: int | None, weights: Path | None
+) -> None:
+    """The option checks every ``detect train`` family shares.
+
+    Raises:
+        ConfigError: one line naming the option, what it must be and what was given.
+    """
+    for option, value, low in (("--epochs", epochs, 1), ("--batch", batch, 1),
+                               ("--workers", workers, 0)):
+        if value < low:
+            raise ConfigError(f"{option} must be >= {low}, got {value}")
+    if imgsz is not None and (imgsz < 32 or imgsz % 32):
+        raise ConfigError(f"--imgsz must be a multiple of 32 px, >= 32; got {imgsz}")
+    if weights is not None and not weights.is_file():
+        raise ConfigError(
+            f"--weights {weights} is not a file; pass a local checkpoint (nothing is "
+            f"downloaded), or leave --weights out to train from scratch"
+        )
+
+
 def default_workers() -> int:
     """Worker processes: the CPUs this process may use."""
     try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detect.config import default_workers
+from detect.config import check_training_options, default_workers
 from detect.errors import ConfigError
 
 BACKBONES = ("resnet50_fpn_v2", "mobilenet_v3_large_fpn")
@@ -67,17 +67,8 @@ class FasterRCNNConfig:
             )
         if self.amp not in AMP_MODES:
             raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        for option, value, low in (("--epochs", self.epochs, 1), ("--batch", self.batch, 1),
-                                   ("--workers", self.workers, 0)):
-            if value < low:
-                raise ConfigError(f"{option} must be >= {low}, got {value}")
-        if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
-            raise ConfigError(f"--imgsz must be a multiple of 32 px, >= 32; got {self.imgsz}")
-        if self.weights is not None and not self.weights.is_file():
-            raise ConfigError(
-                f"--weights {self.weights} is not a file; pass a local checkpoint (nothing is "
-                f"downloaded), or leave --weights out to train from scratch"
-            )
+        check_training_options(epochs=self.epochs, batch=self.batch, workers=self.workers,
+                               imgsz=self.imgsz, weights=self.weights)
         _check_world(self.device, self.world_size, self.batch)
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")

@@ -16,11 +16,10 @@ from detect.dataset import DatasetInfo, load_dataset
 from detect.errors import ConfigError, DatasetError, RunFolderError
 from detect.frcnn_config import FasterRCNNConfig
 from detect.runs import (
-    latest_run,
+    choose_run_dir,
     now_iso,
     read_model_json,
     software_versions,
-    unique_run_dir,
     write_model_json,
 )
 from detect.train import TrainResult
@@ -66,17 +65,7 @@ def check_dataset(dataset: DatasetInfo) -> None:
 
 
 def _run_dir(config: FasterRCNNConfig) -> Path:
-    if not config.resume:
-        return unique_run_dir(config.project, FAMILY, config.name or "train")
-    if config.name is not None:
-        run = config.project / FAMILY / config.name
-        if not (run / "weights" / "last.pt").is_file():
-            raise ConfigError(f"--resume: no {run}/weights/last.pt; check --project and --name")
-        return run
-    found = latest_run(config.project, FAMILY)
-    if found is None:
-        raise ConfigError(f"--resume: no run with weights/last.pt under {config.project / FAMILY}")
-    return found
+    return choose_run_dir(config.project, FAMILY, config.name, config.resume)
 
 
 def config_args(config: FasterRCNNConfig) -> dict[str, Any]:

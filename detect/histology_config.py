@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detect.config import default_workers
+from detect.config import check_training_options, default_workers
 from detect.errors import ConfigError
 from detect.models.detector import check_device_spec
 
@@ -141,15 +141,8 @@ class HistologyConfig:
                 f"got {self.class_weighting!r}"
             )
         check_device_spec(self.device)
-        for option, value, low in (("--epochs", self.epochs, 1), ("--batch", self.batch, 1),
-                                   ("--workers", self.workers, 0)):
-            if value < low:
-                raise ConfigError(f"{option} must be >= {low}, got {value}")
-        if self.weights is not None and not self.weights.is_file():
-            raise ConfigError(
-                f"--weights {self.weights} is not a file; pass a local checkpoint (nothing is "
-                f"downloaded), or leave --weights out to train from scratch"
-            )
+        check_training_options(epochs=self.epochs, batch=self.batch, workers=self.workers,
+                               imgsz=None, weights=self.weights)  # imgsz here is the crop
         if not (self.lr > 0 and self.weight_decay >= 0):
             raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got {self.lr}, "
                               f"{self.weight_decay}")

@@ -19,11 +19,10 @@ from detect.dataset import DatasetInfo
 from detect.errors import ConfigError, RunFolderError
 from detect.histology_config import FAMILY, CropSpec, HistologyConfig
 from detect.runs import (
-    latest_run,
+    choose_run_dir,
     now_iso,
     read_model_json,
     software_versions,
-    unique_run_dir,
     write_model_json,
 )
 
@@ -38,22 +37,8 @@ _PATH_FIELDS = ("data", "weights", "project")
 
 
 def run_dir_for(config: HistologyConfig) -> Path:
-    """A fresh ``project/histology/<name>`` (never overwritten), or the run to resume.
-
-    Raises:
-        ConfigError: ``--resume`` finds no run with ``weights/last.pt``.
-    """
-    if not config.resume:
-        return unique_run_dir(config.project, FAMILY, config.name or "train")
-    if config.name is not None:
-        run = config.project / FAMILY / config.name
-        if not (run / "weights" / "last.pt").is_file():
-            raise ConfigError(f"--resume: no {run}/weights/last.pt; check --project and --name")
-        return run
-    found = latest_run(config.project, FAMILY)
-    if found is None:
-        raise ConfigError(f"--resume: no run with weights/last.pt under {config.project / FAMILY}")
-    return found
+    """A fresh ``project/histology/<name>`` (never overwritten), or the run to resume."""
+    return choose_run_dir(config.project, FAMILY, config.name, config.resume)
 
 
 def config_args(config: HistologyConfig) -> dict[str, Any]:

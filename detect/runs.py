@@ -321,6 +321,27 @@ def best_epoch(rows: Sequence[Mapping[str, Any]], key: str = "mAP50-95") -> Mapp
     return max(reversed(rows), key=lambda row: float(row.get(key) or 0.0))
 
 
+def choose_run_dir(project: Path, family: str, name: str | None, resume: bool) -> Path:
+    """The run folder of ``detect train``: a fresh ``project/family/<name>`` (never
+    overwritten, see :func:`unique_run_dir`), or with ``resume`` the named run, or the
+    latest one, that has ``weights/last.pt``.
+
+    Raises:
+        ConfigError: ``--resume`` finds no run with ``weights/last.pt``.
+    """
+    if not resume:
+        return unique_run_dir(project, family, name or "train")
+    if name is not None:
+        run = project / family / name
+        if not (run / "weights" / "last.pt").is_file():
+            raise ConfigError(f"--resume: no {run}/weights/last.pt; check --project and --name")
+        return run
+    found = latest_run(project, family)
+    if found is None:
+        raise ConfigError(f"--resume: no run with weights/last.pt under {project / family}")
+    return found
+
+
 def unique_run_dir(project: Path, family: str, name: str) -> Path:
     """``project/family/name``, or ``name-2``, ``name-3``... when that already exists
     (an existing run is never overwritten)."""

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from detect.config import default_workers
+from detect.config import check_training_options, default_workers
 from detect.dataset import DatasetInfo, load_dataset
 from detect.errors import ConfigError, DatasetError, DetectError
 from detect.frcnn_config import FasterRCNNConfig, check_backbone
@@ -49,11 +49,10 @@ from detect.histology_config import check_head_backbone
 from detect.models.detector import check_device_spec
 from detect.runs import (
     best_epoch,
-    latest_run,
+    choose_run_dir,
     now_iso,
     read_model_json,
     software_versions,
-    unique_run_dir,
     write_metrics_csv,
     write_model_json,
 )
@@ -104,17 +103,8 @@ class TrainConfig:
             object.__setattr__(self, "class_weighting", auto)
         _one_of("--amp", self.amp, AMP_MODES)
         check_device_spec(self.device)
-        for option, value, low in (("--epochs", self.epochs, 1), ("--batch", self.batch, 1),
-                                   ("--workers", self.workers, 0)):
-            if value < low:
-                raise ConfigError(f"{option} must be >= {low}, got {value}")
-        if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
-            raise ConfigError(f"--imgsz must be a multiple of 32 px, >= 32; got {self.imgsz}")
-        if self.weights is not None and not self.weights.is_file():
-            raise ConfigError(
-                f"--weights {self.weights} is not a file; pass a local .pt (nothing is "
-                f"downloaded), or leave --weights out to train from scratch"
-            )
+        check_training_options(epochs=self.epochs, batch=self.batch, workers=self.workers,
+                               imgsz=self.imgsz, weights=self.weights)
         if self.name is not None and not _NAME.match(self.name):
             raise ConfigError(
                 f"--name must be a plain folder name (letters, digits, . _ -), got {self.name!r}"
@@ -203,19 +193,7 @@ def write_run_data(run_dir: Path, dataset: DatasetInfo, weighting: str) -> tuple
 
 
 def _run_dir(config: TrainConfig) -> Path:
-    if not config.resume:
-        return unique_run_dir(config.project, config.model, config.name or "train")
-    if config.name is not None:
-        run = config.project / config.model / config.name
-        if not run.is_dir():
-            raise ConfigError(f"--resume: no run folder {run}; check --project and --name")
-        return run
-    found = latest_run(config.project, config.model)
-    if found is None:
-        raise ConfigError(
-            f"--resume: no run with weights/last.pt under {config.project / config.model}"
-        )
-    return found
+    return choose_run_dir(config.project, config.model, config.name, config.resume)
 
 
 def _manifest(
