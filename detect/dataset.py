@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from detect.errors import DatasetError
 from detect.recipe import ChannelRecipe
 
@@ -70,6 +72,20 @@ class DatasetInfo:
     def load_coco(self, split: str) -> dict[str, Any]:
         """The COCO dict of a split (images carry patient_id, sop_instance_uid, ...)."""
         return dict(json.loads(self.coco_path(split).read_text()))
+
+
+def read_rgb(path: Path | str) -> np.ndarray:
+    """A converted PNG as H x W x 3 uint8 in recipe (RGB) order (cv2 reads BGR).
+
+    Raises:
+        DatasetError: missing or unreadable.
+    """
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"cannot read image {path}; re-run detect convert")
+    return np.ascontiguousarray(image[:, :, ::-1])
 
 
 def load_dataset(path: Path | str) -> DatasetInfo:

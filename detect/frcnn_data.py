@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from detect.boxes import coco_to_xyxy
-from detect.dataset import DatasetInfo
+from detect.dataset import DatasetInfo, read_rgb
 from detect.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -98,18 +98,6 @@ class BoxSafeAugment:
 
 def _positive(boxes: np.ndarray) -> bool:
     return bool(np.all(boxes[:, 2] > boxes[:, 0]) and np.all(boxes[:, 3] > boxes[:, 1]))
-
-
-def read_rgb(path: Any) -> np.ndarray:
-    """A converted PNG as H x W x 3 uint8 in recipe (RGB) order.
-
-    Raises:
-        DatasetError: missing or unreadable.
-    """
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"cannot read image {path}; re-run detect convert")
-    return np.ascontiguousarray(image[:, :, ::-1])
 
 
 class CocoSplit(Dataset[tuple[torch.Tensor, Target]]):

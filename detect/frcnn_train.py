@@ -19,8 +19,6 @@ import csv
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -36,7 +34,7 @@ from detect.errors import DetectError  # noqa: E402
 from detect.frcnn_config import FasterRCNNConfig  # noqa: E402
 from detect.frcnn_loop import EpochProgress, fit  # noqa: E402
 from detect.frcnn_run import RunPlan, prepare_run, result  # noqa: E402
-from detect.models.detector import resolve_device  # noqa: E402
+from detect.models.detector import deterministic, resolve_device  # noqa: E402
 from detect.train import TrainResult  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -139,7 +137,7 @@ def _torchrun_main(config: FasterRCNNConfig, on_epoch: EpochProgress | None) -> 
             box[0] = prepare_run(replace(config, device=resolved, world_size=processes), resolved)
         dist.broadcast_object_list(box, src=0)
         plan = replace(box[0], devices=(str(device),) * size, init_method=None)
-        with _determinism(plan.config.deterministic, device):
+        with deterministic(plan.config.deterministic, device):
             epochs = fit(plan, device, on_epoch if dist.get_rank() == 0 else None)
         dist.barrier()
         return result(plan.run_dir, epochs, time.monotonic() - start)
@@ -162,19 +160,10 @@ def run_process(rank: int, plan: RunPlan, on_epoch: EpochProgress | None) -> int
                                 init_method=plan.init_method, rank=rank,
                                 world_size=plan.world_size)
     try:
-        with _determinism(plan.config.deterministic, device):
+        with deterministic(plan.config.deterministic, device):
             return fit(plan, device, on_epoch)
     finally:
         if distributed:
             dist.destroy_process_group()
 
 
-@contextmanager
-def _determinism(enabled: bool, device: torch.device) -> Iterator[None]:
-    """Deterministic kernels on the CPU while training (restored afterwards)."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(enabled and device.type == "cpu")
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)

@@ -31,7 +31,7 @@ import numpy as np
 
 from detect.annotations import HISTOLOGY_LETTERS
 from detect.boxes import XYXY, coco_to_xyxy
-from detect.dataset import DatasetInfo
+from detect.dataset import DatasetInfo, read_rgb
 from detect.errors import DatasetError
 from detect.histology_config import CropSpec
 
@@ -132,18 +132,6 @@ def crop_samples(dataset: DatasetInfo, split: str) -> list[CropSample]:
             f"annotated slices in {split} (detect convert --split)"
         )
     return samples
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """A converted PNG as H x W x 3 uint8 in recipe (RGB) order.
-
-    Raises:
-        DatasetError: missing or unreadable.
-    """
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"cannot read image {path}; re-run detect convert")
-    return np.ascontiguousarray(image[:, :, ::-1])
 
 
 def jitter_box(xyxy: XYXY, rng: np.random.Generator, width: int, height: int) -> XYXY:

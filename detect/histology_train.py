@@ -26,7 +26,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,7 @@ from detect.histology_run import (  # noqa: E402
     run_dir_for,
     start,
 )
-from detect.models.detector import torch_device  # noqa: E402
+from detect.models.detector import deterministic, torch_device  # noqa: E402
 from detect.models.faster_rcnn import read_checkpoint  # noqa: E402
 from detect.models.histology import (  # noqa: E402
     HistologyNet,
@@ -131,17 +130,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-@contextmanager
-def deterministic(enabled: bool, device: torch.device) -> Iterator[None]:
-    """Deterministic kernels on the CPU while training (restored afterwards)."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(enabled and device.type == "cpu")
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 def _optimizer(net: nn.Module, config: HistologyConfig) -> torch.optim.AdamW:

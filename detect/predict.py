@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from detect.annotations import short_patient_id
 from detect.config import default_workers
-from detect.dataset import DatasetInfo
+from detect.dataset import DatasetInfo, read_rgb
 from detect.dicom import SliceHeader
 from detect.errors import ConfigError, DatasetError, DicomError
 from detect.histology_predict import HeadOnSlices, check_head_fits, load_head, with_head
@@ -359,10 +358,7 @@ def _read_png(dataset: DatasetInfo, file_name: str) -> np.ndarray:
     path = (dataset.root / file_name).resolve()
     if dataset.root.resolve() not in path.parents:
         raise DatasetError(f"{dataset.root}: image path {file_name!r} points outside the dataset")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"{dataset.root}: cannot read {file_name}; re-run detect convert")
-    return np.ascontiguousarray(image[:, :, ::-1])  # BGR on disk order → recipe (RGB) order
+    return read_rgb(path)
 
 
 def predict_split(

@@ -10,10 +10,11 @@ PNGs) and returns, per image, boxes in internal xyxy px of that image, scores an
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -151,3 +152,16 @@ def load_detector(info: ModelInfo, weights: Path, device: str = "auto") -> Detec
         f"{info.root}: model family {info.family!r} cannot predict yet (only yolov8, yolo11 "
         f"and fasterrcnn can); use one of those runs"
     )
+
+
+@contextmanager
+def deterministic(enabled: bool, device: Any) -> Iterator[None]:
+    """Deterministic torch kernels on the CPU while training (restored afterwards)."""
+    import torch
+
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(enabled and torch.device(device).type == "cpu")
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
