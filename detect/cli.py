@@ -333,7 +333,8 @@ def train_command(
     amp: Annotated[str, typer.Option(help="GPU mixed precision: auto, bf16, fp16, off.")] = "auto",
     backbone: Annotated[
         str | None,
-        typer.Option(help="fasterrcnn: resnet50_fpn_v2 (default), mobilenet_v3_large_fpn; "
+        typer.Option(help="fasterrcnn: resnet50_fpn_v2 (default, for GPUs), "
+                          "mobilenet_v3_large_fpn (about 3x faster, for CPUs); "
                           "histology: resnet18 (default), mobilenet_v3_small."),
     ] = None,
 ) -> None:

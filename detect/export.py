@@ -56,7 +56,7 @@ SUFFIX = {fmt: suffix for suffix, fmt in EXPORT_SUFFIXES.items()}
 ONNX_OPSET = 17
 YOLO_FAMILIES = ("yolov8", "yolo11")
 EXPORTABLE = (*YOLO_FAMILIES, "fasterrcnn")
-YOLO_MAX_DETECTIONS = 300  # detect.models.yolo.decode_output
+YOLO_MAX_DETECTIONS = 300  # detect.models.yolo.decode.decode_output
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``weights/last.pt`` and ``weights/best.pt`` hold only tensors and primitive containers, so
 ``torch.load(path, weights_only=True)`` reads them (no pickled classes, no numpy objects)::
 
-    {"format": "detect-fasterrcnn", "version": 1, "kind": "last" | "best",
+    {"format": "detect-fasterrcnn", "version": 2, "kind": "last" | "best",
      "backbone": str, "classes": [str], "imgsz": int, "epoch": int, "model": state_dict,
      # last.pt only, for --resume:
      "epochs": int, "optimizer": ..., "scheduler": ..., "scaler": ..., "best_map50": float,
@@ -28,9 +28,8 @@ import torch
 
 from detect.errors import RunFolderError
 from detect.frcnn_engine import LOSS_NAMES
-from detect.models.faster_rcnn import CHECKPOINT_FORMAT
+from detect.models.faster_rcnn import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 
-CHECKPOINT_VERSION = 1
 METRIC_COLUMNS = (
     "epoch", "lr", "loss", *LOSS_NAMES, "mAP50", "mAP50-95", "time_s", "images_per_s",
 )

@@ -14,12 +14,12 @@ from typing import Any
 
 from detect.dataset import DatasetInfo, load_dataset
 from detect.errors import ConfigError, DatasetError, RunFolderError
-from detect.frcnn_config import FasterRCNNConfig
+from detect.frcnn_config import BASE_LR_PER_16, FasterRCNNConfig
 from detect.runs import (
     choose_run_dir,
+    new_manifest,
     now_iso,
     read_model_json,
-    software_versions,
     write_model_json,
 )
 from detect.train import TrainResult
@@ -46,8 +46,8 @@ class RunPlan:
 
     @property
     def lr(self) -> float:
-        """Base LR: the config's, or 0.02 per 16 images of the total batch."""
-        return self.config.lr or 0.02 * self.config.batch / 16.0
+        """Base LR: the config's, or BASE_LR_PER_16 per 16 images of the total batch."""
+        return self.config.lr or BASE_LR_PER_16 * self.config.batch / 16.0
 
 
 def check_dataset(dataset: DatasetInfo) -> None:
@@ -108,27 +108,9 @@ def _resumed_config(run_dir: Path, dataset: DatasetInfo, config: FasterRCNNConfi
 def manifest(plan: RunPlan, dataset: DatasetInfo) -> dict[str, Any]:
     """model.json at the start of training (``status`` training, metrics null)."""
     config = plan.config
-    return {
-        "format": "detect-model",
-        "version": 1,
-        "status": "training",
-        "family": FAMILY,
-        "size": None,
-        "backbone": config.backbone,
-        "classes": dataset.classes,
-        "class_mode": dataset.class_mode,
-        "recipe": dataset.manifest["recipe"],
-        "imgsz": plan.imgsz,
-        "thresholds": dict(THRESHOLDS),
-        "dataset": {
-            "path": str(dataset.root.resolve()),
-            "fingerprint": dataset.fingerprint,
-            "splits": dataset.splits,
-        },
-        "metrics": None,
-        "versions": software_versions(),
-        "weights": {"best": "weights/best.pt", "last": "weights/last.pt"},
-        "args": {
+    return new_manifest(
+        FAMILY, dataset, backbone=config.backbone, imgsz=plan.imgsz, thresholds=THRESHOLDS,
+        args={
             **config_args(config),
             "lr_resolved": plan.lr,
             "processes": plan.world_size,
@@ -136,8 +118,7 @@ def manifest(plan: RunPlan, dataset: DatasetInfo) -> dict[str, Any]:
             "devices": list(plan.devices),
             "sampling": {"mode": config.class_weighting},
         },
-        "created": now_iso(),
-    }
+    )
 
 
 def free_port() -> int:

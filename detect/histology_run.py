@@ -20,9 +20,9 @@ from detect.errors import ConfigError, RunFolderError
 from detect.histology_config import FAMILY, CropSpec, HistologyConfig
 from detect.runs import (
     choose_run_dir,
+    new_manifest,
     now_iso,
     read_model_json,
-    software_versions,
     write_model_json,
 )
 
@@ -85,32 +85,12 @@ def resumed_config(run_dir: Path, dataset: DatasetInfo, config: HistologyConfig
 def manifest(config: HistologyConfig, dataset: DatasetInfo, extra: dict[str, Any]
              ) -> dict[str, Any]:
     """model.json at the start of training (``status`` training, metrics null)."""
-    return {
-        "format": "detect-model",
-        "version": 1,
-        "status": "training",
-        "family": FAMILY,
-        "size": None,
-        "backbone": config.backbone,
-        "geometry": config.geometry,
-        "classes": ["A", "B", "E", "G"],
-        "class_mode": "histology",
-        "recipe": dataset.manifest["recipe"],
-        "imgsz": config.crop.size,
-        "crop": config.crop.to_dict(),
-        "thresholds": {},
-        "dataset": {
-            "path": str(dataset.root.resolve()),
-            "fingerprint": dataset.fingerprint,
-            "splits": dataset.splits,
-            "class_mode": dataset.class_mode,
-        },
-        "metrics": None,
-        "versions": software_versions(),
-        "weights": {"best": "weights/best.pt", "last": "weights/last.pt"},
-        "args": {**config_args(config), **extra},
-        "created": now_iso(),
-    }
+    return new_manifest(
+        FAMILY, dataset, backbone=config.backbone, classes=["A", "B", "E", "G"],
+        class_mode="histology", imgsz=config.crop.size, thresholds={},
+        args={**config_args(config), **extra},
+        extra={"geometry": config.geometry, "crop": config.crop.to_dict()},
+    )
 
 
 def start(run_dir: Path, config: HistologyConfig, dataset: DatasetInfo,

@@ -23,11 +23,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detect import __version__
 from detect.errors import ConfigError, RunFolderError
 from detect.recipe import ChannelRecipe
+
+if TYPE_CHECKING:
+    from detect.dataset import DatasetInfo
 
 MODEL_FORMAT = "detect-model"
 MODEL_VERSION = 1
@@ -275,6 +278,52 @@ def software_versions() -> dict[str, str]:
 def now_iso() -> str:
     """Current UTC time, ISO 8601, seconds."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def new_manifest(
+    family: str,
+    dataset: DatasetInfo,
+    *,
+    imgsz: int,
+    thresholds: Mapping[str, float],
+    args: Mapping[str, Any],
+    size: str | None = None,
+    backbone: str | None = None,
+    classes: Sequence[str] | None = None,
+    class_mode: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """model.json at the start of training (``status`` training, metrics null), for every
+    family. ``classes`` and ``class_mode`` default to the dataset's (the histology head
+    predicts letters whatever the detector dataset's mode, and then the dataset's own mode
+    is kept under ``dataset``); ``extra`` adds family keys."""
+    source = {
+        "path": str(dataset.root.resolve()),
+        "fingerprint": dataset.fingerprint,
+        "splits": dataset.splits,
+    }
+    if class_mode is not None:
+        source["class_mode"] = dataset.class_mode
+    return {
+        "format": MODEL_FORMAT,
+        "version": MODEL_VERSION,
+        "status": "training",
+        "family": family,
+        "size": size,
+        "backbone": backbone,
+        "classes": list(dataset.classes if classes is None else classes),
+        "class_mode": dataset.class_mode if class_mode is None else class_mode,
+        "recipe": dataset.manifest["recipe"],
+        "imgsz": imgsz,
+        "thresholds": dict(thresholds),
+        "dataset": source,
+        "metrics": None,
+        "versions": software_versions(),
+        "weights": {"best": "weights/best.pt", "last": "weights/last.pt"},
+        "args": dict(args),
+        "created": now_iso(),
+        **(extra or {}),
+    }
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

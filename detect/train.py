@@ -50,9 +50,9 @@ from detect.models.detector import check_device_spec
 from detect.runs import (
     best_epoch,
     choose_run_dir,
+    new_manifest,
     now_iso,
     read_model_json,
-    software_versions,
     write_metrics_csv,
     write_model_json,
 )
@@ -196,34 +196,6 @@ def _run_dir(config: TrainConfig) -> Path:
     return choose_run_dir(config.project, config.model, config.name, config.resume)
 
 
-def _manifest(
-    config: TrainConfig, dataset: DatasetInfo, imgsz: int, args: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "format": "detect-model",
-        "version": 1,
-        "status": "training",
-        "family": config.model,
-        "size": config.size,
-        "backbone": None,
-        "classes": dataset.classes,
-        "class_mode": dataset.class_mode,
-        "recipe": dataset.manifest["recipe"],
-        "imgsz": imgsz,
-        "thresholds": {"conf": 0.25, "iou": 0.7},
-        "dataset": {
-            "path": str(dataset.root.resolve()),
-            "fingerprint": dataset.fingerprint,
-            "splits": dataset.splits,
-        },
-        "metrics": None,
-        "versions": software_versions(),
-        "weights": {"best": "weights/best.pt", "last": "weights/last.pt"},
-        "args": args,
-        "created": now_iso(),
-    }
-
-
 def _config_args(config: TrainConfig) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
 
@@ -285,9 +257,12 @@ def _train_yolo(config: TrainConfig, on_epoch: EpochProgress | None) -> TrainRes
     hook = _epoch_hook(run_dir, yolo.read_results, on_epoch)
     if previous is None:
         spec = _yolo_spec(config, dataset, run_dir, data_yaml, device)
-        manifest = _manifest(config, dataset, spec.imgsz, {
-            **_config_args(config), "device_resolved": device, "sampling": sampling,
-            "ultralytics": spec.train_args()})
+        manifest = new_manifest(
+            config.model, dataset, size=config.size, imgsz=spec.imgsz,
+            thresholds={"conf": 0.25, "iou": 0.7},
+            args={**_config_args(config), "device_resolved": device, "sampling": sampling,
+                  "ultralytics": spec.train_args()},
+        )
         write_model_json(run_dir, manifest)
         yolo.train_yolo(model, spec, hook)
     else:

@@ -5,17 +5,14 @@ ONNX Runtime, and bad inputs through the CLI. Tiny: the session's 64 px YOLO run
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from test_yolo_support import NetGuard, write_ct_series
+from test_yolo_support import NetGuard, run_fresh_python, write_ct_series
 from typer.testing import CliRunner
 
 from detect.cli import app
@@ -303,10 +300,7 @@ def test_ultralytics_never_pip_installs(tmp_path):
         "from ultralytics.utils.checks import check_requirements\n"
         "print(AUTOINSTALL, check_requirements(['onnxslim>=99']))\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("YOLO_")}
-    env["XDG_CONFIG_HOME"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, timeout=120)
+    done = run_fresh_python(script, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False False"
 

@@ -25,6 +25,7 @@ from detect.frcnn_data import (
 from detect.frcnn_engine import FINAL_LR_FACTOR, WARMUP_FACTOR, warmup_cosine
 from detect.models.faster_rcnn import (
     CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
     FasterRCNNDetector,
     build_model,
     load_pretrained,
@@ -185,18 +186,35 @@ def test_default_backbone_has_small_anchors_that_fit_its_head():
     assert model.roi_heads.box_predictor.cls_score.out_features == 5
 
 
-def test_torchvision_coco_layout_checkpoint_loads_except_the_class_head(tmp_path: Path):
+def test_torchvision_coco_checkpoint_loads_except_the_class_head(tmp_path: Path):
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
+
+    coco = fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=91)
+    path = tmp_path / "coco.pth"
+    torch.save(coco.state_dict(), path)
+    model = build_model("resnet50_fpn_v2", num_classes=5, imgsz=64)
+    counts = load_pretrained(model, path)
+    assert counts["skipped_shape"] == 4  # cls_score and bbox_pred, weight and bias
+    assert counts["loaded"] == len(coco.state_dict()) - 4
+    name = "backbone.body.layer1.0.conv1.weight"
+    assert torch.equal(model.state_dict()[name], coco.state_dict()[name])
+
+
+def test_torchvision_mobilenet_checkpoint_loads_its_body(tmp_path: Path):
     from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
 
     coco = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=91)
     path = tmp_path / "coco.pth"
     torch.save(coco.state_dict(), path)
     model = build_model("mobilenet_v3_large_fpn", num_classes=5, imgsz=64)
-    counts = load_pretrained(model, path)
-    assert counts["skipped_shape"] == 4  # cls_score and bbox_pred, weight and bias
-    assert counts["loaded"] == len(coco.state_dict()) - 4
-    name = "backbone.body.0.0.weight"
-    assert torch.equal(model.state_dict()[name], coco.state_dict()[name])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    load_pretrained(model, path)
+    after, source = model.state_dict(), coco.state_dict()
+    body = [k for k in source if k.startswith("backbone.body.")]
+    assert body and all(torch.equal(after[k], source[k]) for k in body)
+    # Our FPN reads stride-8 and -16 stages too: its first inner layer has another width.
+    inner = "backbone.fpn.inner_blocks.0.0.weight"
+    assert after[inner].shape != source[inner].shape and torch.equal(after[inner], before[inner])
 
 
 class _NotATensor:
@@ -225,8 +243,9 @@ def test_detector_adapter_predicts_on_arrays(tmp_path: Path):
     torch.manual_seed(0)
     model = build_model("mobilenet_v3_large_fpn", num_classes=5, imgsz=64)
     path = tmp_path / "best.pt"
-    torch.save({"format": CHECKPOINT_FORMAT, "version": 1, "kind": "best",
-                "classes": ["A", "B", "E", "G"], "model": model.state_dict()}, path)
+    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "best",
+               "classes": ["A", "B", "E", "G"], "model": model.state_dict()}
+    torch.save(payload, path)
     detector = FasterRCNNDetector.load(path, classes=("A", "B", "E", "G"), imgsz=64, iou=0.5,
                                        backbone="mobilenet_v3_large_fpn", device="cpu")
     assert detector.classes == ("A", "B", "E", "G") and detector.device == "cpu"
@@ -245,3 +264,22 @@ def test_detector_adapter_predicts_on_arrays(tmp_path: Path):
     with pytest.raises(RunFolderError, match="does not fit"):
         FasterRCNNDetector.load(path, classes=("A", "B", "E", "G"), imgsz=64, iou=0.5,
                                 backbone="resnet50_fpn_v2", device="cpu")
+    torch.save(payload | {"version": CHECKPOINT_VERSION - 1}, path)  # other anchors: refused
+    with pytest.raises(RunFolderError, match=r"version 1 Faster R-CNN checkpoint.*retrain"):
+        FasterRCNNDetector.load(path, classes=("A", "B", "E", "G"), imgsz=64, iou=0.5,
+                                backbone="mobilenet_v3_large_fpn", device="cpu")
+
+
+def test_anchors_scale_with_imgsz_and_both_backbones_see_stride_8():
+    from detect.models.faster_rcnn import anchor_sizes
+
+    assert anchor_sizes(512) == (16, 32, 64, 128, 256)
+    assert anchor_sizes(256) == (8, 16, 32, 64, 128)
+    assert anchor_sizes(64) == (4, 4, 8, 16, 32)
+    for backbone, finest in (("resnet50_fpn_v2", 4), ("mobilenet_v3_large_fpn", 8)):
+        model = build_model(backbone, num_classes=2, imgsz=128).eval()
+        with torch.no_grad():
+            features = model.backbone(torch.zeros(1, 3, 128, 128))
+        assert 128 // max(f.shape[-1] for f in features.values()) == finest, backbone
+        assert len(model.rpn.anchor_generator.sizes) == len(features)
+        assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 128

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_yolo_support import make_tiny_dataset
+from test_yolo_support import make_tiny_dataset, run_fresh_python
 from typer.testing import CliRunner
 
 from detect.cli import app
@@ -67,7 +68,6 @@ def test_train_with_broken_torch_fails_before_any_work(monkeypatch, tmp_path):
 
 
 def test_ultralytics_runs_from_detects_own_offline_config(tiny_run, yolo_env):
-    import os
 
     from ultralytics import settings
     from ultralytics.utils import USER_CONFIG_DIR
@@ -165,3 +165,18 @@ def test_default_training_size_is_the_dataset_size_on_the_stride(tmp_path):
     sizes = {96: 96, 100: 128, 512: 512, 20: 32}
     for native, expected in sizes.items():
         assert default_imgsz(DatasetInfo(tmp_path, {"image_size": native})) == expected
+
+
+def test_shared_yolo_decoding_sets_offline_switches_before_importing_ultralytics(tmp_path: Path):
+    # An exported YOLO (ONNX / TorchScript) may be the first YOLO code a process runs.
+    code = (
+        "import os, sys, numpy as np\n"
+        "from detect.models.yolo.decode import letterboxed\n"
+        "assert 'ultralytics' not in sys.modules\n"
+        "batch = letterboxed([np.zeros((40, 30, 3), np.uint8)], 64, 32)\n"
+        "print(batch.shape, os.environ.get('YOLO_OFFLINE'), os.environ.get('YOLO_AUTOINSTALL'))\n"
+    )
+    done = run_fresh_python(code, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["1", "false"]
+    assert "(1, 64, 64, 3)" in done.stdout

@@ -12,7 +12,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,15 @@ from detect.recipe import DEFAULT_RECIPE, ChannelRecipe
 CLASSES = ("A", "B", "E", "G")
 SPLIT_SIZES = {"train": 8, "val": 4, "test": 4}
 SQUARE = 16  # px side of the bright "tumour" in the tiny images
+
+
+def run_fresh_python(code: str, config_home: Path) -> subprocess.CompletedProcess[str]:
+    """``code`` in a new interpreter with no ``YOLO_*`` variables and its config home in
+    ``config_home`` (ultralytics reads its environment once, at import)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YOLO_")}
+    env["XDG_CONFIG_HOME"] = str(config_home)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
 
 
 def _square_at(index: int, size: int) -> tuple[int, int]:

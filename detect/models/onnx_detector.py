@@ -4,9 +4,10 @@
 beside it) runs here, through ONNX Runtime, with the pre- and post-processing of the
 PyTorch path itself, not a copy of it:
 
-- YOLO: :func:`detect.models.yolo.letterboxed` + :func:`~detect.models.yolo.model_input`
-  (ultralytics' letterbox to ``imgsz``, pad 114, /255), the graph (dynamic batch and size),
-  then :func:`~detect.models.yolo.decode_output` (ultralytics' NMS with the class scores
+- YOLO: :func:`detect.models.yolo.decode.letterboxed` +
+  :func:`~detect.models.yolo.decode.model_input` (ultralytics' letterbox to ``imgsz``, pad
+  114, /255), the graph (dynamic batch and size), then
+  :func:`~detect.models.yolo.decode.decode_output` (ultralytics' NMS with the class scores
   carried through, boxes scaled back to the image).
 - Faster R-CNN: the graph holds torchvision's own transform (resize to ``imgsz``, ImageNet
   normalisation), RPN, box head and NMS; it takes one float [3, H, W] image in [0, 1]
@@ -31,7 +32,7 @@ import torch
 from detect.errors import EnvironmentProblem, RunFolderError
 from detect.models.detector import Detections, Detector, torch_device
 from detect.models.exported import export_record
-from detect.models.yolo import YoloDecoding, letterboxed, model_input
+from detect.models.yolo.decode import YoloDecoding, letterboxed, model_input
 from detect.runs import ModelInfo
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,10 @@
 ``torch.jit.load`` (no ultralytics or torchvision Python code needed to hold the model),
 with the pre- and post-processing of the PyTorch path itself:
 
-- YOLO (traced by ultralytics' exporter at ``imgsz``): :func:`detect.models.yolo.letterboxed`,
-  :func:`~detect.models.yolo.model_input`, :func:`~detect.models.yolo.decode_output`.
+- YOLO (traced by ultralytics' exporter at ``imgsz``):
+  :func:`detect.models.yolo.decode.letterboxed`,
+  :func:`~detect.models.yolo.decode.model_input`,
+  :func:`~detect.models.yolo.decode.decode_output`.
 - Faster R-CNN (``torch.jit.script``): a list of float [3, H, W] images in [0, 1]
   (:func:`detect.models.faster_rcnn.images_to_tensors`); a scripted torchvision detector
   returns ``(losses, detections)``, and the detections go through
@@ -27,7 +29,7 @@ import torch
 from detect.errors import RunFolderError
 from detect.models.detector import Detections, Detector, torch_device
 from detect.models.exported import export_record
-from detect.models.yolo import YoloDecoding, letterboxed, model_input
+from detect.models.yolo.decode import YoloDecoding, letterboxed, model_input
 from detect.runs import ModelInfo
 
 

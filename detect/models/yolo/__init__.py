@@ -1,19 +1,10 @@
-"""YOLOv8 / YOLO11 through ultralytics' public API: the only module that imports it.
+"""YOLOv8 / YOLO11 through ultralytics' public API: training, loading, export.
 
-Offline by construction (nothing downloads at run time):
+This package is the only importer of ultralytics. :mod:`detect.models.yolo.env` makes it
+offline before its first import (no online checks, no pip installs, no font fetch,
+integrations off); :mod:`detect.models.yolo.decode` holds the letterbox and NMS that every
+YOLO runtime (PyTorch, ONNX, TorchScript) shares. Nothing downloads at run time:
 
-- Before ultralytics is first imported, :func:`prepare_ultralytics` sets its documented
-  environment switches unless the user set them: ``YOLO_OFFLINE=1`` (no online check, no
-  pip-update check, no analytics), ``YOLO_AUTOINSTALL=false`` (ultralytics' requirement
-  checks, e.g. in its exporter, never pip-install) and
-  ``YOLO_CONFIG_DIR=<config home>/detect``, so detect
-  keeps its own ultralytics settings file (integrations such as MLflow/Comet/ClearML off,
-  ``sync`` off, set through ``ultralytics.settings.update``) and never edits the user's.
-  Set ``YOLO_CONFIG_DIR`` yourself to train with your own ultralytics settings.
-- Fonts: ultralytics' dataset check looks for ``Arial.ttf`` in its config dir and sends a
-  request to fetch it when absent, even with ``plots=False``. In detect's own config dir we
-  put matplotlib's bundled DejaVu Sans there under that name (plots stay off; the file only
-  satisfies the check).
 - Models are built from the architecture YAML (``yolov8n.yaml``) when no ``--weights`` is
   given, and ``pretrained=False``.
 - AMP: ultralytics' fp16 AMP check fetches ``yolo26n.pt``. ``amp="auto"`` therefore uses
@@ -32,9 +23,7 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import shutil
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,22 +38,16 @@ require_working_torch()
 import torch  # noqa: E402  (after the check, so a broken pair fails with one line)
 
 from detect.errors import ConfigError, RunFolderError  # noqa: E402
-from detect.models.detector import Detections, torch_device  # noqa: E402
+from detect.models.detector import torch_device  # noqa: E402
+from detect.models.yolo.decode import YoloDecoding, letterboxed, model_input  # noqa: E402
+from detect.models.yolo.env import prepare_ultralytics  # noqa: E402
+
+__all__ = ["YoloDetector", "YoloTrainSpec", "export_yolo", "prepare_ultralytics"]
 
 log = logging.getLogger(__name__)
 
 FAMILIES = ("yolov8", "yolo11")
 SIZES = ("n", "s", "m", "l", "x")
-_OFF_SETTINGS = {
-    "sync": False,
-    "clearml": False,
-    "comet": False,
-    "dvc": False,
-    "mlflow": False,
-    "raytune": False,
-    "tensorboard": False,
-    "wandb": False,
-}
 _RESULTS_COLUMNS = {
     "epoch": "epoch",
     "time": "time_s",
@@ -80,39 +63,6 @@ _RESULTS_COLUMNS = {
     "val/dfl_loss": "val_dfl_loss",
 }
 EpochCallback = Callable[[int, int], None]
-
-
-def detect_config_home() -> Path:
-    """``$XDG_CONFIG_HOME/detect`` (``~/.config/detect``): detect's ultralytics config dir."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "detect"
-
-
-def prepare_ultralytics() -> None:
-    """Make ultralytics offline and quiet before first use (idempotent; see module doc)."""
-    if "ultralytics" not in sys.modules:
-        os.environ.setdefault("YOLO_OFFLINE", "1")
-        os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install at run time
-        os.environ.setdefault("YOLO_CONFIG_DIR", str(detect_config_home()))
-    from ultralytics import settings
-    from ultralytics.utils import USER_CONFIG_DIR
-
-    config_dir = Path(USER_CONFIG_DIR)
-    if config_dir.parent.resolve() != detect_config_home().resolve():
-        log.info("ultralytics uses the settings in %s (YOLO_CONFIG_DIR)", config_dir)
-        return
-    changed = {k: v for k, v in _OFF_SETTINGS.items() if settings.get(k) != v}
-    if changed:
-        settings.update(changed)
-    font = config_dir / "Arial.ttf"
-    if not font.is_file():
-        import matplotlib
-
-        source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-        try:
-            shutil.copyfile(source, font)
-        except OSError as exc:  # a missing font only costs ultralytics one failed request
-            log.info("could not place a local font for ultralytics (%s)", exc)
 
 
 def architecture_yaml(family: str, size: str) -> str:
@@ -271,87 +221,6 @@ def read_results(run_dir: Path) -> list[dict[str, Any]]:
                     row[target] = int(float(value)) if target == "epoch" else float(value)
             rows.append(row)
     return rows
-
-
-def letterboxed(images: Sequence[np.ndarray], imgsz: int, stride: int) -> np.ndarray:
-    """H × W × 3 uint8 images → (B, imgsz, imgsz, 3) uint8: ultralytics' own ``LetterBox``
-    (aspect kept, centred, pad 114), as its predictor does. Shared by every YOLO runtime
-    (PyTorch, ONNX, TorchScript) so they all see the same pixels."""
-    from ultralytics.data.augment import LetterBox
-
-    letterbox = LetterBox(new_shape=(imgsz, imgsz), auto=False, stride=stride)
-    return np.stack([np.asarray(letterbox(image=np.ascontiguousarray(im))) for im in images])
-
-
-def model_input(batch: np.ndarray, device: str) -> torch.Tensor:
-    """(B, H, W, 3) uint8 → (B, 3, H, W) float32 in [0, 1] on ``device``."""
-    return torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def decode_output(
-    raw: torch.Tensor,
-    images: Sequence[np.ndarray],
-    input_hw: tuple[int, int],
-    *,
-    nc: int,
-    conf: float,
-    iou: float,
-) -> list[Detections]:
-    """The YOLO head output (B, 4 + nc, anchors) → :class:`Detections` per image, in the
-    images' own px: ultralytics' ``non_max_suppression`` with the class scores carried
-    through, then ``scale_boxes`` out of the letterbox.
-
-    Raises:
-        RunFolderError: the output is not a YOLOv8/YOLO11 detection head's.
-    """
-    from ultralytics.utils.nms import non_max_suppression
-    from ultralytics.utils.ops import scale_boxes
-
-    if raw.ndim != 3 or raw.shape[1] != 4 + nc:
-        raise RunFolderError(
-            f"unexpected YOLO output {tuple(raw.shape)} for {nc} classes (expected "
-            f"(batch, {4 + nc}, anchors)); only YOLOv8/YOLO11 detection heads are supported"
-        )
-    with_scores = torch.cat((raw, raw[:, 4 : 4 + nc]), dim=1)  # carry class scores
-    kept = non_max_suppression(with_scores, conf, iou, nc=nc, max_det=300)
-    out = []
-    for image, rows in zip(images, kept):
-        rows = rows.float().cpu()
-        boxes = np.asarray(scale_boxes(input_hw, rows[:, :4].clone().numpy(), image.shape[:2]))
-        out.append(
-            Detections(
-                xyxy=boxes.astype(np.float32).reshape(-1, 4),
-                scores=rows[:, 4].numpy().astype(np.float32),
-                classes=rows[:, 5].numpy().astype(np.int64),
-                class_scores=rows[:, 6 : 6 + nc].numpy().astype(np.float32),
-            )
-        )
-    return out
-
-
-class YoloDecoding:
-    """``predict`` for every YOLO runtime (PyTorch, ONNX, TorchScript): the subclass gives
-    :meth:`head`, the letterboxed batch through its network; decoding is shared."""
-
-    _classes: tuple[str, ...]
-    iou: float
-
-    def head(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple[int, int]]:
-        """The head output (B, 4 + nc, anchors) on CPU or device, and the input (H, W) px."""
-        raise NotImplementedError
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self._classes
-
-    @torch.inference_mode()
-    def predict(self, images: Sequence[np.ndarray], conf: float) -> list[Detections]:
-        """Detections per image (channels in recipe order), score >= conf."""
-        if not images:
-            return []
-        raw, input_hw = self.head(images)
-        return decode_output(raw, images, input_hw, nc=len(self._classes), conf=conf,
-                             iou=self.iou)
 
 
 class YoloDetector(YoloDecoding):
