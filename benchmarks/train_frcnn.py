@@ -129,8 +129,6 @@ def train_frcnn(args: argparse.Namespace, dataset_path: Path, mode: str, work: P
 def train_yolo(args: argparse.Namespace, dataset_path: Path, mode: str, work: Path
                ) -> dict[str, Any]:
     """One yolov8n run on the same dataset, scored the same way."""
-    import json as json_
-
     from detect.train import TrainConfig, train
 
     epochs = args.yolo_epochs
@@ -139,7 +137,7 @@ def train_yolo(args: argparse.Namespace, dataset_path: Path, mode: str, work: Pa
         model="yolov8", data=dataset_path, epochs=epochs, imgsz=args.imgsz, batch=16,
         device=args.device, project=work / "runs", name=mode, seed=args.seed,
         class_weighting=mode, workers=args.workers, amp="off"))
-    manifest = json_.loads(trained.model_json.read_text())
+    manifest = json.loads(trained.model_json.read_text())
     listed = manifest["args"]["sampling"].get("listed")
     per_epoch = listed or len(list((dataset_path / "images" / "train").glob("*.png")))
     return {

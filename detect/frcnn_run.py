@@ -8,7 +8,7 @@ end, the completed model.json.
 from __future__ import annotations
 
 import socket
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from detect.errors import ConfigError, DatasetError, RunFolderError
 from detect.frcnn_config import BASE_LR_PER_16, FasterRCNNConfig
 from detect.runs import (
     choose_run_dir,
+    config_args,
     new_manifest,
     now_iso,
     read_model_json,
@@ -66,11 +67,6 @@ def check_dataset(dataset: DatasetInfo) -> None:
 
 def _run_dir(config: FasterRCNNConfig) -> Path:
     return choose_run_dir(config.project, FAMILY, config.name, config.resume)
-
-
-def config_args(config: FasterRCNNConfig) -> dict[str, Any]:
-    """The config as JSON values (paths as strings)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
 
 
 def _resumed_config(run_dir: Path, dataset: DatasetInfo, config: FasterRCNNConfig

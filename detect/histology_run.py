@@ -11,7 +11,7 @@ the metrics of the best epoch, versions and every argument.
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from detect.errors import ConfigError, RunFolderError
 from detect.histology_config import FAMILY, CropSpec, HistologyConfig
 from detect.runs import (
     choose_run_dir,
+    config_args,
     new_manifest,
     now_iso,
     read_model_json,
@@ -39,14 +40,6 @@ _PATH_FIELDS = ("data", "weights", "project")
 def run_dir_for(config: HistologyConfig) -> Path:
     """A fresh ``project/histology/<name>`` (never overwritten), or the run to resume."""
     return choose_run_dir(config.project, FAMILY, config.name, config.resume)
-
-
-def config_args(config: HistologyConfig) -> dict[str, Any]:
-    """The config as JSON values (paths as strings, the crop as a dict)."""
-    out: dict[str, Any] = {}
-    for key, value in asdict(config).items():
-        out[key] = str(value) if isinstance(value, Path) else value
-    return out
 
 
 def resumed_config(run_dir: Path, dataset: DatasetInfo, config: HistologyConfig

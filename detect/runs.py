@@ -20,7 +20,7 @@ import json
 import os
 import platform
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -278,6 +278,11 @@ def software_versions() -> dict[str, str]:
 def now_iso() -> str:
     """Current UTC time, ISO 8601, seconds."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def config_args(config: Any) -> dict[str, Any]:
+    """A training config dataclass as model.json ``args``: JSON values, paths as strings."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
 
 
 def new_manifest(

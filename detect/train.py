@@ -35,7 +35,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,7 @@ from detect.models.detector import check_device_spec
 from detect.runs import (
     best_epoch,
     choose_run_dir,
+    config_args,
     new_manifest,
     now_iso,
     read_model_json,
@@ -196,10 +197,6 @@ def _run_dir(config: TrainConfig) -> Path:
     return choose_run_dir(config.project, config.model, config.name, config.resume)
 
 
-def _config_args(config: TrainConfig) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
-
-
 def _previous_manifest(run_dir: Path, dataset: DatasetInfo) -> dict[str, Any]:
     info = read_model_json(run_dir)
     if info.status == "complete":
@@ -260,7 +257,7 @@ def _train_yolo(config: TrainConfig, on_epoch: EpochProgress | None) -> TrainRes
         manifest = new_manifest(
             config.model, dataset, size=config.size, imgsz=spec.imgsz,
             thresholds={"conf": 0.25, "iou": 0.7},
-            args={**_config_args(config), "device_resolved": device, "sampling": sampling,
+            args={**config_args(config), "device_resolved": device, "sampling": sampling,
                   "ultralytics": spec.train_args()},
         )
         write_model_json(run_dir, manifest)
