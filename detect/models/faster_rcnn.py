@@ -26,7 +26,7 @@ Anchors scale with ``imgsz``: ``imgsz / 32 x (1, 2, 4, 8, 16)`` px, so 16-256 px
 number of pixels (torchvision's COCO default, 32-512 px, is too coarse for nodules). The
 resnet50 model puts one size on each FPN level P2-P6; mobilenet puts all five on each of its
 four maps, as torchvision does. The anchor count per location matches torchvision's, so its
-COCO checkpoints still load into the backbone, FPN and RPN.
+resnet50 COCO checkpoint still loads into the backbone, FPN and RPN (mobilenet: see above).
 
 Sampling is sized for CT slices, which hold one to three tumours, not COCO's dozens of
 objects: 128 ROIs per image for the box head (torchvision: 512) and 1000 / 500 RPN
