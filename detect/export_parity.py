@@ -207,11 +207,13 @@ def _class_tied(ref: Detections, i: int, exp: Detections, j: int, tol: float) ->
 
 
 def _match(ref: Detections, exp: Detections, floor: float, rules: _Rules, tally: _Tally
-           ) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """Greedy matching by score; returns the used exported rows and the unmatched
-    reference rows with what their nearest candidate was."""
+           ) -> tuple[np.ndarray, list[tuple[int, str]], list[tuple[int, int]]]:
+    """Greedy matching by score; returns the used exported rows, the unmatched reference
+    rows with what their nearest candidate was, and the matched (reference, exported)
+    row pairs."""
     used = np.zeros(len(exp), bool)
     missing = []
+    pairs = []
     for i in (int(k) for k in np.argsort(-ref.scores, kind="stable")):
         if ref.scores[i] < floor:
             continue
@@ -219,6 +221,7 @@ def _match(ref: Detections, exp: Detections, floor: float, rules: _Rules, tally:
             ~used & (exp.classes == ref.classes[i])))
         if diff <= rules.box_tol and score_diff <= rules.score_tol:
             used[j] = True
+            pairs.append((i, j))
             tally.matched += 1
             tally.box, tally.score = max(tally.box, diff), max(tally.score, score_diff)
             continue
@@ -231,7 +234,7 @@ def _match(ref: Detections, exp: Detections, floor: float, rules: _Rules, tally:
             continue
         nearest = f"{diff:.3f} px" if j >= 0 else "none of its class"
         missing.append((i, f"nearest {nearest}, score diff {score_diff:.2e}"))
-    return used, missing
+    return used, missing, pairs
 
 
 def _compare_image(index: int, ref: Detections, exp: Detections, rules: _Rules,
@@ -240,7 +243,7 @@ def _compare_image(index: int, ref: Detections, exp: Detections, rules: _Rules,
     required = floor + rules.score_tol
     tally.reference += int((ref.scores >= floor).sum())
     tally.exported += int((exp.scores >= floor).sum())
-    used, missing = _match(ref, exp, floor, rules, tally)
+    used, missing, _ = _match(ref, exp, floor, rules, tally)
     failures = []
     for i, nearest in missing:
         if ref.scores[i] < required:
@@ -289,6 +292,21 @@ def compare_detections(
         max_score_diff=tally.score, conf=conf, box_tol_px=box_tol_px, score_tol=score_tol,
         failures=tuple(failures),
     )
+
+
+def matched_pairs(
+    reference: Detections,
+    exported: Detections,
+    *,
+    conf: float = PARITY_CONF,
+    box_tol_px: float = BOX_TOL_PX,
+    score_tol: float = SCORE_TOL,
+) -> list[tuple[int, int]]:
+    """The (reference row, exported row) pairs of one image that the parity rules match:
+    same class, corners within ``box_tol_px``, scores within ``score_tol``. Pairs by box,
+    never by list position, so equal scores in another order pair the same way."""
+    rules = _Rules(conf, len(reference) + len(exported) + 1, box_tol_px, score_tol, None)
+    return _match(reference, exported, conf, rules, _Tally())[2]
 
 
 def compare_heads(
