@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the cohort here")
     args = parser.parse_args(argv)
-    from detect.synth import SynthConfig, synthesize
+    from detect.synth.cohort import SynthConfig, synthesize
 
     work = Path(tempfile.mkdtemp(prefix="bench-convert-"))
     cohort = args.keep or work / "cohort"

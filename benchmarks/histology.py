@@ -73,7 +73,7 @@ def make_datasets(args: argparse.Namespace, work: Path) -> dict[str, Path]:
     """The cohort, converted with --classes histology and tumor (same seed, same split)."""
     from detect.config import ConvertConfig, parse_fractions
     from detect.convert import convert
-    from detect.synth import SynthConfig, synthesize
+    from detect.synth.cohort import SynthConfig, synthesize
 
     cohort = work / "cohort"
     if not (cohort / "Annotation").is_dir():
@@ -97,7 +97,7 @@ def make_datasets(args: argparse.Namespace, work: Path) -> dict[str, Path]:
 def train_all(args: argparse.Namespace, data: dict[str, Path], work: Path
               ) -> dict[str, dict[str, Any]]:
     """Train the two detectors and the head (kept with --keep: finished runs are reused)."""
-    from detect.train import TrainConfig, train
+    from detect.train.dispatch import TrainConfig, train
 
     jobs = {
         "yolo4": TrainConfig(model="yolov8", data=data["histology"], epochs=args.epochs,
@@ -125,8 +125,8 @@ def train_all(args: argparse.Namespace, data: dict[str, Path], work: Path
 def gt_with_head(dataset: Any, head_run: Path, device: str) -> list[Any]:
     """Ground-truth boxes of the test split (score 1) with the head's probabilities."""
     from detect.boxes import coco_to_xyxy
-    from detect.histology_data import read_rgb
-    from detect.histology_predict import load_head, with_head
+    from detect.train.histology.data import read_rgb
+    from detect.predict.histology import load_head, with_head
     from detect.predictions import Prediction
 
     head = load_head(head_run, device)
@@ -164,8 +164,8 @@ def _row(result: Any, source: str) -> dict[str, Any]:
 def score_all(args: argparse.Namespace, data: dict[str, Path], runs: dict[str, dict[str, Any]]
               ) -> dict[str, dict[str, Any]]:
     from detect.dataset import load_dataset
-    from detect.evaluate import evaluate_predictions
-    from detect.predict import predict_split
+    from detect.eval.evaluate import evaluate_predictions
+    from detect.predict.run import predict_split
 
     histology, tumor = load_dataset(data["histology"]), load_dataset(data["tumor"])
     head = runs["head"]["run"]

@@ -7,7 +7,7 @@ same run, each best of ``--repeats``:
 
 - ``cli``: ``detect predict`` in a fresh process (start-up, model load, header scan,
   decode, render, inference, writers), per ``--workers`` value;
-- ``library``: ``detect.predict.predict`` in this process (model already imported);
+- ``library``: ``detect.predict.run.predict`` in this process (model already imported);
 - ``inference``: the detector alone on pre-rendered slices (the floor for the device).
 
 On CPU, and on CUDA too when there is one. Prints a table, writes
@@ -39,8 +39,8 @@ def tiny_run(work: Path, imgsz: int) -> Path:
     """A yolov8n trained one epoch at ``imgsz`` on a 4-patient phantom (speed only)."""
     from detect.config import ConvertConfig
     from detect.convert import convert
-    from detect.synth import SynthConfig, synthesize
-    from detect.train import TrainConfig, train
+    from detect.synth.cohort import SynthConfig, synthesize
+    from detect.train.dispatch import TrainConfig, train
 
     cohort = synthesize(work / "train-cohort", SynthConfig(
         patients=4, slices=12, size=imgsz, seed=0, letter_mix={"A": 3, "B": 1}, fused=False))
@@ -52,7 +52,7 @@ def tiny_run(work: Path, imgsz: int) -> Path:
 
 
 def series(work: Path, slices: int, size: int) -> Path:
-    from detect.synth import SynthConfig, synthesize
+    from detect.synth.cohort import SynthConfig, synthesize
 
     cohort = synthesize(work / "cohort", SynthConfig(
         patients=1, slices=slices, size=size, seed=0, fused=False, compression="none"))
@@ -72,7 +72,7 @@ def cli_seconds(source: Path, weights: Path, out: Path, workers: int, batch: int
 
 def library_seconds(source: Path, weights: Path, out: Path, workers: int, batch: int,
                     device: str) -> float:
-    from detect.predict import PredictConfig, predict
+    from detect.predict.run import PredictConfig, predict
 
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
@@ -83,7 +83,7 @@ def library_seconds(source: Path, weights: Path, out: Path, workers: int, batch:
 
 def inference_seconds(source: Path, weights: Path, batch: int, device: str) -> float:
     from detect.models.detector import load_detector
-    from detect.predict_sources import render_job, scan_sources, slice_jobs
+    from detect.predict.sources import render_job, scan_sources, slice_jobs
     from detect.runs import resolve_weights
 
     info, path = resolve_weights(weights)

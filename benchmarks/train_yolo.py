@@ -51,7 +51,7 @@ YOLO(arch).train(data=data, project=project, name="direct", exist_ok=True, epoch
 def make_dataset(args: argparse.Namespace, work: Path) -> Path:
     from detect.config import ConvertConfig
     from detect.convert import convert
-    from detect.synth import SynthConfig, synthesize
+    from detect.synth.cohort import SynthConfig, synthesize
 
     cohort = args.keep or work / "cohort"
     if not (cohort / "Annotation").is_dir():
@@ -71,8 +71,8 @@ def timed(command: list[str]) -> float:
 
 def score(run: Path, data: Path, device: str) -> dict[str, Any]:
     from detect.dataset import load_dataset
-    from detect.evaluate import evaluate_predictions
-    from detect.predict import predict_split
+    from detect.eval.evaluate import evaluate_predictions
+    from detect.predict.run import predict_split
 
     dataset = load_dataset(data)
     predictions = predict_split(run, dataset, "test", device=device)

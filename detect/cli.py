@@ -123,7 +123,7 @@ def synth(
 
     Example: detect synth phantom --patients 12 --slices 40
     """
-    from detect.synth import SynthConfig, synthesize
+    from detect.synth.cohort import SynthConfig, synthesize
 
     with user_errors():
         config = SynthConfig(
@@ -258,7 +258,7 @@ def eval_command(
 
     Example: detect eval --predictions preds.json --data dataset --split test --out eval
     """
-    from detect.evaluate import EvalConfig, run_eval
+    from detect.eval.evaluate import EvalConfig, run_eval
 
     with user_errors():
         config = EvalConfig(
@@ -345,7 +345,7 @@ def train_command(
     (or: detect train --model fasterrcnn --data dataset --batch 8 --device 0,1;
     the histology head on tumour crops: detect train --model histology --data dataset)
     """
-    from detect.train import TrainConfig, train
+    from detect.train.dispatch import TrainConfig, train
 
     with user_errors():
         config = TrainConfig(
@@ -421,7 +421,7 @@ def predict_command(
 
     Example: detect predict scans/ --weights runs/yolov8/train --save json,voc,png
     """
-    from detect.predict import PredictConfig, parse_save, predict
+    from detect.predict.run import PredictConfig, parse_save, predict
 
     with user_errors():
         config = PredictConfig(
@@ -472,7 +472,7 @@ def export_command(
     Example: detect export --weights runs/yolov8/train --format onnx --out export-onnx
     (then: detect predict scans/ --weights export-onnx/model.onnx)
     """
-    from detect.export import ExportConfig, export_model
+    from detect.export.run import ExportConfig, export_model
 
     with user_errors():
         result = export_model(ExportConfig(weights=weights, format=fmt, out=out_dir))

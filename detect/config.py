@@ -124,6 +124,6 @@ class ConvertConfig:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        from detect.annotations import HISTOLOGY_LETTERS
+        from detect.io.voc import HISTOLOGY_LETTERS
 
         return HISTOLOGY_LETTERS if self.class_mode == "histology" else ("tumor",)

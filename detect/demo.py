@@ -72,10 +72,10 @@ def run_demo(config: DemoConfig, stage: Stage | None = None,
     from detect.config import ConvertConfig
     from detect.convert import convert
     from detect.dataset import load_dataset
-    from detect.evaluate import EvalConfig, run_eval
-    from detect.predict import PredictConfig, predict
-    from detect.synth import SynthConfig, synthesize
-    from detect.train import TrainConfig, train
+    from detect.eval.evaluate import EvalConfig, run_eval
+    from detect.predict.run import PredictConfig, predict
+    from detect.synth.cohort import SynthConfig, synthesize
+    from detect.train.dispatch import TrainConfig, train
 
     say = stage or (lambda text: log.info(text))
     seconds: dict[str, float] = {}

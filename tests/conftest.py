@@ -13,7 +13,7 @@ REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "lung-p
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory: pytest.TempPathFactory):
     """8 phantom patients, 16 slices of 96 px, with fused and PET series (read-only!)."""
-    from detect.synth import SynthConfig, synthesize
+    from detect.synth.cohort import SynthConfig, synthesize
 
     out = tmp_path_factory.mktemp("cohort")
     return synthesize(

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from detect.annotations import (
+from detect.io.voc import (
     VocObject,
     normalise_label,
     parse_voc,

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from conftest import REALDATA
 
-from detect.annotations import parse_voc
+from detect.io.voc import parse_voc
 from detect.boxes import clip_xyxy, coco_to_xyxy, yolo_to_xyxy
 from detect.config import ConvertConfig, Shard
 from detect.convert import convert
 from detect.dataset import load_dataset
-from detect.dicom import read_hu
+from detect.io.dicom import read_hu
 from detect.recipe import parse_channels
 
 IMAGE_KEYS = {
@@ -222,7 +222,7 @@ def test_25d_channels_are_the_neighbouring_slices(cohort, tmp_path):
 
 
 def test_negatives_and_tumor_classes(tmp_path):
-    from detect.synth import SynthConfig, synthesize
+    from detect.synth.cohort import SynthConfig, synthesize
 
     cohort = synthesize(
         tmp_path / "c", SynthConfig(patients=4, slices=40, size=64, seed=1, fused=False)

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
-from detect.annotations import VocObject, patient_letter, short_patient_id, voc_xml_bytes
+from detect.io.voc import VocObject, patient_letter, short_patient_id, voc_xml_bytes
 from detect.cli import app
 from detect.config import ConvertConfig
 from detect.convert import convert
@@ -185,7 +185,7 @@ def test_convert_does_not_import_torch():
     import sys
 
     code = (
-        "import sys, detect.cli, detect.convert, detect.synth; "
+        "import sys, detect.cli, detect.convert, detect.synth.cohort; "
         "print(sorted(m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -193,7 +193,7 @@ def test_convert_does_not_import_torch():
 
 
 def test_uid_named_layout_converts_the_same(tmp_path):
-    from detect.synth import SynthConfig, synthesize
+    from detect.synth.cohort import SynthConfig, synthesize
 
     results = {}
     for layout in ("tcia", "uid"):

@@ -6,7 +6,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
-from detect.dicom import NotDicomError, read_header, read_hu, sort_slices
+from detect.io.dicom import NotDicomError, read_header, read_hu, sort_slices
 from detect.errors import DicomError
 
 

@@ -1,4 +1,4 @@
-"""detect.evaluate: the public API end to end on tiny hand-made datasets."""
+"""detect.eval.evaluate: the public API end to end on tiny hand-made datasets."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from detect.boxes import iou
 from detect.cli import app
 from detect.errors import ConfigError, RunFolderError
-from detect.eval_froc import FROC_RATES
-from detect.evaluate import (
+from detect.eval.froc import FROC_RATES
+from detect.eval.evaluate import (
     EvalConfig,
     check_leakage,
     evaluate_predictions,
@@ -203,7 +203,7 @@ def test_cli_eval_weights_refuses_leakage_before_predicting(tmp_path):
 def test_end_to_end_on_the_converted_phantom(request):
     from detect.dataset import load_dataset
 
-    pytest.importorskip("detect.synth", reason="the phantom generator is not written yet")
+    pytest.importorskip("detect.synth.cohort", reason="the phantom generator is not written yet")
     info = load_dataset(request.getfixturevalue("dataset"))
     split = next(s for s in ("test", "val", "train") if info.load_coco(s)["annotations"])
     result = evaluate_predictions(info, split, gt_as_predictions(info, split), bootstrap=10)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_evaluate_support import Slice, write_dataset
 
-from detect.eval_coco import (
+from detect.eval.coco import (
     IOU_50_95,
     ap_tables,
     coco_gt,
@@ -16,8 +16,8 @@ from detect.eval_coco import (
     mean_ap,
     per_class_ap,
 )
-from detect.eval_data import assign_predictions, load_truth
-from detect.evaluate import evaluate_predictions
+from detect.eval.truth import assign_predictions, load_truth
+from detect.eval.evaluate import evaluate_predictions
 from detect.predictions import Prediction
 
 LETTERS = "ABEG"

@@ -6,8 +6,8 @@ import pytest
 from test_evaluate_support import Slice, prediction, write_dataset
 
 from detect.boxes import iou
-from detect.eval_froc import FROC_RATES
-from detect.evaluate import evaluate_predictions
+from detect.eval.froc import FROC_RATES
+from detect.eval.evaluate import evaluate_predictions
 
 L1, L2, L3, L4 = (10, 10, 20, 20), (30, 30, 40, 40), (10, 10, 20, 20), (40, 40, 50, 50)
 # 2 scans (one series per patient), 4 lesions; slice 5 has no lesion.

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from test_evaluate_support import Slice, prediction, write_dataset
 
-from detect.eval_histology import roc_auc
-from detect.evaluate import evaluate_predictions
+from detect.eval.histology import roc_auc
+from detect.eval.evaluate import evaluate_predictions
 
 BOX = (10.0, 10.0, 30.0, 30.0)
 # truth (patient letter) -> what the detector's label says

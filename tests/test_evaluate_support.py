@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detect.annotations import patient_letter
+from detect.io.voc import patient_letter
 from detect.boxes import XYXY, area, xyxy_to_coco
 from detect.dataset import DatasetInfo, load_dataset
 from detect.predictions import Prediction

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from detect.cli import app
 from detect.errors import ExportError
-from detect.export import ExportConfig, ExportResult, export_model
-from detect.export_parity import BOX_TOL_PX, SCORE_TOL, compare_detections, matched_pairs
+from detect.export.run import ExportConfig, ExportResult, export_model
+from detect.export.parity import BOX_TOL_PX, SCORE_TOL, compare_detections, matched_pairs
 from detect.models.detector import Detections
-from detect.models.exported import file_sha256
-from detect.predict import PredictConfig, predict
+from detect.models.runtime.record import file_sha256
+from detect.predict.run import PredictConfig, predict
 from detect.predictions import Prediction, read_predictions
 
 runner = CliRunner()
@@ -32,8 +32,8 @@ CASES = [("yolov8", "onnx"), ("yolov8", "torchscript"), ("fasterrcnn", "onnx"),
 @pytest.fixture(scope="module")
 def frcnn_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A mobilenet Faster R-CNN, one training step at 64 px (untrained scores ~0.2)."""
-    from detect.frcnn_config import FasterRCNNConfig
-    from detect.frcnn_train import train_fasterrcnn
+    from detect.train.frcnn.config import FasterRCNNConfig
+    from detect.train.frcnn.launch import train_fasterrcnn
 
     config = FasterRCNNConfig(data=tiny_dataset, backbone="mobilenet_v3_large_fpn", epochs=1,
                               imgsz=64, batch=2, device="cpu", workers=0, max_steps=1,
@@ -52,7 +52,7 @@ def yolo_run(tiny_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ultralytics import YOLO
     from ultralytics.nn.tasks import DetectionModel
 
-    from detect.export_parity import parity_images
+    from detect.export.parity import parity_images
     from detect.models.yolo import prepare_ultralytics
     from detect.runs import read_model_json
 
@@ -182,7 +182,7 @@ def test_predict_through_onnxruntime_equals_predict_through_torch(
 def test_a_wrong_runtime_preprocessing_fails_the_parity_check(runs, tmp_path, monkeypatch):
     import torch
 
-    from detect.models import torchscript_detector
+    from detect.models.runtime import torchscript as torchscript_detector
 
     def not_normalised(batch: np.ndarray, device: str) -> torch.Tensor:  # forgot the /255
         return torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float()

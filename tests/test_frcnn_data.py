@@ -14,15 +14,15 @@ import torch
 from detect.boxes import coco_to_xyxy
 from detect.dataset import load_dataset
 from detect.errors import ConfigError, RunFolderError
-from detect.frcnn_config import FasterRCNNConfig
-from detect.frcnn_data import (
+from detect.train.frcnn.config import FasterRCNNConfig
+from detect.train.frcnn.data import (
     BalancedSampler,
     BoxSafeAugment,
     CocoSplit,
     balanced_weights,
     read_rgb,
 )
-from detect.frcnn_engine import FINAL_LR_FACTOR, WARMUP_FACTOR, warmup_cosine
+from detect.train.frcnn.engine import FINAL_LR_FACTOR, WARMUP_FACTOR, warmup_cosine
 from detect.models.faster_rcnn import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,

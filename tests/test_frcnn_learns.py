@@ -23,10 +23,10 @@ def test_fasterrcnn_learns_the_phantom_tumours(tmp_path: Path) -> None:
     from detect.config import ConvertConfig
     from detect.convert import convert
     from detect.dataset import load_dataset
-    from detect.evaluate import evaluate_predictions
-    from detect.predict import predict_split
-    from detect.synth import SynthConfig, synthesize
-    from detect.train import TrainConfig, train
+    from detect.eval.evaluate import evaluate_predictions
+    from detect.predict.run import predict_split
+    from detect.synth.cohort import SynthConfig, synthesize
+    from detect.train.dispatch import TrainConfig, train
 
     cohort = synthesize(tmp_path / "cohort",
                         SynthConfig(patients=16, slices=24, size=256, seed=1, fused=False))

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 
 from detect.dataset import load_dataset
 from detect.errors import ConfigError, DetectError
-from detect.frcnn_checkpoint import METRIC_COLUMNS
-from detect.frcnn_config import FasterRCNNConfig
-from detect.frcnn_train import train_fasterrcnn
+from detect.train.frcnn.checkpoint import METRIC_COLUMNS
+from detect.train.frcnn.config import FasterRCNNConfig
+from detect.train.frcnn.launch import train_fasterrcnn
 from detect.runs import read_model_json
-from detect.train import TrainResult
+from detect.train.dispatch import TrainResult
 
 MODEL_JSON_KEYS = {
     "format", "version", "status", "family", "size", "backbone", "classes", "class_mode",
@@ -168,8 +168,8 @@ def test_non_finite_loss_stops_with_epoch_and_iteration(
 
 def test_predict_and_eval_accept_the_run(run: TrainResult, dataset: Path, cohort: Any,
                                          tmp_path: Path):
-    from detect.evaluate import EvalConfig, run_eval
-    from detect.predict import PredictConfig, predict
+    from detect.eval.evaluate import EvalConfig, run_eval
+    from detect.predict.run import PredictConfig, predict
 
     evaluated = run_eval(EvalConfig(data=dataset, weights=run.run_dir / "weights/best.pt",
                                     split="test", bootstrap=0, out=tmp_path / "eval",

@@ -16,9 +16,9 @@ from test_yolo_support import write_ct_series
 from typer.testing import CliRunner
 
 from detect.cli import app
-from detect.histology_config import CropSpec, HistologyConfig
+from detect.train.histology.config import CropSpec, HistologyConfig
 from detect.models.detector import Detections
-from detect.predict import PredictConfig, predict
+from detect.predict.run import PredictConfig, predict
 from detect.predictions import read_predictions
 from detect.recipe import DEFAULT_RECIPE, ChannelRecipe, Window
 from detect.runs import read_model_json
@@ -103,7 +103,7 @@ def test_head_run_folder_is_complete(head_run: Path, dataset: Path):
 
 
 def test_same_seed_same_weights(dataset: Path, tmp_path: Path):
-    from detect.histology_train import train_histology
+    from detect.train.histology.loop import train_histology
 
     def run(name: str, seed: int) -> dict[str, torch.Tensor]:
         config = HistologyConfig(data=dataset, backbone="mobilenet_v3_small", epochs=1,
@@ -121,7 +121,7 @@ def test_same_seed_same_weights(dataset: Path, tmp_path: Path):
 def test_a_resumed_run_ends_as_an_uninterrupted_one(dataset: Path, tmp_path: Path):
     from dataclasses import replace
 
-    from detect.histology_train import train_histology
+    from detect.train.histology.loop import train_histology
 
     config = HistologyConfig(data=dataset, backbone="mobilenet_v3_small", epochs=2,
                              crop=CropSpec(size=32), batch=4, device="cpu", workers=0,
@@ -151,8 +151,8 @@ def _check_probabilities(predictions: list) -> None:
 
 
 def test_predict_with_a_yolo_run_and_the_head(tiny_run, head_run, tmp_path, monkeypatch):
-    from detect.histology_predict import load_head
-    from detect.predict_sources import render_job, scan_sources, slice_jobs
+    from detect.predict.histology import load_head
+    from detect.predict.sources import render_job, scan_sources, slice_jobs
 
     result, _ = tiny_run
     write_ct_series(tmp_path / "in", slices=2, square=(20, 24))
@@ -176,7 +176,7 @@ def test_predict_with_a_yolo_run_and_the_head(tiny_run, head_run, tmp_path, monk
 
 def test_a_tumour_detector_works_with_the_head(tiny_run, head_run, tmp_path, monkeypatch):
     run = _tumour_run(tiny_run, tmp_path / "tumour-run")
-    monkeypatch.setattr("detect.predict.load_detector", lambda *a, **k: TumourFinder())
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: TumourFinder())
     write_ct_series(tmp_path / "in" / "a", patient_id="Lung_Dx-A0001", slices=2)
     write_ct_series(tmp_path / "in" / "g", patient_id="Lung_Dx-G0002", slices=2, square=None)
     out = tmp_path / "out"
@@ -212,7 +212,7 @@ def test_a_head_with_another_recipe_sees_the_slice_in_its_recipe(tiny_run, head_
         return original(self, image, boxes)
 
     monkeypatch.setattr(HistologyHead, "probabilities", spy)
-    monkeypatch.setattr("detect.predict.load_detector", lambda *a, **k: TumourFinder())
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: TumourFinder())
     write_ct_series(tmp_path / "in", slices=1, square=(20, 24))
     predict(PredictConfig(sources=(tmp_path / "in",), weights=_tumour_run(tiny_run, tmp_path / "r"),
                           out=tmp_path / "out", device="cpu", workers=1, histology=head))

@@ -12,10 +12,10 @@ import pydicom
 import pytest
 from test_yolo_support import NetGuard, write_ct_series
 
-from detect.annotations import parse_voc
+from detect.io.voc import parse_voc
 from detect.boxes import xyxy_to_voc
 from detect.models.detector import Detections
-from detect.predict import PredictConfig, predict
+from detect.predict.run import PredictConfig, predict
 from detect.predictions import read_predictions
 from detect.recipe import DEFAULT_RECIPE, ChannelRecipe, Window
 
@@ -128,7 +128,7 @@ def test_boxes_reach_the_voc_files_in_image_pixels(tiny_run, tmp_path, monkeypat
     write_ct_series(tmp_path / "in", slices=3, square=(20, 24),
                     names=["z.dcm", "x.dcm", "y.dcm"])
     finder = SquareFinder()
-    monkeypatch.setattr("detect.predict.load_detector", lambda *a, **k: finder)
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: finder)
     out = tmp_path / "out"
     predict(PredictConfig(sources=(tmp_path / "in",), weights=result.run_dir, out=out,
                           device="cpu", workers=1))
@@ -158,7 +158,7 @@ def test_25d_recipe_puts_the_geometric_neighbours_in_the_channels(tiny_run, tmp_
     write_ct_series(tmp_path / "in", slices=4, hu_levels=levels, square=None,
                     names=["b.dcm", "d.dcm", "a.dcm", "c.dcm"])
     finder = SquareFinder()
-    monkeypatch.setattr("detect.predict.load_detector", lambda *a, **k: finder)
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: finder)
     predict(PredictConfig(sources=(tmp_path / "in",), weights=run, out=tmp_path / "out",
                           device="cpu", workers=1))
     ordered = levels[::-1]
@@ -218,7 +218,7 @@ def test_synth_convert_train_predict_chain(tiny_run, tiny_cohort, tmp_path, monk
 
 
 def test_parallel_scan_and_render_give_the_serial_results(tmp_path):
-    from detect.predict_sources import bounded_map, render_job, scan_sources, slice_jobs
+    from detect.predict.sources import bounded_map, render_job, scan_sources, slice_jobs
 
     write_ct_series(tmp_path / "in", slices=5, names=["c", "a", "e", "b", "d"])
     (tmp_path / "in" / "junk.bin").write_bytes(b"\0" * 300)
@@ -234,13 +234,13 @@ def test_parallel_scan_and_render_give_the_serial_results(tmp_path):
 
 
 def test_names_from_headers_cannot_leave_the_output_folder(tiny_run, tmp_path, monkeypatch):
-    from detect.writers import safe_name
+    from detect.predict.writers import safe_name
 
     assert safe_name("../../etc/passwd") == "etc_passwd"
     assert safe_name("..") == "unknown" and safe_name(" ") == "unknown"
     result, _ = tiny_run
     write_ct_series(tmp_path / "in", patient_id="../../../escaped", slices=2)
-    monkeypatch.setattr("detect.predict.load_detector", lambda *a, **k: SquareFinder())
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: SquareFinder())
     out = tmp_path / "deep" / "out"
     predict(PredictConfig(sources=(tmp_path / "in",), weights=result.run_dir, out=out,
                           save=("json", "voc"), device="cpu", workers=1))

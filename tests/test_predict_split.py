@@ -13,7 +13,7 @@ import torch
 from detect.dataset import load_dataset
 from detect.errors import RunFolderError
 from detect.models.detector import load_detector
-from detect.predict import predict_split
+from detect.predict.run import predict_split
 from detect.predictions import read_predictions
 from detect.runs import resolve_weights
 
@@ -53,7 +53,7 @@ def test_detector_sees_what_ultralytics_predict_sees_on_the_png_files(tiny_run, 
     it reading the file itself, and the detections agree."""
     from ultralytics import YOLO
 
-    from detect.predict import _read_png
+    from detect.predict.run import _read_png
 
     result, _ = tiny_run
     info, weights = resolve_weights(result.run_dir)

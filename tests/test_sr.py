@@ -12,9 +12,9 @@ import pytest
 from test_predict import REALDATA, SquareFinder
 from test_yolo_support import NetGuard, write_ct_series
 
-from detect.predict import PredictConfig, predict
+from detect.predict.run import PredictConfig, predict
 from detect.predictions import Prediction, histology_argmax, read_predictions
-from detect.sr import HISTOLOGY_CONCEPTS, SrDocument, read_sr
+from detect.predict.sr import HISTOLOGY_CONCEPTS, SrDocument, read_sr
 
 DCIODVFY = shutil.which("dciodvfy")
 needs_dciodvfy = pytest.mark.skipif(DCIODVFY is None, reason="dicom3tools' dciodvfy absent")
@@ -23,7 +23,7 @@ needs_dciodvfy = pytest.mark.skipif(DCIODVFY is None, reason="dicom3tools' dciod
 def _predict(tiny_run, sources: Path, out: Path, monkeypatch, *, fake: bool = True,
              conf: float = 0.25) -> list[Prediction]:
     if fake:
-        monkeypatch.setattr("detect.predict.load_detector", lambda *a, **k: SquareFinder())
+        monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: SquareFinder())
     result, _ = tiny_run
     with NetGuard(monkeypatch) as guard:
         predict(PredictConfig(sources=(sources,), weights=result.run_dir, out=out, conf=conf,

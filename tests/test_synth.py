@@ -1,4 +1,4 @@
-"""Tests of detect.synth: the phantom cohort in the Lung-PET-CT-Dx layout.
+"""Tests of detect.synth.cohort: the phantom cohort in the Lung-PET-CT-Dx layout.
 
 Cohorts are tiny (64-128 px, a handful of slices) and shared per module where a test
 only reads them.
@@ -19,14 +19,14 @@ import pydicom
 import pytest
 from conftest import REALDATA
 
-from detect.annotations import parse_voc
-from detect.dicom import read_header, read_hu, read_rgb, sort_slices
+from detect.io.voc import parse_voc
+from detect.io.dicom import read_header, read_hu, read_rgb, sort_slices
 from detect.errors import ConfigError
-from detect.phantom import ChestPhantom
-from detect.phantom_anatomy import Grid, Tissue, make_anatomy, make_vessel_tree
-from detect.phantom_lesions import make_lesions
+from detect.synth.phantom.render import ChestPhantom
+from detect.synth.phantom.anatomy import Grid, Tissue, make_anatomy, make_vessel_tree
+from detect.synth.phantom.lesions import make_lesions
 from detect.recipe import WINDOW_PRESETS, Window
-from detect.synth import DEFAULT_LETTER_MIX, SynthConfig, letter_counts, synthesize
+from detect.synth.cohort import DEFAULT_LETTER_MIX, SynthConfig, letter_counts, synthesize
 
 CT_CLASS = "1.2.840.10008.5.1.4.1.1.2"
 SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"

@@ -18,7 +18,7 @@ from detect.cli import app
 from detect.dataset import load_dataset
 from detect.errors import ConfigError, EnvironmentProblem
 from detect.torch_check import FIX_COMMAND, main, require_working_torch
-from detect.train import TrainConfig, repeat_factors, write_run_data
+from detect.train.dispatch import TrainConfig, repeat_factors, write_run_data
 
 runner = CliRunner()
 
@@ -160,7 +160,7 @@ def test_help_imports_neither_torch_nor_ultralytics():
 
 def test_default_training_size_is_the_dataset_size_on_the_stride(tmp_path):
     from detect.dataset import DatasetInfo
-    from detect.train import default_imgsz
+    from detect.train.dispatch import default_imgsz
 
     sizes = {96: 96, 100: 128, 512: 512, 20: 32}
     for native, expected in sizes.items():

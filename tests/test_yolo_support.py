@@ -196,7 +196,7 @@ def yolo_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A phantom cohort: 4 patients (3 A, 1 B), 12 CT slices of 64 px, PET and fused
     series (read-only!)."""
-    from detect.synth import SynthConfig, synthesize
+    from detect.synth.cohort import SynthConfig, synthesize
 
     config = SynthConfig(patients=4, slices=12, size=64, seed=0, letter_mix={"A": 3, "B": 1},
                          pet=True, fused=True)
@@ -217,7 +217,7 @@ def tiny_dataset(tiny_cohort: Any, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def tiny_run(yolo_env: Path, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
     """One yolov8n trained 1 epoch at 64 px on CPU, under NetGuard: (TrainResult, attempts)."""
-    from detect.train import TrainConfig, train
+    from detect.train.dispatch import TrainConfig, train
 
     project = tmp_path_factory.mktemp("runs")
     config = TrainConfig(model="yolov8", data=tiny_dataset, epochs=1, imgsz=64, batch=4,

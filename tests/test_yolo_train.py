@@ -13,7 +13,7 @@ from test_yolo_support import NetGuard
 
 from detect.dataset import load_dataset
 from detect.runs import METRIC_COLUMNS, read_model_json
-from detect.train import TrainConfig, image_classes, repeat_factors, train
+from detect.train.dispatch import TrainConfig, image_classes, repeat_factors, train
 
 MODEL_JSON_KEYS = {
     "format", "version", "status", "family", "size", "backbone", "classes", "class_mode",
@@ -168,7 +168,7 @@ def test_cli_train_prints_the_run_and_ctrl_c_says_how_to_resume(tiny_dataset, tm
     def interrupted(config: object, on_epoch: object = None) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("detect.train.train", interrupted)
+    monkeypatch.setattr("detect.train.dispatch.train", interrupted)
     stopped = CliRunner().invoke(app, args)
     assert stopped.exit_code == 130 and "--resume" in stopped.output
 

@@ -15,11 +15,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detect.annotations import VocAnnotation, normalise_label, parse_voc
+from detect.io.voc import VocAnnotation, normalise_label, parse_voc
 from detect.boxes import clip_xyxy, xyxy_to_yolo
 from detect.convert.issues import Issue
 from detect.convert.plan import ImageTask
-from detect.dicom import read_hu, read_rgb
+from detect.io.dicom import read_hu, read_rgb
 from detect.errors import AnnotationError, DicomError
 from detect.recipe import ChannelRecipe
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detect.convert.issues import Issue
-from detect.dicom import NotDicomError, SliceHeader, read_header, sort_slices
+from detect.io.dicom import NotDicomError, SliceHeader, read_header, sort_slices
 from detect.errors import DicomError
 
 log = logging.getLogger(__name__)

@@ -123,11 +123,11 @@ def load_detector(info: ModelInfo, weights: Path, device: str = "auto") -> Detec
 
     require_working_torch()  # again here: the model module may be imported already
     if weights.suffix == ".onnx":  # written by detect export, its model.json beside it
-        from detect.models.onnx_detector import load_onnx_detector
+        from detect.models.runtime.onnx import load_onnx_detector
 
         return load_onnx_detector(info, weights, device)
     if weights.suffix == ".torchscript":
-        from detect.models.torchscript_detector import load_torchscript_detector
+        from detect.models.runtime.torchscript import load_torchscript_detector
 
         return load_torchscript_detector(info, weights, device)
     if info.family in ("yolov8", "yolo11"):

@@ -67,7 +67,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator  # noqa: E
 from torchvision.models.detection.backbone_utils import mobilenet_backbone  # noqa: E402
 
 from detect.errors import ConfigError, RunFolderError  # noqa: E402
-from detect.frcnn_config import BACKBONES, DEFAULT_BACKBONE, check_backbone  # noqa: E402
+from detect.train.frcnn.config import BACKBONES, DEFAULT_BACKBONE, check_backbone  # noqa: E402
 from detect.models.detector import Detections, torch_device  # noqa: E402
 
 log = logging.getLogger(__name__)

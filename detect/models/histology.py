@@ -11,7 +11,7 @@ order), normalised as (x - 0.5) / 0.25; a trunk built with ``weights=None``:
   state dict loads whole through ``--weights``;
 - ``mobilenet_v3_small``: torchvision's, classifier removed, 576 features.
 
-With ``geometry`` the box's place and size (:func:`detect.histology_data.box_geometry`),
+With ``geometry`` the box's place and size (:func:`detect.train.histology.data.box_geometry`),
 encoded as [2 cx - 1, 2 cy - 1, log10(w) + 1, log10(h) + 1] (sides as fractions of the
 slice, >= 1e-4), go through a 2-layer MLP (32 units) and are concatenated to the trunk's
 features; one linear layer gives the 4 logits. Probabilities are the softmax.
@@ -43,11 +43,11 @@ import torch  # noqa: E402  (after the check, so a broken pair fails with one li
 from torch import nn  # noqa: E402
 from torchvision.models import mobilenet_v3_small, resnet18  # noqa: E402
 
-from detect.annotations import HISTOLOGY_LETTERS  # noqa: E402
+from detect.io.voc import HISTOLOGY_LETTERS  # noqa: E402
 from detect.boxes import XYXY  # noqa: E402
 from detect.errors import ConfigError, RunFolderError  # noqa: E402
-from detect.histology_config import BACKBONES, FAMILY, CropSpec  # noqa: E402
-from detect.histology_data import box_geometry, extract_crop  # noqa: E402
+from detect.train.histology.config import BACKBONES, FAMILY, CropSpec  # noqa: E402
+from detect.train.histology.data import box_geometry, extract_crop  # noqa: E402
 from detect.models.detector import torch_device  # noqa: E402
 from detect.models.faster_rcnn import read_checkpoint, state_dict_of  # noqa: E402
 from detect.runs import ModelInfo  # noqa: E402

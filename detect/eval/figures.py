@@ -1,0 +1,181 @@
+"""Figures of the evaluation report: PR curves, FROC curve, confusion matrices (matplotlib,
+object API on the Agg canvas, bundled DejaVu fonts, no pyplot state) and galleries of
+worst false positives / missed tumours (cv2 overlays on the dataset's PNGs).
+
+Each function writes one PNG and returns its path, or None with nothing to draw. Imports
+of matplotlib and cv2 happen inside the functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from detect.eval.histology import LETTERS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from detect.eval.evaluate import EvalResult
+
+logger = logging.getLogger(__name__)
+TILE = 192
+COLUMNS = 4
+GREEN, RED, YELLOW = (60, 200, 60), (40, 40, 230), (0, 220, 255)  # BGR
+
+
+def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    figure.savefig(path, format="png")
+    return path
+
+
+def pr_curves(result: EvalResult, path: Path) -> Path | None:
+    """Precision-recall per class at IoU 0.5 (COCOeval's interpolated precision)."""
+    per_class = result.detection["per_class"]
+    curves = {name: c for name, c in per_class.items() if c.get("pr_curve_iou50")}
+    if not curves:
+        return None
+    figure = _figure()
+    ax = figure.add_subplot()
+    recall = result.detection["recall_thresholds"]
+    for name, entry in curves.items():
+        ax.plot(recall, entry["pr_curve_iou50"],
+                label=f"{name} (n={entry['patients']} patients) AP50={entry['ap50']:.3f}")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
+           title=f"PR curves at IoU 0.5 ({result.split} split)")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(figure, path)
+
+
+def froc_curve(result: EvalResult, path: Path) -> Path | None:
+    """Sensitivity vs false positives per scan (log2 axis), with the 7 FROC points."""
+    froc = result.froc
+    if not froc["lesions"]:
+        return None
+    low, high = 1 / 16, 16.0
+    fp = np.clip(np.asarray(froc["curve"]["fp_per_scan"], dtype=float), low, high)
+    sensitivity = np.asarray(froc["curve"]["sensitivity"], dtype=float)
+    figure = _figure()
+    ax = figure.add_subplot()
+    ax.step(np.append(fp, high), np.append(sensitivity, sensitivity[-1]), where="post",
+            label="FROC curve")
+    points = [(r, s) for r, s in zip(froc["rates_fp_per_scan"], froc["sensitivity"])
+              if s is not None]
+    ax.plot([p[0] for p in points], [p[1] for p in points], "o",
+            label=f"CPM points, mean {froc['mean']:.3f}")
+    ax.set_xscale("log", base=2)
+    ax.set(xlim=(low, high), ylim=(0, 1.02), xlabel="false positives per scan",
+           ylabel="sensitivity (lesion level)",
+           title=f"FROC, IoU >= {froc['iou']} ({froc['scans']} scans, "
+                 f"{froc['lesions']} lesions, {result.counts['patients']} patients)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return _save(figure, path)
+
+
+def confusion_matrices(result: EvalResult, source: str, path: Path) -> Path | None:
+    """Slice- and patient-level confusion matrices of one histology source."""
+    section = result.histology.get(source, {})
+    if not section.get("available"):
+        return None
+    patients = result.counts["patients_per_letter"]
+    figure = _figure(10.0, 4.5)
+    for position, level in enumerate(("slice", "patient"), start=1):
+        ax = figure.add_subplot(1, 2, position)
+        matrix = np.asarray(section[level]["confusion"]["matrix"], dtype=float)
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, f"{int(value)}", ha="center", va="center",
+                    color="white" if value > matrix.max() / 2 else "black")
+        rows = [f"{letter} (n={int(matrix[k].sum())}, {patients.get(letter, 0)} pat.)"
+                for k, letter in enumerate(LETTERS)]
+        ax.set_xticks(range(len(LETTERS)), list(LETTERS))
+        ax.set_yticks(range(len(LETTERS)), rows)
+        ax.set(xlabel="predicted", ylabel="truth",
+               title=f"{level} level: bal. acc {_fmt(section[level]['balanced_accuracy'])}")
+    figure.suptitle(f"histology from {source}")
+    return _save(figure, path)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _tile(image: np.ndarray, focus: Sequence[float], boxes: Sequence[tuple[Sequence[float],
+          tuple[int, int, int]]], caption: str) -> np.ndarray:
+    import cv2
+
+    height, width = image.shape[:2]
+    x1, y1, x2, y2 = focus
+    side = max(3 * max(x2 - x1, y2 - y1), 96.0)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left = int(np.clip(cx - side / 2, 0, max(width - side, 0)))
+    top = int(np.clip(cy - side / 2, 0, max(height - side, 0)))
+    right, bottom = min(width, left + int(side)), min(height, top + int(side))
+    canvas = image.copy()
+    for box, colour in boxes:
+        a = (round(float(box[0])), round(float(box[1])))
+        b = (round(float(box[2])), round(float(box[3])))
+        cv2.rectangle(canvas, a, b, colour, 1)
+    crop = cv2.resize(canvas[top:bottom, left:right], (TILE, TILE),
+                      interpolation=cv2.INTER_NEAREST)
+    strip = np.zeros((22, TILE, 3), dtype=np.uint8)
+    cv2.putText(strip, caption[:30], (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    return np.vstack([crop, strip])
+
+
+def _load(root: Path, file_name: str) -> np.ndarray | None:
+    import cv2
+
+    path = (root / file_name).resolve()
+    if root.resolve() not in path.parents or not path.is_file():
+        return None
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return image if image is not None else None
+
+
+def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Path
+            ) -> tuple[Path | None, str]:
+    """Overlay tiles of ``kind`` ``false_positives`` (red: detection, green: gt) or
+    ``missed`` (yellow: missed gt box, red: detections >= conf). Returns the PNG (or None)
+    and a note for the report."""
+    import cv2
+
+    if not items:
+        return None, "none" if kind == "missed" else "no false positives"
+    tiles, absent = [], 0
+    for item in items:
+        image = _load(root, item["file_name"])
+        if image is None:
+            absent += 1
+            continue
+        if kind == "false_positives":
+            boxes = [(g, GREEN) for g in item["gt"]] + [(item["xyxy"], RED)]
+            caption = f"{item['patient_id']} {item['label']} s={item['score']:.2f}"
+        else:
+            boxes = [(d["xyxy"], RED) for d in item["detections"]] + [(item["xyxy"], YELLOW)]
+            caption = f"{item['patient_id']} {item['letter'] or ''} missed"
+        tiles.append(_tile(image, item["xyxy"], boxes, caption))
+    if not tiles:
+        return None, f"images not found under {root} ({absent} of {len(items)}); skipped"
+    while len(tiles) > COLUMNS and len(tiles) % COLUMNS:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.hstack(tiles[i:i + COLUMNS]) for i in range(0, len(tiles), COLUMNS)]
+    cv2.imwrite(str(path), np.vstack(rows))
+    note = f"{len(items) - absent} shown" + (f", {absent} without image" if absent else "")
+    return path, note

@@ -1,0 +1,276 @@
+"""The evaluation report: metrics.json, report.md and a self-contained report.html
+(figures embedded as base64 PNG), built from one list of blocks so both say the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from detect.eval import figures
+from detect.dataset import DatasetInfo
+from detect.errors import DetectError
+from detect.eval.froc import FROC_RATES
+
+if TYPE_CHECKING:
+    from detect.eval.evaluate import EvalResult
+
+logger = logging.getLogger(__name__)
+
+#: A report block: ("h1" | "h2" | "h3" | "p" | "note", text), ("table", (header, rows)),
+#: ("img", (path, alt)).
+Block = tuple[str, Any]
+HEADLINE = (
+    ("map50", "mAP50 (COCO)"),
+    ("map50_95", "mAP50-95 (COCO)"),
+    ("ap10", "AP at IoU 0.1"),
+    ("froc_mean", "FROC mean sensitivity (1/8-8 FP/scan)"),
+    ("patient_sensitivity", "per-patient sensitivity at conf"),
+    ("patient_balanced_accuracy_detector", "patient balanced accuracy, detector letters"),
+    ("patient_balanced_accuracy_head", "patient balanced accuracy, histology head"),
+)
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number for a table ('n/a' for None)."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def write_report(result: EvalResult, out: Path, dataset: DatasetInfo) -> dict[str, Path]:
+    """Write metrics.json, report.md, report.html and the PNG figures into ``out``.
+
+    Raises:
+        DetectError: ``out`` cannot be written.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DetectError(f"cannot create the output folder {out}: {exc}") from None
+    files: dict[str, Path] = {}
+    metrics = out / "metrics.json"
+    metrics.write_text(json.dumps(result.to_dict(), indent=1))
+    files["metrics"] = metrics
+    drawn = _draw(result, out, dataset)
+    files.update({name: p for name, (p, _) in drawn.items() if p is not None})
+    blocks = report_blocks(result, drawn)
+    (out / "report.md").write_text(to_markdown(blocks, out))
+    (out / "report.html").write_text(to_html(blocks, title=f"detect eval: {result.split}"))
+    files["report_md"], files["report_html"] = out / "report.md", out / "report.html"
+    logger.info("report written to %s", out)
+    return files
+
+
+def _draw(result: EvalResult, out: Path, dataset: DatasetInfo
+          ) -> dict[str, tuple[Path | None, str]]:
+    drawn: dict[str, tuple[Path | None, str]] = {
+        "pr_curves": (figures.pr_curves(result, out / "pr_curves.png"), ""),
+        "froc": (figures.froc_curve(result, out / "froc.png"), ""),
+    }
+    for source in ("detector", "head"):
+        drawn[f"confusion_{source}"] = (
+            figures.confusion_matrices(result, source, out / f"confusion_{source}.png"), "")
+    for kind in ("false_positives", "missed"):
+        drawn[kind] = figures.gallery(result.gallery.get(kind, []), kind, dataset.root,
+                                      out / f"{kind}.png")
+    return drawn
+
+
+def _ci(result: EvalResult, key: str) -> tuple[str, str]:
+    entry = result.ci.get("metrics", {}).get(key)
+    if entry is None:
+        return fmt(_point(result, key)), "-"
+    low, high = entry["low"], entry["high"]
+    return fmt(entry["value"]), "-" if low is None else f"{low:.3f} - {high:.3f}"
+
+
+def _point(result: EvalResult, key: str) -> Any:
+    return {"map50_95": result.map50_95}.get(key)
+
+
+def _leak_blocks(result: EvalResult) -> list[Block]:
+    leak = result.leak
+    if leak.get("patients"):
+        ids = ", ".join(leak["patients"])
+        return [("note", f"LEAKAGE: {len(leak['patients'])} patients of this split were in the "
+                         f"model's training split ({ids}); evaluated with --allow-leak, so "
+                         "these numbers are optimistic and not a fair test.")]
+    if not leak.get("checked"):
+        return [("p", "Leakage was not checked: no list of the model's training patients "
+                      "(predictions without a model.json, or one without dataset.splits).")]
+    return [("p", "Leakage checked: no patient of this split was in the training split.")]
+
+
+def _headline(result: EvalResult) -> list[Block]:
+    rows = []
+    for key, name in HEADLINE:
+        if key.startswith("patient_balanced") and key not in result.ci.get("metrics", {}):
+            continue
+        rows.append([name, *_ci(result, key)])
+    ci = result.ci
+    return [
+        ("h2", "Headline"),
+        ("table", (["metric", "value", "95% CI"], rows)),
+        ("p", f"CIs: {ci.get('method')}, {ci.get('replicates')} replicates, seed "
+              f"{ci.get('seed')}, {result.counts['patients']} patients. conf = "
+              f"{result.settings['conf']}, FROC/hit IoU = {result.settings['iou_froc']}."),
+    ]
+
+
+def _per_class(result: EvalResult) -> list[Block]:
+    found = result.per_patient["per_letter"]
+    patients = result.counts["patients_per_letter"]
+    rows = []
+    for name, entry in result.detection["per_class"].items():
+        rows.append([name, str(entry["patients"]), str(entry["gt_boxes"]),
+                     fmt(entry["ap50"]), fmt(entry["ap10"])])
+    letter_rows = []
+    for letter, count in patients.items():
+        hit = found.get(letter, {"found": 0, "patients": 0})
+        letter_rows.append([letter, str(count), f"{hit['found']}/{hit['patients']}"])
+    return [
+        ("h2", "Per class"),
+        ("table", (["class", "patients with boxes", "gt boxes", "AP50", "AP@0.1"], rows)),
+        ("h3", "Per histology letter (tumour found at conf)"),
+        ("table", (["letter", "patients in split", "patients found / with tumour"],
+                   letter_rows)),
+    ]
+
+
+def _froc(result: EvalResult) -> list[Block]:
+    froc = result.froc
+    header = ["FP per scan", *[f"{r:g}" for r in FROC_RATES], "mean"]
+    row = ["sensitivity", *[fmt(s) for s in froc["sensitivity"]], fmt(froc["mean"])]
+    return [
+        ("h2", "FROC"),
+        ("table", (header, [row])),
+        ("p", f"{froc['lesions']} lesions (gt boxes) in {froc['scans']} scans (series); "
+              f"{froc['hits']} hit, {froc['false_positives']} false positives, "
+              f"{froc['duplicates']} duplicates (ignored), at IoU >= {froc['iou']}."),
+    ]
+
+
+def _histology(result: EvalResult) -> list[Block]:
+    blocks: list[Block] = [("h2", "Histology")]
+    names = {"detector": "detector letters (label)", "head": "histology head (probabilities)"}
+    patients = result.counts["patients_per_letter"]
+    for source, title in names.items():
+        section = result.histology.get(source, {})
+        blocks.append(("h3", title))
+        if not section.get("available"):
+            blocks.append(("p", f"not available: {section.get('reason', 'n/a')}"))
+            continue
+        rows = []
+        for level in ("slice", "patient"):
+            m = section[level]
+            covered = f"{m['covered']['scored']}/{m['covered']['total']}"
+            rows.append([level, covered, fmt(m["accuracy"]), fmt(m["balanced_accuracy"]),
+                         fmt(m["macro_f1"])])
+        blocks.append(("table", (["level", "scored", "accuracy", "balanced accuracy",
+                                  "macro-F1"], rows)))
+        per_letter = []
+        for letter in section["patient"]["per_letter"]:
+            auc = section["patient"]["auc"][letter]
+            per_letter.append([f"{letter} ({patients.get(letter, 0)} patients)",
+                               fmt(section["patient"]["per_letter"][letter]["recall"]),
+                               fmt(auc["auc"]) if auc["auc"] is not None else
+                               f"n/a ({auc['reason']})"])
+        blocks.append(("table", (["letter", "patient recall", "patient AUC (one-vs-rest)"],
+                                 per_letter)))
+        blocks.append(("img", (f"confusion_{source}", "confusion matrices")))
+    return blocks
+
+
+def report_blocks(result: EvalResult, drawn: dict[str, tuple[Path | None, str]]
+                  ) -> list[Block]:
+    """The report's content, in order."""
+    counts = result.counts
+    blocks: list[Block] = [
+        ("h1", f"detect eval: {result.split} split"),
+        ("p", f"Dataset {result.dataset['path']} (fingerprint "
+              f"{result.dataset['fingerprint'][:12]}), classes {', '.join(result.classes)}; "
+              f"{counts['images']} slices, {counts['gt_boxes']} gt boxes, "
+              f"{counts['patients']} patients, {counts['scans']} scans."),
+        *_leak_blocks(result),
+        ("p", f"Predictions: {counts['predictions']} read, {counts['predictions_in_split']} on "
+              f"slices of the split, {counts['predictions_outside_split']} on slices outside "
+              f"it (excluded), {counts['predictions_unmapped_label']} with a label that is no "
+              "class (class-agnostic metrics only)."),
+        *_headline(result), *_per_class(result),
+        ("img", ("pr_curves", "PR curves at IoU 0.5")),
+        *_froc(result), ("img", ("froc", "FROC curve")),
+        *_histology(result),
+        ("h2", "Worst false positives"), ("gallery", "false_positives"),
+        ("h2", "Missed tumours"), ("gallery", "missed"),
+    ]
+    resolved: list[Block] = []
+    for kind, value in blocks:
+        if kind in ("img", "gallery"):
+            name = value if kind == "gallery" else value[0]
+            path, note = drawn.get(name, (None, ""))
+            if path is not None:
+                resolved.append(("img", (path, name.replace("_", " "))))
+            if note or path is None:
+                resolved.append(("p", note or "nothing to draw"))
+        else:
+            resolved.append((kind, value))
+    return resolved
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def to_markdown(blocks: Sequence[Block], out: Path) -> str:
+    """Render blocks as Markdown (figures linked by relative path)."""
+    render: dict[str, Callable[[Any], str]] = {
+        "h1": lambda t: f"# {t}", "h2": lambda t: f"## {t}", "h3": lambda t: f"### {t}",
+        "p": str, "note": lambda t: f"> **{t}**",
+        "table": lambda v: _md_table(*v),
+        "img": lambda v: f"![{v[1]}]({v[0].relative_to(out).as_posix()})",
+    }
+    return "\n\n".join(render[kind](value) for kind, value in blocks) + "\n"
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+         "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;"
+         "padding:3px 8px;text-align:left}.note{background:#fdd;border:2px solid #c00;"
+         "padding:0.5em;font-weight:bold}img{max-width:100%}")
+
+
+def to_html(blocks: Sequence[Block], *, title: str) -> str:
+    """Render blocks as one self-contained HTML page (figures embedded)."""
+    render: dict[str, Callable[[Any], str]] = {
+        "h1": lambda t: f"<h1>{html.escape(t)}</h1>",
+        "h2": lambda t: f"<h2>{html.escape(t)}</h2>",
+        "h3": lambda t: f"<h3>{html.escape(t)}</h3>",
+        "p": lambda t: f"<p>{html.escape(t)}</p>",
+        "note": lambda t: f'<p class="note">{html.escape(t)}</p>',
+        "table": lambda v: _html_table(*v),
+        "img": lambda v: _html_img(*v),
+    }
+    body = "\n".join(render[kind](value) for kind, value in blocks)
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
+            f"</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")

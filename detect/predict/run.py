@@ -1,0 +1,404 @@
+"""``detect predict``: DICOM folders → detections → writers (json, voc, png, sr).
+
+Preprocessing comes from the run's model.json only (its channel recipe and image size),
+so a model sees new scans exactly as it saw its training data. Slices are decoded and
+rendered in worker processes (bounded look-ahead) while the model runs on batches.
+
+Histology probabilities (contract 4 ``histology``): a 4-class histology detector gives
+each box the per-class scores of the YOLO head (independent sigmoids) normalised to sum
+to 1; a ``tumor`` detector gives none. With ``histology`` (``--histology H``, a run of
+``detect train --model histology``) every detection of any detector gets the head's
+softmax instead, and summary.csv the head's call (:mod:`detect.predict.histology`).
+
+``--save sr`` writes one DICOM SR (TID 1500) per CT series (:mod:`detect.predict.sr`).
+
+Also :func:`predict_split`, the same model on a converted split's PNGs, for
+``detect eval --weights``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detect.io.voc import short_patient_id
+from detect.config import default_workers
+from detect.dataset import DatasetInfo, read_rgb
+from detect.io.dicom import SliceHeader
+from detect.errors import ConfigError, DatasetError, DicomError
+from detect.predict.histology import HeadOnSlices, check_head_fits, load_head, with_head
+from detect.models.detector import Detections, Detector, check_device_spec, load_detector
+from detect.predict.sources import (
+    Rendered,
+    Series,
+    SliceJob,
+    SourceScan,
+    bounded_map,
+    render_job,
+    scan_sources,
+    slice_jobs,
+)
+from detect.predictions import Prediction, normalised, write_predictions
+from detect.runs import ModelInfo, check_fits_dataset, resolve_weights
+from detect.predict.writers import (
+    SLICE_COLUMNS,
+    SUMMARY_COLUMNS,
+    SliceResult,
+    choose_out,
+    slice_rows,
+    summary_rows,
+    write_csv,
+    write_overlay,
+    write_voc,
+)
+
+log = logging.getLogger(__name__)
+
+SAVE_KINDS = ("json", "voc", "png", "sr")
+Progress = Callable[[int, int], None]
+
+
+def parse_save(text: str) -> tuple[str, ...]:
+    """``"json,voc"`` → ("json", "voc").
+
+    Raises:
+        ConfigError: an unknown kind.
+    """
+    kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in SAVE_KINDS]
+    if unknown or not kinds:
+        raise ConfigError(f"--save takes a list of {', '.join(SAVE_KINDS)}, got {text!r}")
+    return kinds
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Options of ``detect predict`` (see its --help). ``out`` None = ./predictions[-N].
+
+    ``workers`` None = automatic: slices are decoded in this process when the model runs
+    on the CPU (torch already uses every core there), in up to 8 worker processes when it
+    runs on a GPU (decoding is then the bottleneck).
+    """
+
+    sources: tuple[Path, ...]
+    weights: Path
+    out: Path | None = None
+    conf: float = 0.25
+    save: tuple[str, ...] = ("json", "voc")
+    device: str = "auto"
+    batch: int = 16
+    workers: int | None = None
+    histology: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ConfigError("detect predict needs at least one SOURCE (DICOM folder or file)")
+        if not 0.0 <= self.conf <= 1.0:
+            raise ConfigError(f"--conf must be in [0, 1], got {self.conf}")
+        for kind in self.save:
+            if kind not in SAVE_KINDS:
+                raise ConfigError(f"--save kinds are {', '.join(SAVE_KINDS)}, got {kind!r}")
+        if self.batch < 1 or (self.workers is not None and self.workers < 1):
+            raise ConfigError(f"--batch and --workers must be >= 1, got {self.batch}, "
+                              f"{self.workers}")
+        check_device_spec(self.device)
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    """What a prediction run read, found, skipped and wrote."""
+
+    out: Path
+    files: dict[str, Path]
+    files_seen: int
+    series: int
+    slices: int
+    slices_with_findings: int
+    detections: int
+    skipped: dict[str, int]
+    seconds: float
+
+
+def to_predictions(
+    det: Detections,
+    classes: Sequence[str],
+    class_mode: str,
+    *,
+    sop: str,
+    series: str,
+    patient: str,
+    image_id: int | None = None,
+) -> list[Prediction]:
+    """Contract-4 records of one image's detections (module docstring: histology)."""
+    out = []
+    for i in range(len(det)):
+        cls = int(det.classes[i])
+        histology = None
+        if class_mode == "histology" and det.class_scores is not None:
+            histology = normalised([float(v) for v in det.class_scores[i]], classes)
+        x1, y1, x2, y2 = (float(v) for v in det.xyxy[i])
+        out.append(
+            Prediction(
+                sop_instance_uid=sop,
+                series_instance_uid=series,
+                patient_id=patient,
+                xyxy=(x1, y1, x2, y2),
+                score=min(max(float(det.scores[i]), 0.0), 1.0),
+                label=classes[cls],
+                category_id=cls + 1,
+                histology=histology,
+                image_id=image_id,
+            )
+        )
+    return out
+
+
+def _no_ct_message(scan: SourceScan, sources: Sequence[Path]) -> str:
+    where = ", ".join(str(s) for s in sources)
+    if scan.files_seen == 0:
+        return f"no files in {where}; pass folders that hold DICOM CT slices"
+    counts = Counter(s.reason for s in scan.skipped)
+    found = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    return (
+        f"no DICOM CT series in {where} ({scan.files_seen} files: {found}); pass folders "
+        f"that hold CT slices"
+    )
+
+
+@dataclass
+class _Batch:
+    items: list[tuple[Series, SliceHeader, Rendered]] = field(default_factory=list)
+
+
+def _jobs(series: Sequence[Series], info: ModelInfo, lung: bool) -> Iterator[SliceJob]:
+    for one in series:
+        yield from slice_jobs(one, info.recipe, lung)
+
+
+def _tagged(series: Sequence[Series]) -> Iterator[tuple[Series, SliceHeader]]:
+    for one in series:
+        for header in one.slices:
+            yield one, header
+
+
+def auto_workers(config: PredictConfig, device: str) -> int:
+    """``--workers``, or 1 on the CPU and up to 8 processes beside a GPU."""
+    if config.workers is not None:
+        return config.workers
+    return 1 if device == "cpu" else max(1, min(8, default_workers() - 1))
+
+
+class _Runner:
+    """Runs batches through the detector (and the histology head, if any) and hands each
+    slice to the writers."""
+
+    def __init__(self, detector: Detector, info: ModelInfo, config: PredictConfig, out: Path,
+                 head: HeadOnSlices | None = None):
+        self.detector, self.info, self.config, self.out = detector, info, config, out
+        self.head = head
+        self.workers = auto_workers(config, detector.device)
+        self.results: list[SliceResult] = []
+        self.pixel_errors: list[tuple[str, str]] = []
+
+    def flush(self, batch: _Batch) -> None:
+        if not batch.items:
+            return
+        images = [r.image for _, _, r in batch.items if r.image is not None]  # all have one
+        detections = self.detector.predict(images, self.config.conf)
+        for (series, header, rendered), det in zip(batch.items, detections):
+            self._write(series, header, rendered, det)
+        batch.items.clear()
+
+    def _write(self, series: Series, header: SliceHeader, rendered: Rendered,
+               det: Detections) -> None:
+        patient = short_patient_id(header.patient_id) or "unknown"
+        predictions = to_predictions(
+            det, self.info.classes, self.info.class_mode, sop=header.sop_instance_uid,
+            series=series.uid, patient=patient,
+        )
+        if self.head is not None:
+            predictions = self.head.attach(series, rendered, predictions)
+        result = SliceResult(
+            patient_id=patient,
+            series_instance_uid=series.uid,
+            sop_instance_uid=header.sop_instance_uid,
+            slice_index=rendered.index,
+            instance_number=header.instance_number,
+            path=str(header.path),
+            width=header.columns,
+            height=header.rows,
+            predictions=predictions,
+        )
+        self.results.append(result)
+        try:
+            if result.predictions and "voc" in self.config.save:
+                write_voc(self.out, result)
+            if result.predictions and "png" in self.config.save and rendered.lung is not None:
+                write_overlay(self.out, result, rendered.lung)
+        except OSError as exc:
+            raise ConfigError(f"cannot write into {self.out} ({exc}); free space or pass "
+                              f"another --out") from None
+
+
+def _run(
+    runner: _Runner, series: Sequence[Series], progress: Progress | None
+) -> None:
+    config = runner.config
+    total = sum(len(s.slices) for s in series)
+    workers = runner.workers if total >= 64 else 1
+    rendered_stream = bounded_map(
+        render_job, _jobs(series, runner.info, "png" in config.save), workers, 2 * config.batch
+    )
+    batch = _Batch()
+    for done, ((one, header), rendered) in enumerate(
+        zip(_tagged(series), rendered_stream), start=1
+    ):
+        if rendered.error is not None or rendered.image is None:
+            runner.pixel_errors.append((str(header.path), rendered.error or "no image"))
+        else:
+            batch.items.append((one, header, rendered))
+        if len(batch.items) >= config.batch:
+            runner.flush(batch)
+        if progress is not None:
+            progress(done, total)
+    runner.flush(batch)
+
+
+def predict(config: PredictConfig, progress: Progress | None = None) -> PredictSummary:
+    """Predict on every CT slice under ``config.sources`` and write the results.
+
+    Raises:
+        RunFolderError: the weights are not a detect model, or model.json does not fit.
+        DicomError: no CT series in the sources.
+        ConfigError: options, or an output folder that cannot be written.
+    """
+    start = time.monotonic()
+    info, weights = resolve_weights(config.weights)
+    out = choose_out(config.out)
+    detector = load_detector(info, weights, config.device)
+    head = None
+    if config.histology is not None:
+        head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
+    scan = scan_sources(config.sources, workers=config.workers or default_workers())
+    if not scan.series:
+        raise DicomError(_no_ct_message(scan, config.sources))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create output folder {out} ({exc.strerror}); pass --out "
+                          f"to a folder you can write") from None
+    runner = _Runner(detector, info, config, out, head)
+    _run(runner, scan.series, progress)
+    files = _write_outputs(out, runner, scan, info)
+    skipped = Counter(s.reason for s in scan.skipped)
+    skipped.update("pixel-error" for _ in runner.pixel_errors)
+    return PredictSummary(
+        out=out,
+        files=files,
+        files_seen=scan.files_seen,
+        series=len({r.series_instance_uid for r in runner.results}),
+        slices=len(runner.results),
+        slices_with_findings=sum(1 for r in runner.results if r.predictions),
+        detections=sum(len(r.predictions) for r in runner.results),
+        skipped=dict(sorted(skipped.items())),
+        seconds=time.monotonic() - start,
+    )
+
+
+def _write_outputs(
+    out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo
+) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    predictions = [p for r in runner.results for p in r.predictions]
+    if "json" in runner.config.save:
+        files["predictions"] = out / "predictions.json"
+        write_predictions(files["predictions"], predictions)
+    descriptions = {s.uid: s.description for s in scan.series}
+    files["summary"] = out / "summary.csv"
+    write_csv(files["summary"], SUMMARY_COLUMNS,
+              summary_rows(runner.results, descriptions, head=runner.head is not None))
+    files["slices"] = out / "slices.csv"
+    write_csv(files["slices"], SLICE_COLUMNS, slice_rows(runner.results))
+    files["skipped"] = out / "skipped.csv"
+    skipped_rows = [{"path": s.path, "reason": s.reason, "detail": s.detail}
+                    for s in scan.skipped]
+    skipped_rows += [{"path": p, "reason": "pixel-error", "detail": d}
+                     for p, d in runner.pixel_errors]
+    write_csv(files["skipped"], ("path", "reason", "detail"), skipped_rows)
+    if "voc" in runner.config.save:
+        files["voc"] = out / "voc"
+    if "png" in runner.config.save:
+        files["png"] = out / "png"
+    if "sr" in runner.config.save:
+        files["sr"] = _write_srs(out, runner, scan, info)
+    log.info("model %s (%s) wrote %s", info.family, info.root, out)
+    return files
+
+
+def _write_srs(out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo) -> Path:
+    from detect.predict.sr import SR_DIR, SrModel, write_series_srs
+
+    model = SrModel(family=info.family, run=info.root.name, conf=runner.config.conf)
+    try:
+        write_series_srs(out, scan.series, runner.results, model)
+    except OSError as exc:
+        raise ConfigError(f"cannot write DICOM SR files into {out} ({exc}); free space or "
+                          f"pass another --out") from None
+    return out / SR_DIR
+
+
+def _read_png(dataset: DatasetInfo, file_name: str) -> np.ndarray:
+    path = (dataset.root / file_name).resolve()
+    if dataset.root.resolve() not in path.parents:
+        raise DatasetError(f"{dataset.root}: image path {file_name!r} points outside the dataset")
+    return read_rgb(path)
+
+
+def predict_split(
+    weights: Path,
+    dataset: DatasetInfo,
+    split: str,
+    device: str = "auto",
+    *,
+    conf: float = 0.001,
+    batch: int = 16,
+    histology: Path | None = None,
+) -> list[Prediction]:
+    """Predictions on a converted split's PNGs, tied to the COCO images (image_id, SOP,
+    series and patient). ``conf`` is low by default so mAP sees the whole PR curve.
+    ``histology``: a histology head run whose probabilities replace every record's
+    ``histology`` (it must use the dataset's channel recipe).
+
+    Raises:
+        RunFolderError: the model (or head) does not fit the dataset (classes or channel
+            recipe), or ``histology`` is not a histology head.
+        DatasetError: missing split or unreadable images.
+    """
+    info, path = resolve_weights(weights)
+    check_fits_dataset(info, dataset.classes, dataset.recipe)
+    detector = load_detector(info, path, device)
+    head = None if histology is None else load_head(histology, device)
+    if head is not None:
+        check_head_fits(head, dataset.recipe)
+    images: list[dict[str, Any]] = list(dataset.load_coco(split).get("images", []))
+    out: list[Prediction] = []
+    for start in range(0, len(images), batch):
+        chunk = images[start : start + batch]
+        pixels = [_read_png(dataset, im["file_name"]) for im in chunk]
+        for image, pixel, det in zip(chunk, pixels, detector.predict(pixels, conf)):
+            records = to_predictions(
+                det, info.classes, info.class_mode,
+                sop=str(image.get("sop_instance_uid", "")),
+                series=str(image.get("series_instance_uid", "")),
+                patient=str(image.get("patient_id", "")),
+                image_id=int(image["id"]),
+            )
+            out.extend(records if head is None else with_head(records, pixel, head))
+    return out

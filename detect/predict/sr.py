@@ -1,0 +1,322 @@
+"""DICOM Structured Reports of ``detect predict --save sr``: one TID 1500 per CT series.
+
+``OUT/sr/<patient>/<SeriesInstanceUID>.dcm`` is a Comprehensive 3D SR (highdicom), the
+kind of object the Imaging Data Commons publishes for this collection's tumour boxes, so
+PACS viewers (OHIF, 3D Slicer) show the boxes on the CT:
+
+- Measurement Report (TID 1500), procedure "CT unspecified body region", observer = the
+  detect device; one Planar ROI measurement group (TID 1410) per detected box, with
+  - a tracking identifier (``detection N``, N counted through the series) and a UID;
+  - the box as an image region: a closed POLYLINE of its 4 corners (5 points) on the
+    source slice, whose SOP Instance UID it references;
+  - finding type: the most likely histology as IDC codes the ground truth
+    (SCT Adenocarcinoma, Small cell carcinoma, Large cell carcinoma, Squamous cell
+    carcinoma), or SCT Neoplasm when the detector has no histology; finding site SCT
+    Lung structure (as IDC);
+  - measurements: DCM "Certainty of Finding" = the detection score in % (0-100), and,
+    when the detector gives histology probabilities, "Probability of <histology>" for
+    each letter (unit UCUM "1"), coded in detect's private scheme ``99DETECT`` (declared
+    in the SR's Coding Scheme Identification Sequence);
+  - algorithm identification: ``detect <family>``, detect's version, the run and the
+    score threshold.
+- Patient and study modules copied from the source header (same Study Instance UID and
+  Patient ID); new Series and SOP Instance UIDs; every slice read is listed as evidence.
+  The document is complete, preliminary and unverified (a model's output).
+- A series without findings gets no SR (see :func:`write_series_srs`).
+
+Coordinates: DICOM SCOORD graphic data are (column, row) with (0, 0) the top-left corner
+of the top-left pixel and (Columns, Rows) the bottom-right corner of the last pixel:
+detect's internal pixel-edge xyxy (:mod:`detect.boxes`) as it is, without conversion.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+
+from detect import __version__
+from detect.errors import DicomError
+from detect.predict.sources import Series
+from detect.predictions import Prediction, histology_argmax
+from detect.predict.writers import SliceResult, safe_name
+
+log = logging.getLogger(__name__)
+
+SR_DIR = "sr"
+SCHEME = "99DETECT"
+SR_SERIES_NUMBER = 9901
+HISTOLOGY_CONCEPTS: Mapping[str, Any] = {
+    "A": codes.SCT.Adenocarcinoma,
+    "B": codes.SCT.SmallCellCarcinoma,
+    "E": codes.SCT.LargeCellCarcinoma,
+    "G": codes.SCT.SquamousCellCarcinoma,
+}
+NO_HISTOLOGY = codes.SCT.Neoplasm
+SCORE = codes.DCM.CertaintyOfFinding
+_PATIENT_STUDY_TYPE2 = ("PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
+                        "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def probability_concept(letter: str) -> hd.sr.CodedConcept:
+    """``99DETECT`` code ``P-<letter>``: probability that the finding is that histology."""
+    meaning = str(HISTOLOGY_CONCEPTS[letter].meaning).lower()
+    return hd.sr.CodedConcept(value=f"P-{letter}", scheme_designator=SCHEME,
+                              meaning=f"Probability of {meaning}")
+
+
+@dataclass(frozen=True)
+class SrModel:
+    """What made the findings: family (yolov8...), run name, score threshold used."""
+
+    family: str
+    run: str
+    conf: float
+
+
+def _most_likely(prediction: Prediction) -> str | None:
+    letter = histology_argmax(prediction.histology)
+    if letter is None and prediction.label in HISTOLOGY_CONCEPTS:
+        letter = prediction.label
+    return letter if letter in HISTOLOGY_CONCEPTS else None
+
+
+def _measurements(prediction: Prediction) -> list[hd.sr.Measurement]:
+    out = [hd.sr.Measurement(name=SCORE, value=round(100.0 * prediction.score, 6),
+                             unit=codes.UCUM.Percent)]
+    for letter, probability in sorted((prediction.histology or {}).items()):
+        if letter in HISTOLOGY_CONCEPTS:
+            out.append(hd.sr.Measurement(name=probability_concept(letter),
+                                         value=round(float(probability), 6),
+                                         unit=codes.UCUM.NoUnits))
+    return out
+
+
+def _corners(xyxy: Sequence[float]) -> np.ndarray:
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], dtype=np.float64)
+
+
+def _group(prediction: Prediction, number: int, sop_class: str, algorithm: Any
+           ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    letter = _most_likely(prediction)
+    region = hd.sr.ImageRegion(
+        graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+        graphic_data=_corners(prediction.xyxy),
+        source_image=hd.sr.SourceImageForRegion(
+            referenced_sop_class_uid=sop_class,
+            referenced_sop_instance_uid=prediction.sop_instance_uid,
+        ),
+    )
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(),
+                                                     identifier=f"detection {number}"),
+        referenced_region=region,
+        finding_type=HISTOLOGY_CONCEPTS[letter] if letter else NO_HISTOLOGY,
+        finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.LungStructure)],
+        algorithm_id=algorithm,
+        measurements=_measurements(prediction),
+    )
+
+
+def _observation_context(model: SrModel) -> hd.sr.ObservationContext:
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=generate_uid(entropy_srcs=["detect", model.family, model.run]),
+        name="detect", manufacturer_name="detect", model_name=model.family,
+    )
+    return hd.sr.ObservationContext(observer_device_context=hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device, observer_identifying_attributes=device))
+
+
+def _source_header(path: Path) -> Dataset:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except (OSError, pydicom.errors.InvalidDicomError) as exc:
+        raise DicomError(f"cannot re-read {path} for its DICOM SR ({exc})") from None
+    for keyword in _PATIENT_STUDY_TYPE2:  # highdicom reads these; empty when absent
+        if keyword not in ds:
+            setattr(ds, keyword, None)
+    return ds
+
+
+def _evidence(series: Series, results: Sequence[SliceResult]) -> list[Dataset]:
+    headers = {h.sop_instance_uid: h for h in series.slices}
+    read = [headers[r.sop_instance_uid] for r in results if r.sop_instance_uid in headers]
+    if not read:
+        raise DicomError(f"series {series.uid}: no slice that was read is in the series")
+    evidence = [_source_header(read[0].path)]
+    for header in read[1:]:
+        item = Dataset()
+        item.SOPClassUID, item.SOPInstanceUID = header.sop_class_uid, header.sop_instance_uid
+        item.StudyInstanceUID = header.study_instance_uid
+        item.SeriesInstanceUID = header.series_instance_uid
+        evidence.append(item)
+    return evidence
+
+
+def _coding_scheme() -> Dataset:
+    item = Dataset()
+    item.CodingSchemeDesignator = SCHEME
+    item.CodingSchemeName = "detect histology probabilities"
+    item.CodingSchemeResponsibleOrganization = "detect"
+    return item
+
+
+def _document(evidence: Sequence[Dataset], groups: Sequence[Any], model: SrModel
+              ) -> hd.sr.Comprehensive3DSR:
+    report = hd.sr.MeasurementReport(
+        observation_context=_observation_context(model),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
+        imaging_measurements=groups,
+        title=codes.DCM.ImagingMeasurementReport,
+    )
+    return hd.sr.Comprehensive3DSR(
+        evidence=evidence, content=report, series_instance_uid=generate_uid(),
+        series_number=SR_SERIES_NUMBER, sop_instance_uid=generate_uid(), instance_number=1,
+        manufacturer="detect", is_complete=True, is_final=False,
+        series_description=f"detect {model.family} detections"[:64],
+    )
+
+
+def build_series_sr(
+    series: Series, results: Sequence[SliceResult], model: SrModel
+) -> hd.sr.Comprehensive3DSR:
+    """The SR of one CT series: one measurement group per prediction of ``results``
+    (at least one), every slice of ``results`` as evidence.
+
+    Raises:
+        DicomError: the source header cannot be read, or highdicom refuses the content
+            (for example no prediction at all).
+    """
+    evidence = _evidence(series, results)
+    sop_class = str(evidence[0].SOPClassUID)
+    algorithm = hd.sr.AlgorithmIdentification(
+        name=f"detect {model.family}", version=__version__,
+        parameters=[f"run={model.run}", f"conf={model.conf}"],
+    )
+    predictions = [p for r in results for p in r.predictions]
+    groups = [_group(p, n, sop_class, algorithm) for n, p in enumerate(predictions, start=1)]
+    try:
+        with warnings.catch_warnings():
+            # highdicom warns about one-component person names such as TCIA's
+            # "Lung_Dx-A0002": that is the source's name, copied as it is
+            warnings.filterwarnings("ignore", message=".*intended person name",
+                                    category=UserWarning)
+            sr = _document(evidence, groups, model)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise DicomError(f"series {series.uid}: cannot build its DICOM SR ({exc})") from None
+    sr.CodingSchemeIdentificationSequence = [_coding_scheme()]
+    return sr
+
+
+def write_series_srs(
+    out: Path, series: Sequence[Series], results: Sequence[SliceResult], model: SrModel
+) -> list[Path]:
+    """``out/sr/<patient>/<SeriesInstanceUID>.dcm`` for every series with findings. A
+    series without any gets none: TID 1500 (as highdicom builds it) needs at least one
+    measurement group, and a made-up "negative" finding would confuse viewers and queries;
+    summary.csv lists every series read, with its count of detections.
+
+    Raises:
+        DicomError: a source header cannot be re-read or an SR cannot be built.
+        OSError: the file cannot be written.
+    """
+    by_series: dict[str, list[SliceResult]] = {}
+    for result in results:
+        by_series.setdefault(result.series_instance_uid, []).append(result)
+    written = []
+    for one in series:
+        mine = by_series.get(one.uid)
+        if not mine or not any(r.predictions for r in mine):
+            continue
+        sr = build_series_sr(one, mine, model)
+        path = out / SR_DIR / safe_name(mine[0].patient_id) / f"{safe_name(one.uid)}.dcm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sr.save_as(path, enforce_file_format=True)
+        written.append(path)
+    log.info("wrote %d DICOM SR files under %s", len(written), out / SR_DIR)
+    return written
+
+
+@dataclass(frozen=True)
+class SrFinding:
+    """One measurement group of a detect SR, read back.
+
+    ``xyxy`` px (pixel-edge, as written); ``score`` in [0, 1]; ``finding`` the histology
+    letter of the finding type (None for SCT Neoplasm); ``histology`` the probabilities,
+    or None when the SR has none.
+    """
+
+    tracking_id: str
+    tracking_uid: str
+    sop_instance_uid: str
+    xyxy: tuple[float, float, float, float]
+    score: float
+    finding: str | None
+    histology: dict[str, float] | None
+
+
+@dataclass(frozen=True)
+class SrDocument:
+    """What a detect SR says: its own UIDs, the study and series it refers to, findings."""
+
+    patient_id: str
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    referenced_series: tuple[str, ...]
+    evidence: tuple[str, ...]
+    findings: tuple[SrFinding, ...]
+
+
+def _finding(group: Any) -> SrFinding:
+    points = np.asarray(group.roi.value, dtype=np.float64)
+    x1, y1 = points.min(axis=0)
+    x2, y2 = points.max(axis=0)
+    letters = {str(c.value): k for k, c in HISTOLOGY_CONCEPTS.items()}
+    score, histology = 0.0, {}
+    for measurement in group.get_measurements():
+        name = measurement.name
+        if (name.value, name.scheme_designator) == (SCORE.value, SCORE.scheme_designator):
+            score = float(measurement.value) / 100.0
+        elif name.scheme_designator == SCHEME and str(name.value).startswith("P-"):
+            histology[str(name.value)[2:]] = float(measurement.value)
+    reference = group.roi.ContentSequence[0].ReferencedSOPSequence[0]
+    return SrFinding(
+        tracking_id=str(group.tracking_identifier), tracking_uid=str(group.tracking_uid),
+        sop_instance_uid=str(reference.ReferencedSOPInstanceUID),
+        xyxy=(float(x1), float(y1), float(x2), float(y2)), score=score,
+        finding=letters.get(str(group.finding_type.value)), histology=histology or None,
+    )
+
+
+def read_sr(path: Path) -> SrDocument:
+    """Read an SR written by :func:`write_series_srs`.
+
+    Raises:
+        DicomError: not a readable TID 1500 SR document.
+    """
+    try:
+        sr = hd.sr.srread(path)
+        content: Any = sr.content  # a MeasurementReport for a TID 1500 document
+        groups = content.get_planar_roi_measurement_groups()
+    except (OSError, ValueError, AttributeError, pydicom.errors.InvalidDicomError) as exc:
+        raise DicomError(f"{path} is not a readable TID 1500 DICOM SR ({exc})") from None
+    evidence = sr.get_evidence()
+    return SrDocument(
+        patient_id=str(sr.PatientID), study_instance_uid=str(sr.StudyInstanceUID),
+        series_instance_uid=str(sr.SeriesInstanceUID), sop_instance_uid=str(sr.SOPInstanceUID),
+        referenced_series=tuple(dict.fromkeys(str(e[1]) for e in evidence)),
+        evidence=tuple(str(e[2]) for e in evidence),
+        findings=tuple(_finding(g) for g in groups),
+    )

@@ -1,0 +1,243 @@
+"""What ``detect predict`` writes: VOC XML per slice, PNG overlays, CSV summaries.
+
+Every path is built from sanitised names under the output folder; nothing read from a
+DICOM header (patient IDs, UIDs) can make a file land outside it.
+
+Layout of ``OUT``::
+
+    predictions.json                 contract 4 (detect.predictions.write_predictions)
+    voc/<patient>/<SOPInstanceUID>.xml   one per slice with findings (TCIA Annotation tree,
+                                     LabelImg style; <score> added per object)
+    png/<patient>/<SOPInstanceUID>.png   overlays: lung window, boxes, label and score
+    summary.csv                      one row per series and one per patient (with
+                                     --histology: the head's call per row)
+    slices.csv                       one row per slice read
+    skipped.csv                      every file not predicted on, with its reason
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detect.io.voc import VocObject, voc_xml_bytes
+from detect.boxes import xyxy_to_voc
+from detect.errors import ConfigError
+from detect.predict.histology import head_call
+from detect.predictions import Prediction, histology_argmax
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_COLOURS = ((0, 200, 255), (255, 120, 0), (80, 220, 80), (200, 80, 255), (0, 80, 255))
+SUMMARY_COLUMNS = (
+    "level",
+    "patient_id",
+    "series_instance_uid",
+    "series_description",
+    "slices_read",
+    "slices_with_findings",
+    "detections",
+    "max_score",
+    "max_score_sop_instance_uid",
+    "most_likely_histology",
+    "histology_head",
+    "histology_head_probability",
+)
+SLICE_COLUMNS = (
+    "patient_id",
+    "series_instance_uid",
+    "sop_instance_uid",
+    "slice_index",
+    "instance_number",
+    "detections",
+    "max_score",
+    "top_label",
+    "path",
+)
+
+
+def safe_name(text: str, fallback: str = "unknown") -> str:
+    """A single path component made of ``[A-Za-z0-9._-]`` (never ``.``, ``..`` or empty)."""
+    cleaned = _UNSAFE.sub("_", text.strip()).strip("._") or fallback
+    return cleaned[:128]
+
+
+@dataclass
+class SliceResult:
+    """One slice that was read and predicted on."""
+
+    patient_id: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    slice_index: int
+    instance_number: int | None
+    path: str
+    width: int
+    height: int
+    predictions: list[Prediction] = field(default_factory=list)
+
+    @property
+    def max_score(self) -> float:
+        return max((p.score for p in self.predictions), default=0.0)
+
+
+def write_voc(out: Path, result: SliceResult) -> Path:
+    """``out/voc/<patient>/<SOP>.xml`` for a slice with findings (LabelImg opens it)."""
+    objects = [VocObject(name=p.label, xyxy=p.xyxy) for p in result.predictions]
+    data = voc_xml_bytes(
+        objects, result.width, result.height, 1, scores=[p.score for p in result.predictions]
+    )
+    path = out / "voc" / safe_name(result.patient_id) / f"{safe_name(result.sop_instance_uid)}.xml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def draw_overlay(lung: np.ndarray, predictions: Sequence[Prediction]) -> np.ndarray:
+    """Lung-window slice (H × W uint8) with boxes, labels and scores drawn (BGR)."""
+    image = cv2.cvtColor(np.ascontiguousarray(lung), cv2.COLOR_GRAY2BGR)
+    thickness = max(1, round(max(image.shape[:2]) / 256))
+    scale = max(0.35, max(image.shape[:2]) / 1024)
+    for p in sorted(predictions, key=lambda q: q.score):
+        colour = _COLOURS[(p.category_id - 1) % len(_COLOURS)]
+        x1, y1, x2, y2 = xyxy_to_voc(p.xyxy)
+        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, thickness)
+        text = f"{p.label} {p.score:.2f}"
+        origin = (x1, max(y1 - 3, 10))
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness,
+                    cv2.LINE_AA)
+    return image
+
+
+def write_overlay(out: Path, result: SliceResult, lung: np.ndarray) -> Path:
+    """``out/png/<patient>/<SOP>.png``: the overlay of one slice."""
+    path = out / "png" / safe_name(result.patient_id) / f"{safe_name(result.sop_instance_uid)}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, buffer = cv2.imencode(".png", draw_overlay(lung, result.predictions))
+    if not ok:
+        raise OSError(f"PNG encoding failed for {path.name}")
+    path.write_bytes(buffer.tobytes())
+    return path
+
+
+def _histology(predictions: Sequence[Prediction]) -> str:
+    vectors = [p for p in predictions if p.histology]
+    if vectors:
+        total: dict[str, float] = {}
+        for p in vectors:
+            for letter, value in (p.histology or {}).items():
+                total[letter] = total.get(letter, 0.0) + p.score * value
+        return histology_argmax(total) or ""
+    best = max(predictions, key=lambda p: p.score, default=None)
+    return best.label if best is not None and best.label in ("A", "B", "E", "G") else ""
+
+
+def _summary_row(
+    level: str, patient: str, series: str, description: str, slices: Sequence[SliceResult],
+    head: bool = False,
+) -> dict[str, object]:
+    predictions = [p for s in slices for p in s.predictions]
+    top = max(slices, key=lambda s: s.max_score, default=None)
+    call, probability = head_call(predictions) if head else ("", None)
+    return {
+        "level": level,
+        "patient_id": patient,
+        "series_instance_uid": series,
+        "series_description": description,
+        "slices_read": len(slices),
+        "slices_with_findings": sum(1 for s in slices if s.predictions),
+        "detections": len(predictions),
+        "max_score": f"{top.max_score:.4f}" if top is not None and predictions else "",
+        "max_score_sop_instance_uid": top.sop_instance_uid if top and predictions else "",
+        "most_likely_histology": _histology(predictions),
+        "histology_head": call,
+        "histology_head_probability": "" if probability is None else f"{probability:.4f}",
+    }
+
+
+def summary_rows(
+    results: Sequence[SliceResult], descriptions: Mapping[str, str], head: bool = False
+) -> list[dict[str, object]]:
+    """One row per series (``level`` = series), then one per patient (``level`` = patient).
+    With ``head`` (predict --histology), ``histology_head`` is the head's call and
+    ``histology_head_probability`` its mean probability (``none`` and empty without
+    detections; see :func:`detect.predict.histology.head_call`); else both are empty."""
+    by_series: dict[tuple[str, str], list[SliceResult]] = {}
+    for result in results:
+        by_series.setdefault((result.patient_id, result.series_instance_uid), []).append(result)
+    rows = [
+        _summary_row("series", patient, uid, descriptions.get(uid, ""), slices, head)
+        for (patient, uid), slices in sorted(by_series.items())
+    ]
+    patients = sorted({patient for patient, _ in by_series})
+    for patient in patients:
+        slices = [r for r in results if r.patient_id == patient]
+        rows.append(_summary_row("patient", patient, "", "", slices, head))
+    return rows
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> int:
+    """Write rows with the given columns; returns how many rows were written."""
+    count = 0
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count
+
+
+def slice_rows(results: Sequence[SliceResult]) -> list[dict[str, object]]:
+    """Rows of slices.csv."""
+    return [
+        {
+            "patient_id": r.patient_id,
+            "series_instance_uid": r.series_instance_uid,
+            "sop_instance_uid": r.sop_instance_uid,
+            "slice_index": r.slice_index,
+            "instance_number": "" if r.instance_number is None else r.instance_number,
+            "detections": len(r.predictions),
+            "max_score": f"{r.max_score:.4f}" if r.predictions else "",
+            "top_label": max(r.predictions, key=lambda p: p.score).label if r.predictions else "",
+            "path": r.path,
+        }
+        for r in results
+    ]
+
+
+def _check_writable(out: Path) -> None:
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"output folder {out} is not writable ({probe} does not let this user write); "
+            f"pass --out to a folder you can write"
+        )
+
+
+def choose_out(out: Path | None) -> Path:
+    """``--out`` as given (refused if it already holds predictions), or a fresh
+    ``predictions``, ``predictions-2``... in the working folder.
+
+    Raises:
+        ConfigError: the folder holds an earlier prediction run, or is not writable.
+    """
+    if out is None:
+        out, number = Path("predictions"), 1
+        while out.exists():
+            number += 1
+            out = Path(f"predictions-{number}")
+    elif (out / "predictions.json").exists() or (out / "summary.csv").exists():
+        raise ConfigError(f"{out} already holds predictions; pass another --out or remove it")
+    elif out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; pass a folder")
+    _check_writable(out)
+    return out

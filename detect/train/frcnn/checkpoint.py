@@ -1,0 +1,111 @@
+"""Faster R-CNN checkpoints and metrics.csv, in forms any reader can trust.
+
+``weights/last.pt`` and ``weights/best.pt`` hold only tensors and primitive containers, so
+``torch.load(path, weights_only=True)`` reads them (no pickled classes, no numpy objects)::
+
+    {"format": "detect-fasterrcnn", "version": 2, "kind": "last" | "best",
+     "backbone": str, "classes": [str], "imgsz": int, "epoch": int, "model": state_dict,
+     # last.pt only, for --resume:
+     "epochs": int, "optimizer": ..., "scheduler": ..., "scaler": ..., "best_map50": float,
+     "best_epoch": int, "history": [metrics.csv rows], "world_size": int,
+     "rng": [per-rank {"python": [...], "numpy": {...}, "torch": ByteTensor,
+                        "cuda": ByteTensor | None}]}
+
+metrics.csv has one row per epoch with :data:`METRIC_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from detect.errors import RunFolderError
+from detect.train.frcnn.engine import LOSS_NAMES
+from detect.models.faster_rcnn import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+
+METRIC_COLUMNS = (
+    "epoch", "lr", "loss", *LOSS_NAMES, "mAP50", "mAP50-95", "time_s", "images_per_s",
+)
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """Python, numpy, torch (and this process's CUDA) RNG states as tensors and lists."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {
+        "python": [int(version), [int(v) for v in internal], gauss],
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    """Restore what :func:`rng_state` captured."""
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(v) for v in internal), gauss))
+    numpy = state["numpy"]
+    keys = numpy["keys"].numpy().astype(np.uint32)
+    np.random.set_state(
+        (numpy["kind"], keys, int(numpy["pos"]), int(numpy["has_gauss"]), float(numpy["cached"]))
+    )
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and state.get("cuda") is not None:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
+    """``torch.save`` through a temporary file and a rename (never half a file)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(dict(payload), tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, kind: str = "last") -> dict[str, Any]:
+    """Read a detect Faster R-CNN checkpoint with ``weights_only=True``.
+
+    Raises:
+        RunFolderError: missing, unreadable, or not a detect Faster R-CNN ``kind`` checkpoint.
+    """
+    if not path.is_file():
+        raise RunFolderError(f"no {path.name} in {path.parent}; nothing to resume, start a new run")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch errors all mean "not a checkpoint"
+        raise RunFolderError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}); start a new run"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise RunFolderError(f"{path}: not a detect Faster R-CNN checkpoint (format "
+                             f"{CHECKPOINT_FORMAT!r} expected)")
+    if data.get("version") != CHECKPOINT_VERSION or data.get("kind") != kind:
+        raise RunFolderError(
+            f"{path}: expected a version {CHECKPOINT_VERSION} {kind!r} checkpoint, found version "
+            f"{data.get('version')!r} kind {data.get('kind')!r}"
+        )
+    return data
+
+
+def write_metrics(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """metrics.csv, atomically: :data:`METRIC_COLUMNS`, one row per epoch."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: _cell(row.get(key)) for key in METRIC_COLUMNS})
+    tmp.replace(path)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else value

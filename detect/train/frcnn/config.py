@@ -1,0 +1,114 @@
+"""Options of Faster R-CNN training (``detect train --model fasterrcnn``), validated on
+construction. No torch import here, so the CLI can check options before loading torch.
+
+Backbones and why ``resnet50_fpn_v2`` is the default: see :mod:`detect.models.faster_rcnn`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detect.config import check_training_options, default_workers
+from detect.errors import ConfigError
+
+BACKBONES = ("resnet50_fpn_v2", "mobilenet_v3_large_fpn")
+DEFAULT_BACKBONE = "resnet50_fpn_v2"
+CLASS_WEIGHTING = ("none", "sampler")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+#: Base SGD learning rate per 16 images of the total batch (scaled linearly). Twice the
+#: 0.02 of torchvision's fine-tuning recipe, because detect trains from scratch: the
+#: phantom fits that settled the RPN sampling (see detect.models.faster_rcnn) ran at 0.02
+#: for a batch of 8 (val mAP50 0.55 after 30 epochs); at 0.01 no lesion was found in 15.
+BASE_LR_PER_16 = 0.04
+
+
+def check_backbone(backbone: str) -> str:
+    """Raise ConfigError unless ``backbone`` is one of :data:`BACKBONES`."""
+    if backbone not in BACKBONES:
+        raise ConfigError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
+    return backbone
+
+
+@dataclass(frozen=True)
+class FasterRCNNConfig:
+    """Everything one Faster R-CNN run needs.
+
+    ``batch`` is the total over all processes (``--batch``, as for YOLO); ``lr`` None is
+    :data:`BASE_LR_PER_16` x batch / 16. ``world_size`` runs that many CPU processes on the
+    gloo backend with ``device="cpu"`` (for tests of the distributed path; GPUs come from
+    ``--device 0,1``). ``max_steps`` caps the iterations per epoch (smoke tests,
+    benchmarks). ``deterministic`` turns on ``torch.use_deterministic_algorithms`` on the CPU
+    (GPU runs are seeded but not bit-exact: roi_align's CUDA backward adds atomically).
+    """
+
+    data: Path
+    backbone: str = DEFAULT_BACKBONE
+    epochs: int = 50
+    imgsz: int | None = None
+    batch: int = 8
+    device: str = "auto"
+    weights: Path | None = None
+    project: Path = Path("runs")
+    name: str | None = None
+    resume: bool = False
+    seed: int = 0
+    class_weighting: str = "none"
+    workers: int = field(default_factory=lambda: min(4, default_workers()))
+    amp: str = "auto"
+    world_size: int | None = None
+    lr: float | None = None
+    max_steps: int | None = None
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        check_backbone(self.backbone)
+        if self.class_weighting not in CLASS_WEIGHTING:
+            hint = " (loss weighting is YOLO only)" if self.class_weighting == "loss" else ""
+            raise ConfigError(
+                f"--class-weighting for fasterrcnn must be one of {', '.join(CLASS_WEIGHTING)}, "
+                f"got {self.class_weighting!r}{hint}"
+            )
+        if self.amp not in AMP_MODES:
+            raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        check_training_options(epochs=self.epochs, batch=self.batch, workers=self.workers,
+                               imgsz=self.imgsz, weights=self.weights)
+        _check_world(self.device, self.world_size, self.batch)
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """One entry per process: GPU indices of ``--device 0,1``, or ``cpu`` x world size."""
+        text = self.device.strip().lower()
+        if text not in ("auto", "cpu"):
+            return tuple(text.split(","))
+        return (text,) * (self.world_size or 1)
+
+    @classmethod
+    def from_train_config(cls, config: Any, **overrides: Any) -> FasterRCNNConfig:
+        """From ``detect.train.dispatch.TrainConfig`` (its ``backbone`` None = the default)."""
+        names = ("data", "epochs", "imgsz", "batch", "device", "weights", "project", "name",
+                 "resume", "seed", "class_weighting", "workers", "amp")
+        values = {name: getattr(config, name) for name in names}
+        values["backbone"] = getattr(config, "backbone", None) or DEFAULT_BACKBONE
+        values.update(overrides)
+        return cls(**values)
+
+
+def _check_world(device: str, world_size: int | None, batch: int) -> None:
+    text = device.strip().lower()
+    if world_size is not None and (world_size < 1 or text != "cpu"):
+        raise ConfigError(
+            f"world_size (CPU processes) needs device 'cpu' and >= 1, got {world_size} with "
+            f"device {device!r}; for GPUs use --device 0,1"
+        )
+    processes = world_size or (len(text.split(",")) if text not in ("auto", "cpu") else 1)
+    if batch % processes:
+        raise ConfigError(
+            f"--batch {batch} must be a multiple of the {processes} processes (each gets "
+            f"batch / processes images)"
+        )
