@@ -1,0 +1,148 @@
+"""``detect synth`` and ``detect convert``: cohorts and datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from detect.cli.app import (
+    app,
+    out,
+    print_table,
+    progress_bar,
+    user_errors,
+)
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Folder to write the cohort into.")
+    ],
+    patients: Annotated[int, typer.Option(help="Number of patients.")] = 12,
+    slices: Annotated[int, typer.Option(help="CT slices per series.")] = 40,
+    size: Annotated[int, typer.Option(help="Image rows = columns, px.")] = 512,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 0,
+    pet: Annotated[bool, typer.Option("--pet/--no-pet", help="Add a PET series.")] = False,
+    fused: Annotated[
+        bool, typer.Option("--fused/--no-fused", help="Add fused PET/CT secondary captures.")
+    ] = True,
+    layout: Annotated[str, typer.Option(help="Folder names: tcia (descriptive) or uid.")] = "tcia",
+    compression: Annotated[
+        str, typer.Option(help="Transfer syntaxes: none, mixed, rle or j2k.")
+    ] = "mixed",
+    storage: Annotated[str, typer.Option(help="Pixel storage: mixed, unsigned or signed.")] = (
+        "mixed"
+    ),
+    letter_mix: Annotated[
+        str | None,
+        typer.Option(help="Letter weights, e.g. A=251,B=38,E=5,G=61 (the real collection)."),
+    ] = None,
+) -> None:
+    """Write a phantom cohort in the exact layout of the TCIA Lung-PET-CT-Dx download.
+
+    Example: detect synth phantom --patients 12 --slices 40
+    """
+    from detect.synth.cohort import SynthConfig, synthesize
+
+    with user_errors():
+        config = SynthConfig(
+            patients=patients,
+            slices=slices,
+            size=size,
+            seed=seed,
+            pet=pet,
+            fused=fused,
+            layout=layout,
+            compression=compression,
+            storage=storage,
+            letter_mix=_parse_mix(letter_mix),
+        )
+        with progress_bar("synth patients") as update:
+            summary = synthesize(out_dir, config, progress=update)
+    out.print(f"phantom cohort: {len(summary.patients)} patients")
+    print_table([("DICOM root", summary.dicom_root), ("annotation root", summary.annotation_root)])
+    out.print(f"next: detect convert {summary.dicom_root} {summary.annotation_root} DATASET")
+
+
+def _parse_mix(text: str | None) -> dict[str, int] | None:
+    if not text:
+        return None
+    from detect.errors import ConfigError
+
+    try:
+        return {k.strip().upper(): int(v) for k, v in (p.split("=") for p in text.split(","))}
+    except ValueError:
+        raise ConfigError(
+            f"--letter-mix takes LETTER=WEIGHT,... like A=3,G=1, got {text!r}"
+        ) from None
+
+
+@app.command()
+def convert(
+    dicom_root: Annotated[Path, typer.Argument(help="Folder of DICOM files (any layout).")],
+    annotation_root: Annotated[Path, typer.Argument(help="Folder of <SOPInstanceUID>.xml.")],
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Dataset folder to write.")],
+    channels: Annotated[
+        str, typer.Option(help="Three windows (names or W/L in HU) or 2.5d[:WINDOW].")
+    ] = "lung,mediastinum,wide",
+    classes: Annotated[str, typer.Option(help="histology (A,B,E,G) or tumor (1 class).")] = (
+        "histology"
+    ),
+    split: Annotated[str, typer.Option(help="train,val,test fractions by patient.")] = (
+        "0.7,0.15,0.15"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the patient split.")] = 0,
+    negatives: Annotated[int, typer.Option(help="Unannotated slices per patient.")] = 0,
+    fused: Annotated[str, typer.Option(help="Fused PET/CT screenshots: exclude or include.")] = (
+        "exclude"
+    ),
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: CPUs).")] = None,
+    shard: Annotated[str | None, typer.Option(help="Convert shard I/N of the patients.")] = None,
+) -> None:
+    """Convert DICOM slices + PASCAL VOC boxes into PNG datasets in COCO and YOLO form.
+
+    Example: detect convert Lung-PET-CT-Dx Annotation dataset --negatives 2
+    """
+    from detect.config import ConvertConfig, Shard, default_workers, parse_fractions
+    from detect.convert import convert as run_convert
+    from detect.recipe import parse_channels
+
+    with user_errors():
+        config = ConvertConfig(
+            dicom_root=dicom_root,
+            annotation_root=annotation_root,
+            out=out_dir,
+            recipe=parse_channels(channels),
+            class_mode=classes,
+            split=parse_fractions(split),
+            seed=seed,
+            negatives=negatives,
+            fused=fused,
+            workers=workers if workers is not None else default_workers(),
+            shard=Shard.parse(shard) if shard else None,
+        )
+        with progress_bar("convert") as update:
+            summary = run_convert(config, progress=lambda stage, d, t: update(d, t))
+    _report_convert(summary)
+
+
+def _report_convert(summary: Any) -> None:
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items())
+    out.print(
+        f"converted {summary.patients_converted} patients "
+        f"({summary.patients_reused} already done) in {timing}"
+    )
+    print_table(
+        [("images", summary.images), ("boxes", summary.boxes)]
+        + [(f"issue {k}", v) for k, v in summary.issue_counts.items()]
+    )
+    if summary.merged:
+        out.print(f"dataset written: {summary.out / 'dataset.json'}")
+    else:
+        out.print(
+            "shard done; the dataset is written when every shard has finished "
+            "(or re-run without --shard)"
+        )

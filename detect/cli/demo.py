@@ -1,0 +1,59 @@
+"""``detect demo``: the whole chain on a phantom cohort."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from detect.cli.app import (
+    app,
+    console,
+    number,
+    out,
+    print_epoch,
+    print_table,
+    user_errors,
+)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for everything the demo makes.")
+    ] = (Path("demo_out")),
+    patients: Annotated[int, typer.Option(help="Phantom patients.")] = 40,
+    epochs: Annotated[int, typer.Option(help="YOLO training epochs.")] = 60,
+    size: Annotated[int, typer.Option(help="Phantom image size, px.")] = 256,
+    slices: Annotated[int, typer.Option(help="CT slices per phantom series.")] = 48,
+    seed: Annotated[int, typer.Option(help="Seed of everything.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, 0, 0,1")] = "auto",
+) -> None:
+    """Run the whole chain on a built-in phantom cohort: synth, convert, train, eval, predict.
+
+    Needs no data, no GPU and no network. Example: detect demo --out demo_out
+    """
+    from detect.demo import DemoConfig, run_demo
+
+    with user_errors():
+        config = DemoConfig(
+            out=out_dir,
+            patients=patients,
+            slices=slices,
+            size=size,
+            epochs=epochs,
+            seed=seed,
+            device=device,
+        )
+        summary = run_demo(
+            config, stage=lambda text: console.print(f"[bold cyan]{text}[/]"), on_epoch=print_epoch
+        )
+    out.print("\n[bold]detect demo finished[/] (phantom data: not for clinical use)")
+    print_table(
+        [(k, number(v) if isinstance(v, float) else v) for k, v in summary.metrics.items()]
+    )
+    print_table([("seconds", ", ".join(f"{k} {v}" for k, v in summary.seconds.items()))])
+    out.print(f"look at: {summary.report}")
+    out.print(f"         {summary.predictions} (predictions.json, voc/, png/, summary.csv)")
+    out.print(f"         {summary.run_dir} (weights, model.json, metrics.csv)")

@@ -1,0 +1,260 @@
+"""``detect train``, ``eval``, ``predict`` and ``export``: models and what they find."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from detect.cli.app import (
+    app,
+    console,
+    number,
+    out,
+    print_epoch,
+    print_table,
+    progress_bar,
+    user_errors,
+)
+
+
+@app.command("eval")
+def eval_command(
+    data: Annotated[Path, typer.Option("--data", help="Converted dataset folder.")],
+    predictions: Annotated[
+        Path | None, typer.Option("--predictions", help="Prediction records (COCO results JSON).")
+    ] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="Trained weights (predicts the split first).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split to score: train, val or test.")] = "test",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Report folder (default: eval-<split> beside the input)."),
+    ] = None,
+    allow_leak: Annotated[
+        bool, typer.Option("--allow-leak", help="Score even if trained-on patients are in split.")
+    ] = False,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for 95% CIs.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    iou_froc: Annotated[float, typer.Option(help="IoU of a lesion hit (FROC, patients).")] = 0.1,
+    conf: Annotated[float, typer.Option(help="Operating score threshold.")] = 0.25,
+    device: Annotated[str, typer.Option(help="Device for --weights: auto, cpu, 0.")] = "auto",
+    histology: Annotated[
+        Path | None,
+        typer.Option(help="Histology head run: its A/B/E/G for --weights' detections."),
+    ] = None,
+) -> None:
+    """Score detections against a dataset split: COCO mAP, AP@0.1, FROC, per-patient
+    sensitivity, histology, bootstrap CIs; writes metrics.json, report.md, report.html.
+
+    Example: detect eval --predictions preds.json --data dataset --split test --out eval
+    """
+    from detect.eval.evaluate import EvalConfig, run_eval
+
+    with user_errors():
+        config = EvalConfig(
+            data=data,
+            split=split,
+            out=out_dir,
+            predictions=predictions,
+            weights=weights,
+            allow_leak=allow_leak,
+            bootstrap=bootstrap,
+            seed=seed,
+            iou_froc=iou_froc,
+            conf=conf,
+            device=device,
+            histology=histology,
+        )
+        run = run_eval(config)
+    result = run.result
+    if result.leaked:
+        console.print(f"[bold red]LEAKAGE allowed:[/] {len(result.leak['patients'])} patients")
+    rows: list[tuple[str, Any]] = [
+        ("mAP50", number(result.map50)),
+        ("mAP50-95", number(result.map50_95)),
+        ("AP@0.1", number(result.ap10)),
+        ("FROC mean", number(result.froc_mean)),
+        (f"patient sensitivity @ {config.conf}", number(result.patient_sensitivity)),
+        ("predictions outside split", result.counts["predictions_outside_split"]),
+    ]
+    for source, section in result.histology.items():
+        if section.get("available"):
+            value = section["patient"]["balanced_accuracy"]
+            rows.append((f"histology ({source}) patient bal. acc.", number(value)))
+    print_table(rows)
+    out.print(f"report: {run.files['report_html']}")
+
+
+@app.command("train")
+def train_command(
+    model: Annotated[
+        str, typer.Option("--model", help="yolov8, yolo11, fasterrcnn or histology (head).")
+    ],
+    data: Annotated[Path, typer.Option("--data", help="Converted dataset folder.")],
+    size: Annotated[str, typer.Option(help="Model size: n, s, m, l or x.")] = "n",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 100,
+    imgsz: Annotated[
+        int | None, typer.Option(help="Training size in px (default: the dataset's image size).")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Images per batch (all GPUs together).")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu, 0, or 0,1 (DDP on two GPUs).")] = "auto",
+    weights: Annotated[
+        Path | None, typer.Option(help="Local .pt to fine-tune (default: train from scratch).")
+    ] = None,
+    project: Annotated[Path, typer.Option(help="Runs go to PROJECT/<model>/<name>.")] = Path(
+        "runs"
+    ),
+    name: Annotated[
+        str | None, typer.Option(help="Run name (default train; never overwritten).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the interrupted run --name (or the latest).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    class_weighting: Annotated[
+        str,
+        typer.Option(help="Class imbalance: none, loss, sampler; auto = none (loss: histology)."),
+    ] = "auto",
+    workers: Annotated[int | None, typer.Option(help="Data-loader workers.")] = None,
+    amp: Annotated[str, typer.Option(help="GPU mixed precision: auto, bf16, fp16, off.")] = "auto",
+    backbone: Annotated[
+        str | None,
+        typer.Option(help="fasterrcnn: resnet50_fpn_v2 (default, for GPUs), "
+                          "mobilenet_v3_large_fpn (about 3x faster, for CPUs); "
+                          "histology: resnet18 (default), mobilenet_v3_small."),
+    ] = None,
+) -> None:
+    """Train a detector on a converted dataset; writes PROJECT/<model>/<name>/ with
+    weights/best.pt, weights/last.pt, model.json and metrics.csv.
+
+    Example: detect train --model yolov8 --data dataset --size s --epochs 100
+    (or: detect train --model fasterrcnn --data dataset --batch 8 --device 0,1;
+    the histology head on tumour crops: detect train --model histology --data dataset)
+    """
+    from detect.train.dispatch import TrainConfig, train
+
+    with user_errors():
+        config = TrainConfig(
+            model=model,
+            data=data,
+            size=size,
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            weights=weights,
+            project=project,
+            name=name,
+            resume=resume,
+            seed=seed,
+            class_weighting=class_weighting,
+            amp=amp,
+            backbone=backbone,
+            **({"workers": workers} if workers is not None else {}),
+        )
+        try:
+            result = train(config, on_epoch=print_epoch)
+        except KeyboardInterrupt:
+            console.print(
+                "interrupted: weights/last.pt is kept; continue with the same command plus "
+                "--resume (and --name NAME for a run other than the latest)"
+            )
+            raise typer.Exit(130) from None
+    out.print(f"run: {result.run_dir}")
+    print_table(
+        [(k, number(v) if isinstance(v, float) else v) for k, v in result.metrics.items()]
+    )
+
+
+@app.command("predict")
+def predict_command(
+    sources: Annotated[
+        list[Path], typer.Argument(metavar="SOURCE...", help="DICOM folders or files.")
+    ],
+    weights: Annotated[
+        Path, typer.Option("--weights", help="Run folder, its model.json, or a .pt inside it.")
+    ],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: ./predictions[-N]).")
+    ] = None,
+    conf: Annotated[float, typer.Option(help="Keep detections with score >= conf.")] = 0.25,
+    save: Annotated[
+        str, typer.Option(help="What to write: json, voc, png, sr (DICOM SR; comma list).")
+    ] = "json,voc",
+    device: Annotated[str, typer.Option(help="auto, cpu or a GPU index.")] = "auto",
+    batch: Annotated[int, typer.Option(help="Slices per model batch.")] = 16,
+    workers: Annotated[int | None, typer.Option(help="Processes reading DICOM.")] = None,
+    histology: Annotated[
+        Path | None,
+        typer.Option(help="Histology head run (detect train --model histology): A/B/E/G "
+                          "probabilities for every detection."),
+    ] = None,
+) -> None:
+    """Find tumours on every CT slice of DICOM folders; writes predictions.json, VOC XML per
+    slice (LabelImg), optional PNG overlays, summary.csv, slices.csv and skipped.csv.
+
+    Example: detect predict scans/ --weights runs/yolov8/train --save json,voc,png
+    """
+    from detect.predict.run import PredictConfig, parse_save, predict
+
+    with user_errors():
+        config = PredictConfig(
+            sources=tuple(sources),
+            weights=weights,
+            out=out_dir,
+            conf=conf,
+            save=parse_save(save),
+            device=device,
+            batch=batch,
+            histology=histology,
+            **({"workers": workers} if workers is not None else {}),
+        )
+        with progress_bar("predict slices") as update:
+            summary = predict(config, progress=update)
+    _report_predict(summary)
+
+
+def _report_predict(summary: Any) -> None:
+    out.print(
+        f"predicted {summary.slices} slices of {summary.series} CT series in "
+        f"{summary.seconds:.1f}s: {summary.detections} detections on "
+        f"{summary.slices_with_findings} slices"
+    )
+    skipped = sum(summary.skipped.values())
+    rows: list[tuple[str, Any]] = [
+        ("files looked at", summary.files_seen),
+        ("files skipped", skipped),
+    ]
+    rows += [(f"  skipped {reason}", n) for reason, n in summary.skipped.items()]
+    rows += [(name, path) for name, path in summary.files.items()]
+    print_table(rows)
+
+
+@app.command("export")
+def export_command(
+    weights: Annotated[
+        Path, typer.Option("--weights", help="Run folder, its model.json, or a .pt inside it.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="onnx or torchscript.")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: ./export-<format>[-N]).")
+    ] = None,
+) -> None:
+    """Export a trained model to ONNX or TorchScript and check it against PyTorch on phantom
+    slices (parity); writes OUT/model.onnx (or model.torchscript) and OUT/model.json.
+
+    Example: detect export --weights runs/yolov8/train --format onnx --out export-onnx
+    (then: detect predict scans/ --weights export-onnx/model.onnx)
+    """
+    from detect.export.run import ExportConfig, export_model
+
+    with user_errors():
+        result = export_model(ExportConfig(weights=weights, format=fmt, out=out_dir))
+    out.print(f"exported {result.file} in {result.seconds:.1f}s", soft_wrap=True)
+    out.print(f"  model.json  {result.model_json}", soft_wrap=True, highlight=False)
+    out.print(f"  parity      passed: {result.parity.summary()}", soft_wrap=True,
+              highlight=False)
+    out.print(f"next: detect predict SCANS --weights {result.file}", soft_wrap=True)
