@@ -27,11 +27,11 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check detect tests benchmarks
+	$(VENV)/bin/ruff check detect tests tools
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
-	$(PY) benchmarks/convert.py
+	$(PY) tools/benchmarks/convert.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -10,8 +10,8 @@ from the page cache (posix_fadvise DONTNEED):
 - ``floor``: only the unavoidable work: a header-only read of every file, then read +
   decode + window + PNG encode of the annotated slices (same workers, same PNG settings).
 
-Prints a table, writes benchmarks/results/convert.json and appends to RESULTS.md.
-usage: python benchmarks/convert.py [--patients 40] [--slices 64] [--workers 2] [--keep DIR]
+Prints a table, writes tools/benchmarks/results/convert.json and appends to RESULTS.md.
+usage: python tools/benchmarks/convert.py [--patients 40] [--slices 64] [--workers 2] [--keep DIR]
 """
 
 from __future__ import annotations

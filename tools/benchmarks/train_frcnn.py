@@ -1,7 +1,7 @@
 """Benchmark Faster R-CNN training on a phantom cohort, side by side with yolov8n on the
 same dataset and epochs: test-split accuracy and speed, with the balanced sampler off and on.
 
-The cohort is the YOLO benchmark's (benchmarks/train_yolo.py: phantom with the real
+The cohort is the YOLO benchmark's (tools/benchmarks/train_yolo.py: phantom with the real
 collection's histology mix, no fused screenshots, seed 0, converted with 2 negative slices
 per patient). For each ``--class-weighting`` in (none, sampler), ``detect train --model
 fasterrcnn`` and (unless ``--yolo-epochs 0``) ``detect train --model yolov8`` run from
@@ -10,17 +10,17 @@ fitness for YOLO) predicts the test split, scored by ``detect.eval.evaluate`` (C
 mAP50-95, AP@0.1, AP50 per class). Speed is images seen in training / wall seconds of the
 whole training (validation included), the same measure for both families.
 
-Prints a table, writes benchmarks/results/train_frcnn_<backbone>.json and appends to
+Prints a table, writes tools/benchmarks/results/train_frcnn_<backbone>.json and appends to
 RESULTS.md.
 
 usage (CPU, the recorded run: 44 min on 2 cores):
-    python benchmarks/train_frcnn.py --patients 40 --slices 48 --size 256 --epochs 20 \
+    python tools/benchmarks/train_frcnn.py --patients 40 --slices 48 --size 256 --epochs 20 \
         --backbone mobilenet_v3_large_fpn --device cpu
 full size (on a GPU; not run yet):
-    python benchmarks/train_frcnn.py --patients 80 --slices 48 --size 512 --epochs 50 \
+    python tools/benchmarks/train_frcnn.py --patients 80 --slices 48 --size 512 --epochs 50 \
         --batch 8 --device 0
 smoke test (CPU, about a minute):
-    python benchmarks/train_frcnn.py --patients 8 --slices 12 --size 96 --epochs 1 \
+    python tools/benchmarks/train_frcnn.py --patients 8 --slices 12 --size 96 --epochs 1 \
         --imgsz 96 --batch 2 --max-steps 2 --backbone mobilenet_v3_large_fpn --device cpu \
         --yolo-epochs 0 --no-record
 """

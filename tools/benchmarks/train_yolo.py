@@ -11,12 +11,12 @@ For each: wall seconds (start-up included), training images per second, overhead
 (``predict_split`` + ``evaluate_predictions``, the same code as ``detect eval``), plus
 AP50 per class and patient-level histology balanced accuracy (from the class scores).
 AMP is off in both runs (same numerics on CPU and GPU).
-Prints a table, writes benchmarks/results/train_yolo.json and appends to RESULTS.md.
+Prints a table, writes tools/benchmarks/results/train_yolo.json and appends to RESULTS.md.
 
-usage: python benchmarks/train_yolo.py [--patients 24] [--slices 32] [--size 256]
+usage: python tools/benchmarks/train_yolo.py [--patients 24] [--slices 32] [--size 256]
        [--epochs 30] [--model yolov8] [--model-size n] [--weighting none,sampler,loss]
        [--device auto] [--batch 16] [--workers 2] [--repeats 2] [--keep DIR]
-smoke: python benchmarks/train_yolo.py --patients 8 --slices 12 --size 64 --epochs 1 \
+smoke: python tools/benchmarks/train_yolo.py --patients 8 --slices 12 --size 64 --epochs 1 \
        --weighting none,sampler --repeats 1 --no-save
 """
 

@@ -11,11 +11,11 @@ same run, each best of ``--repeats``:
 - ``inference``: the detector alone on pre-rendered slices (the floor for the device).
 
 On CPU, and on CUDA too when there is one. Prints a table, writes
-benchmarks/results/predict.json and appends to RESULTS.md.
+tools/benchmarks/results/predict.json and appends to RESULTS.md.
 
-usage: python benchmarks/predict.py [--slices 200] [--size 512] [--imgsz 512]
+usage: python tools/benchmarks/predict.py [--slices 200] [--size 512] [--imgsz 512]
        [--workers 1,4] [--batch 16] [--weights RUN] [--repeats 2] [--no-save]
-smoke: python benchmarks/predict.py --slices 20 --size 128 --imgsz 128 --repeats 1 --no-save
+smoke: python tools/benchmarks/predict.py --slices 20 --size 128 --imgsz 128 --repeats 1 --no-save
 """
 
 from __future__ import annotations

@@ -19,14 +19,14 @@ Everything is scored on the test split by detect's evaluator (``predict_split`` 
 patient's call aggregates its detections with score >= ``--conf``; patients without one
 are not scored (the table says how many were). The split is 0.6/0.2/0.2 by default, so
 that val and test hold two or more patients of every letter.
-Prints a table, writes benchmarks/results/histology.json and appends to RESULTS.md.
+Prints a table, writes tools/benchmarks/results/histology.json and appends to RESULTS.md.
 
 usage (full size; on 2 shared CPU cores about 20 minutes: yolov8n ~9 s per epoch x 50
 epochs x 2 detectors, the head ~1.8 s per epoch x 30, synth + convert + scoring < 1 min):
-    python benchmarks/histology.py --patients 40 --slices 24 --size 192 --epochs 50 \
+    python tools/benchmarks/histology.py --patients 40 --slices 24 --size 192 --epochs 50 \
         --head-epochs 30
 smoke test (CPU, under 2 minutes):
-    python benchmarks/histology.py --patients 12 --slices 10 --size 96 --epochs 1 \
+    python tools/benchmarks/histology.py --patients 12 --slices 10 --size 96 --epochs 1 \
         --head-epochs 1 --crop 32 --bootstrap 50 --no-record
 """
 
