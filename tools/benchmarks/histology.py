@@ -125,9 +125,9 @@ def train_all(args: argparse.Namespace, data: dict[str, Path], work: Path
 def gt_with_head(dataset: Any, head_run: Path, device: str) -> list[Any]:
     """Ground-truth boxes of the test split (score 1) with the head's probabilities."""
     from detect.boxes import coco_to_xyxy
-    from detect.train.histology.data import read_rgb
     from detect.predict.histology import load_head, with_head
     from detect.predictions import Prediction
+    from detect.train.histology.data import read_rgb
 
     head = load_head(head_run, device)
     coco = dataset.load_coco("test")
