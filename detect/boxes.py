@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 XYXY = tuple[float, float, float, float]
 
 
@@ -109,10 +111,24 @@ def area(xyxy: Sequence[float]) -> float:
     return max(0.0, x2 - x1) * max(0.0, y2 - y1)
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every xyxy box in ``a`` [N, 4] with every one in ``b`` [M, 4] → [N, M] float64
+    (as ``torchvision.ops.box_iou``); 0 where the union is empty."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two xyxy boxes."""
-    ax1, ay1, ax2, ay2 = _as_xyxy(a)
-    bx1, by1, bx2, by2 = _as_xyxy(b)
-    inter = area((max(ax1, bx1), max(ay1, by1), min(ax2, bx2), min(ay2, by2)))
-    union = area(a) + area(b) - inter
-    return inter / union if union > 0 else 0.0
+    """Intersection over union of two xyxy boxes (:func:`box_iou` of one pair)."""
+    return float(box_iou(np.array([_as_xyxy(a)]), np.array([_as_xyxy(b)]))[0, 0])

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detect.errors import ConfigError
+from detect.histology import LETTERS
 from detect.recipe import DEFAULT_RECIPE, ChannelRecipe
 
 CLASS_MODES = ("histology", "tumor")
@@ -124,6 +125,4 @@ class ConvertConfig:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        from detect.io.voc import HISTOLOGY_LETTERS
-
-        return HISTOLOGY_LETTERS if self.class_mode == "histology" else ("tumor",)
+        return LETTERS if self.class_mode == "histology" else ("tumor",)

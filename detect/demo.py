@@ -72,10 +72,10 @@ def run_demo(config: DemoConfig, stage: Stage | None = None,
     from detect.config import ConvertConfig
     from detect.convert import convert
     from detect.dataset import load_dataset
-    from detect.eval.evaluate import EvalConfig, run_eval
-    from detect.predict.run import PredictConfig, predict
+    from detect.eval import EvalConfig, run_eval
+    from detect.predict import PredictConfig, predict, predict_split
     from detect.synth.cohort import SynthConfig, synthesize
-    from detect.train.dispatch import TrainConfig, train
+    from detect.train import TrainConfig, train
 
     say = stage or (lambda text: log.info(text))
     seconds: dict[str, float] = {}
@@ -104,7 +104,8 @@ def run_demo(config: DemoConfig, stage: Stage | None = None,
     lap("train")
     say("4/5 eval: test split → metrics.json, report.md, report.html")
     evaluation = run_eval(EvalConfig(data=dataset.root, split="test", weights=result.run_dir,
-                                     out=out / "eval", device=config.device, seed=config.seed))
+                                     out=out / "eval", device=config.device, seed=config.seed),
+                          predict_split=predict_split)
     lap("eval")
     say("5/5 predict: the test patients' DICOM folders → predictions, VOC XML, overlays")
     sources = _test_patient_folders(cohort.dicom_root, dataset.splits["test"])

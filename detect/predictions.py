@@ -26,6 +26,7 @@ from typing import Any
 
 from detect.boxes import XYXY, coco_to_xyxy, xyxy_to_coco
 from detect.errors import DetectError
+from detect.io.atomic import write_json
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,7 @@ class Prediction:
 def write_predictions(path: Path, predictions: Iterable[Prediction]) -> int:
     """Write records as a JSON list (atomically); returns how many were written."""
     records = [p.to_json() for p in predictions]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(records, indent=1))
-    tmp.replace(path)
+    write_json(path, records)
     return len(records)
 
 

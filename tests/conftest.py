@@ -6,8 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.realdata import REALDATA_ROOT
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "lung-pet-ct-dx-A0002"
+REALDATA = REALDATA_ROOT / "lung-pet-ct-dx-A0002"
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +42,7 @@ def cohort_copy(cohort, tmp_path: Path):
 
 
 # Session fixtures of the YOLO / predict tests (one tiny training per session).
-from test_yolo_support import (  # noqa: E402, F401
+from support.yolo import (  # noqa: E402, F401
     tiny_cohort,
     tiny_dataset,
     tiny_run,

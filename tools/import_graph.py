@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "export": 4,
     "download": 4,
     "cli": 5,
+    "histology": 1,
     "demo": 5,
     "__init__": 0,
 }
@@ -69,7 +70,9 @@ def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = resolve(name, is_package, node)
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            targets = [f"{base}.{alias.name}" for alias in node.names]
+            if any(target not in modules for target in targets):
+                targets.append(base)  # a name defined in the package itself
         for target in targets:
             # the longest known module the target names ("detect.boxes.iou" -> "detect.boxes")
             parts = target.split(".")

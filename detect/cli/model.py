@@ -51,7 +51,7 @@ def eval_command(
 
     Example: detect eval --predictions preds.json --data dataset --split test --out eval
     """
-    from detect.eval.evaluate import EvalConfig, run_eval
+    from detect.eval import EvalConfig, run_eval
 
     with user_errors():
         config = EvalConfig(
@@ -68,7 +68,7 @@ def eval_command(
             device=device,
             histology=histology,
         )
-        run = run_eval(config)
+        run = run_eval(config, predict_split=_split_predictor(config.weights))
     result = run.result
     if result.leaked:
         console.print(f"[bold red]LEAKAGE allowed:[/] {len(result.leak['patients'])} patients")
@@ -86,6 +86,15 @@ def eval_command(
             rows.append((f"histology ({source}) patient bal. acc.", number(value)))
     print_table(rows)
     out.print(f"report: {run.files['report_html']}")
+
+
+def _split_predictor(weights: Path | None) -> Any:
+    """``detect.predict.predict_split`` when a model is to be run (it imports torch)."""
+    if weights is None:
+        return None
+    from detect.predict.split import predict_split
+
+    return predict_split
 
 
 @app.command("train")
@@ -134,9 +143,9 @@ def train_command(
     (or: detect train --model fasterrcnn --data dataset --batch 8 --device 0,1;
     the histology head on tumour crops: detect train --model histology --data dataset)
     """
-    from detect.train.dispatch import TrainConfig, train
-
     with user_errors():
+        from detect.train import TrainConfig, train
+
         config = TrainConfig(
             model=model,
             data=data,

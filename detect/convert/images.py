@@ -7,7 +7,6 @@ leaves a half-written image that a re-run would take as done.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detect.io.voc import VocAnnotation, normalise_label, parse_voc
 from detect.boxes import clip_xyxy, xyxy_to_yolo
 from detect.convert.issues import Issue
 from detect.convert.plan import ImageTask
-from detect.io.dicom import read_hu, read_rgb
 from detect.errors import AnnotationError, DicomError
+from detect.histology import normalise_label
+from detect.io.atomic import write_bytes
+from detect.io.dicom import read_hu, read_rgb
+from detect.io.voc import VocAnnotation, parse_voc
 from detect.recipe import ChannelRecipe
 
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
@@ -38,14 +39,6 @@ class TaskResult:
     record: dict[str, Any] | None
     issues: list[Issue] = field(default_factory=list)
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes under a temporary name in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -168,9 +161,9 @@ def process_task(task: ImageTask, split: str, settings: WorkerSettings) -> TaskR
         )
     height, width = image.shape[:2]
     out = Path(settings.out)
-    write_atomic(out / "images" / split / f"{task.name}.png", encode_png(image))
+    write_bytes(out / "images" / split / f"{task.name}.png", encode_png(image))
     label_text = _yolo_text(boxes, settings.classes, width, height)
-    write_atomic(out / "labels" / split / f"{task.name}.txt", label_text.encode())
+    write_bytes(out / "labels" / split / f"{task.name}.txt", label_text.encode())
     record = {
         "name": task.name,
         "split": split,

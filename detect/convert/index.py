@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from detect.convert.issues import Issue
-from detect.io.dicom import NotDicomError, SliceHeader, read_header, sort_slices
 from detect.errors import DicomError
+from detect.io.atomic import write_json
+from detect.io.dicom import NotDicomError, SliceHeader, read_header, sort_slices
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +129,7 @@ def _load_cache(cache_path: Path | None) -> dict[str, Any]:
 
 def _save_cache(cache_path: Path, files: dict[str, Any]) -> None:
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_path.with_name(f"{cache_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"version": _CACHE_VERSION, "files": files}))
-    tmp.replace(cache_path)
+    write_json(cache_path, {"version": _CACHE_VERSION, "files": files}, indent=None)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

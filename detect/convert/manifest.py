@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from detect.boxes import area, xyxy_to_coco
-from detect.convert.images import write_atomic
 from detect.convert.issues import Issue
 from detect.convert.split import SPLIT_NAMES
 from detect.dataset import DATASET_FORMAT, DATASET_VERSION
+from detect.io.atomic import write_bytes
 
 
 def _sort_key(record: dict[str, Any]) -> tuple[str, str, str, int, str]:
@@ -152,9 +152,9 @@ def write_dataset(
     """Write coco/<split>.json, data.yaml and dataset.json (last, atomically)."""
     for split in SPLIT_NAMES:
         coco = coco_split([r for r in records if r["split"] == split], classes)
-        write_atomic(out / "coco" / f"{split}.json", json.dumps(coco, indent=1).encode())
-    write_atomic(out / "data.yaml", data_yaml(out, classes).encode())
-    write_atomic(out / "dataset.json", json.dumps(manifest, indent=1).encode())
+        write_bytes(out / "coco" / f"{split}.json", json.dumps(coco, indent=1).encode())
+    write_bytes(out / "data.yaml", data_yaml(out, classes).encode())
+    write_bytes(out / "dataset.json", json.dumps(manifest, indent=1).encode())
 
 
 def build_manifest(

@@ -21,12 +21,13 @@ from typing import Any
 
 from detect import __version__
 from detect.config import ConvertConfig, Shard
-from detect.convert.images import TaskResult, WorkerSettings, process_task, write_atomic
+from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
 from detect.convert.issues import Issue
 from detect.convert.manifest import build_manifest, remove_orphans, write_dataset
 from detect.convert.plan import ConversionPlan, ImageTask, PatientPlan, plan_conversion
 from detect.convert.split import split_patients
+from detect.io.atomic import write_bytes
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -135,7 +136,7 @@ def _write_part(parts: Path, plan: PatientPlan, key: str, results: list[TaskResu
         "issues": [i.to_json() for i in plan.issues]
         + [i.to_json() for r in results for i in r.issues],
     }
-    write_atomic(parts / f"{plan.patient_id}.json", json.dumps(part).encode())
+    write_bytes(parts / f"{plan.patient_id}.json", json.dumps(part).encode())
 
 
 def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertSummary:

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detect.io.voc import patient_letter, short_patient_id
 from detect.convert.index import DicomIndex, walk_files
 from detect.convert.issues import Issue
+from detect.histology import patient_letter, short_patient_id
 from detect.io.dicom import SliceHeader
 
 #: Negatives are taken this many slices away from the annotated span of a series at least.

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from detect.boxes import xyxy_to_coco
+from detect.boxes import box_iou, xyxy_to_coco
 from detect.eval.truth import Detection, SplitTruth
 
 #: COCO's recall thresholds 0, 0.01, ..., 1 (101 points).
@@ -117,26 +117,12 @@ def per_class_ap(precision: np.ndarray, t: int = 0) -> list[float | None]:
     return out
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every xyxy box in ``a`` [N,4] with every one in ``b`` [M,4] → [N,M]."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
 
 def coco_match(gt_boxes: np.ndarray, det_boxes: np.ndarray, threshold: float) -> np.ndarray:
     """COCOeval's greedy matching on one image and class: ``det_boxes`` sorted by score
     (descending); each detection takes the unmatched gt box of highest IoU >= threshold
     (ties: the later gt box, as COCOeval). Returns a bool TP flag per detection."""
-    ious = iou_matrix(det_boxes, gt_boxes)
+    ious = box_iou(det_boxes, gt_boxes)
     taken = np.zeros(len(gt_boxes), dtype=bool)
     tp = np.zeros(len(det_boxes), dtype=bool)
     limit = min(threshold, 1 - 1e-10)

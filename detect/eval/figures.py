@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from detect.eval.histology import LETTERS
+from detect.eval.result import EvalResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from detect.eval.evaluate import EvalResult
+    from detect.eval.result import EvalResult
 
 logger = logging.getLogger(__name__)
 TILE = 192

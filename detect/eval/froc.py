@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detect.eval.coco import iou_matrix
+from detect.boxes import box_iou
 from detect.eval.truth import Detection, SplitTruth
 
 #: False positives per scan at which FROC sensitivity is read (LUNA16).
@@ -65,7 +65,7 @@ def match_lesions(
     for image_id, image in truth.images.items():
         dets = list(by_image.get(image_id, ()))
         gts = np.array([b.xyxy for b in image.boxes], dtype=float).reshape(-1, 4)
-        ious = iou_matrix(np.array([d.xyxy for d in dets], dtype=float).reshape(-1, 4), gts)
+        ious = box_iou(np.array([d.xyxy for d in dets], dtype=float).reshape(-1, 4), gts)
         kind = [FALSE_POSITIVE] * len(dets)
         hit: list[float | None] = [None] * len(gts)
         for j in np.argsort([-d.score for d in dets], kind="mergesort"):

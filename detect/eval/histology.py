@@ -30,12 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from detect.io.voc import HISTOLOGY_LETTERS
-from detect.eval.coco import iou_matrix
+from detect.boxes import box_iou
 from detect.eval.truth import Detection, SplitTruth
+from detect.histology import LETTERS
 
 SOURCES = ("detector", "head")
-LETTERS = HISTOLOGY_LETTERS
 
 
 def det_letter(det: Detection, source: str) -> str | None:
@@ -148,7 +147,7 @@ def _slice_pairs(truth: SplitTruth, by_image: Mapping[int, Sequence[Detection]],
             if box.letter is None:
                 continue
             total += 1
-            ious = iou_matrix(np.array([box.xyxy], dtype=float), boxes)[0]
+            ious = box_iou(np.array([box.xyxy], dtype=float), boxes)[0]
             candidates = [j for j in range(len(dets)) if ious[j] >= iou]
             if not candidates:
                 continue

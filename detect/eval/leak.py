@@ -11,9 +11,9 @@ import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from detect.io.voc import short_patient_id
 from detect.dataset import DatasetInfo
 from detect.errors import RunFolderError
+from detect.histology import short_patient_id
 
 logger = logging.getLogger(__name__)
 

@@ -10,15 +10,13 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from detect.eval import figures
 from detect.dataset import DatasetInfo
 from detect.errors import DetectError
+from detect.eval import figures
 from detect.eval.froc import FROC_RATES
-
-if TYPE_CHECKING:
-    from detect.eval.evaluate import EvalResult
+from detect.eval.result import EvalResult
 
 logger = logging.getLogger(__name__)
 

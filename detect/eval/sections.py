@@ -1,7 +1,7 @@
 """The sections of an evaluation (detection, FROC, per-patient, histology, bootstrap,
 gallery), each a JSON-able dict built from the split's truth and assigned detections.
 
-``detect.eval.evaluate`` strings these together; the definitions live in ``eval_coco``,
+``detect.eval`` strings these together; the definitions live in ``eval_coco``,
 ``eval_froc``, ``eval_histology`` and ``eval_bootstrap``.
 """
 
@@ -28,7 +28,6 @@ from detect.eval.coco import (
     mean_of,
     per_class_ap,
 )
-from detect.eval.truth import Detection, SplitTruth
 from detect.eval.froc import (
     FALSE_POSITIVE,
     FROC_RATES,
@@ -39,6 +38,7 @@ from detect.eval.froc import (
     patients_found,
 )
 from detect.eval.histology import LETTERS, SOURCES, histology_source
+from detect.eval.truth import Detection, SplitTruth
 
 logger = logging.getLogger(__name__)
 GALLERY_SIZE = 12

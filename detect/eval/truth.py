@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from detect.io.voc import HISTOLOGY_LETTERS, patient_letter, short_patient_id
 from detect.boxes import XYXY, coco_to_xyxy
 from detect.dataset import DatasetInfo
 from detect.errors import DatasetError
+from detect.histology import LETTERS, patient_letter, short_patient_id
 from detect.predictions import Prediction, histology_argmax
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class SplitTruth:
 
     def patients_per_letter(self) -> dict[str, int]:
         """How many of the split's patients have each histology letter."""
-        counts = {letter: 0 for letter in HISTOLOGY_LETTERS}
+        counts = {letter: 0 for letter in LETTERS}
         for letter in self.patient_letters.values():
             if letter is not None:
                 counts[letter] = counts.get(letter, 0) + 1
@@ -115,7 +115,7 @@ class Assignment:
 
 def _letter(value: Any) -> str | None:
     text = str(value).strip().upper() if value else ""
-    return text if text in HISTOLOGY_LETTERS else None
+    return text if text in LETTERS else None
 
 
 def _patient_letter(dataset: DatasetInfo, patient_id: str, image: Mapping[str, Any]) -> str | None:

@@ -1,6 +1,6 @@
 """The parity check of ``detect export``: the exported model must find what PyTorch finds.
 
-Both models run through detect's own :class:`~detect.models.detector.Detector` adapters
+Both models run through detect's own :class:`~detect.models.base.Detector` adapters
 (the ones ``detect predict`` uses), on the same images: phantom chest slices rendered at
 the model's image size with the model's channel recipe (a tumour on every slice, so a
 trained model has something to find), plus one of them cropped to 3:4, which exercises
@@ -47,7 +47,9 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from detect.models.detector import Detections, Detector
+from detect.boxes import box_iou
+from detect.histology import LETTERS
+from detect.models.base import Detections, Detector
 from detect.recipe import ChannelRecipe
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,6 @@ SCORE_TOL = 1e-3
 #: Detections down to this score are compared: detect eval's threshold (module doc).
 PARITY_CONF = 0.001
 PARITY_SLICES = 3
-_LETTERS = ("A", "B", "E", "G")
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,9 @@ class ParityResult:
 def _phantom_slice_hu(
     size: int, seed: int, letter: str, offsets: Sequence[int]
 ) -> dict[int, np.ndarray]:
-    from detect.synth.phantom.render import ChestPhantom
     from detect.synth.phantom.anatomy import Grid, make_anatomy, make_vessel_tree
     from detect.synth.phantom.lesions import make_lesions
+    from detect.synth.phantom.render import ChestPhantom
 
     rng = np.random.default_rng(seed)
     anatomy = make_anatomy(rng)
@@ -130,7 +131,7 @@ def parity_images(recipe: ChannelRecipe, size: int, *, seed: int = 0) -> list[np
     channel order), then the first one cropped to 3:4 (rows × columns)."""
     images = []
     for i in range(PARITY_SLICES):
-        hu = _phantom_slice_hu(size, seed + 97 * i, _LETTERS[i % 4], recipe.neighbours)
+        hu = _phantom_slice_hu(size, seed + 97 * i, LETTERS[i % 4], recipe.neighbours)
         images.append(recipe.render(hu))
     rows = max(32, size * 3 // 4)
     top = (size - rows) // 2
@@ -147,14 +148,6 @@ def _floor(det: Detections, conf: float, cap: int) -> float:
 def _corner_diff(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.abs(boxes - box[None, :]).max(axis=1) if len(boxes) else np.zeros(0)
 
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
-    x2, y2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = (box[2] - box[0]) * (box[3] - box[1]) + areas - inter
-    return np.asarray(inter / np.maximum(union, 1e-9))
 
 
 @dataclass(frozen=True)
@@ -183,7 +176,7 @@ def _nms_tie(det: Detections, i: int, other: Detections, rules: _Rules) -> bool:
         return False
     tied = (other.classes == det.classes[i]) & (
         np.abs(other.scores - det.scores[i]) <= rules.score_tol)
-    return bool(np.any(tied & (_iou(det.xyxy[i], other.xyxy) > rules.nms_iou)))
+    return bool(np.any(tied & (box_iou(det.xyxy[i : i + 1], other.xyxy)[0] > rules.nms_iou)))
 
 
 def _nearest(ref: Detections, i: int, exp: Detections, rows: np.ndarray

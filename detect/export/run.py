@@ -36,7 +36,9 @@ from typing import Any
 
 from detect.errors import ConfigError, EnvironmentProblem, ExportError, RunFolderError
 from detect.export.parity import ParityResult, check_parity, parity_images
-from detect.models.detector import Detector, load_detector
+from detect.models.base import Detector
+from detect.models.catalog import FASTER_RCNN, YOLO_FAMILIES
+from detect.models.detector import load_detector
 from detect.models.runtime.record import EXPORT_SUFFIXES, file_sha256
 from detect.runs import (
     MODEL_JSON,
@@ -54,8 +56,7 @@ SUFFIX = {fmt: suffix for suffix, fmt in EXPORT_SUFFIXES.items()}
 #: ONNX opset 17: every ONNX Runtime since 1.14 runs it, and it has every operator both
 #: families need (Resize, RoiAlign, NonMaxSuppression); ``opset`` may raise it.
 ONNX_OPSET = 17
-YOLO_FAMILIES = ("yolov8", "yolo11")
-EXPORTABLE = (*YOLO_FAMILIES, "fasterrcnn")
+EXPORTABLE = (*YOLO_FAMILIES, FASTER_RCNN)
 YOLO_MAX_DETECTIONS = 300  # detect.models.yolo.decode.decode_output
 
 

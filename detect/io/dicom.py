@@ -36,7 +36,6 @@ SECONDARY_CAPTURE_CLASSES = frozenset(
     }
 )
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
 
 _HEADER_TAGS = [
     "SOPClassUID",
@@ -268,8 +267,3 @@ def sort_slices(headers: Iterable[SliceHeader]) -> list[SliceHeader]:
             h.sop_instance_uid,
         ),
     )
-
-
-def is_dicom_candidate(path: Path) -> bool:
-    """Cheap pre-filter: a regular file that is not an obvious sidecar (xml, csv, txt)."""
-    return path.is_file() and path.suffix.lower() not in {".xml", ".csv", ".txt", ".json", ".md"}

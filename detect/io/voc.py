@@ -1,4 +1,4 @@
-"""PASCAL VOC XML in and out, and the histology label taxonomy.
+"""PASCAL VOC XML in and out.
 
 The parser is hardened: any DTD (and so any entity declaration, internal or external) is
 refused before parsing, as ``forbidden-entity``, so nothing an XML file points to is ever
@@ -11,7 +11,6 @@ The writer produces files in the style LabelImg wrote for the TCIA archive
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +20,6 @@ from lxml import etree
 from detect.boxes import XYXY, voc_to_xyxy, xyxy_to_voc
 from detect.errors import AnnotationError
 
-#: Histology letters of Lung-PET-CT-Dx, in class-index order.
-HISTOLOGY_LETTERS: tuple[str, ...] = ("A", "B", "E", "G")
-HISTOLOGY_NAMES: dict[str, str] = {
-    "A": "adenocarcinoma",
-    "B": "small cell carcinoma",
-    "E": "large cell carcinoma",
-    "G": "squamous cell carcinoma",
-}
-
-_PATIENT_ID = re.compile(r"(?:Lung_Dx-)?([A-Za-z])(\d{4})$")
 _MAX_XML_BYTES = 1 << 20  # a LabelImg file is < 2 kB; anything this big is not one
 
 
@@ -52,47 +41,6 @@ class VocAnnotation:
     height: int
     depth: int
     objects: tuple[VocObject, ...]
-
-
-def patient_letter(patient_id: str) -> str:
-    """The histology letter in a Lung-PET-CT-Dx patient ID (``Lung_Dx-A0002`` or ``A0002``).
-
-    Raises:
-        ValueError: if the ID is not of that form.
-    """
-    match = _PATIENT_ID.search(patient_id.strip())
-    if match is None:
-        raise ValueError(
-            f"expected a Lung-PET-CT-Dx patient ID like 'Lung_Dx-A0002' or 'A0002', "
-            f"got {patient_id!r}"
-        )
-    return match.group(1).upper()
-
-
-def short_patient_id(patient_id: str) -> str:
-    """``Lung_Dx-A0002`` → ``A0002`` (the annotation folder name); other IDs unchanged."""
-    match = _PATIENT_ID.search(patient_id.strip())
-    return f"{match.group(1).upper()}{match.group(2)}" if match else patient_id.strip()
-
-
-def normalise_label(name: str) -> tuple[str, bool]:
-    """Map an object name to a histology letter.
-
-    Returns:
-        ``(letter, case_changed)``; ``case_changed`` is True for a lowercase letter.
-
-    Raises:
-        AnnotationError: kind ``unknown-label`` for anything that is not A, B, E or G.
-    """
-    stripped = name.strip()
-    upper = stripped.upper()
-    if upper in HISTOLOGY_LETTERS:
-        return upper, stripped != upper
-    raise AnnotationError(
-        "unknown-label",
-        f"object name {name!r} is not a histology letter (expected one of "
-        f"{', '.join(HISTOLOGY_LETTERS)}, any case)",
-    )
 
 
 def _reject_dtd(raw: bytes) -> None:

@@ -1,112 +1,53 @@
-"""The small interface every detector family offers to ``predict`` and ``eval``.
-
-A detector takes a batch of H × W × 3 uint8 images whose channels are in channel-recipe
-order (channel 0 = the recipe's first window; this is the RGB order of the converter's
-PNGs) and returns, per image, boxes in internal xyxy px of that image, scores and
-0-based class indices. Families plug in through :func:`load_detector`; nothing outside
-``detect/models`` knows which engine runs.
+"""Load the detector of a run folder or an exported file: one lookup on model.json's
+family (or the file's suffix); nothing outside ``detect/models`` knows which engine runs.
+The interface itself is :class:`detect.models.base.Detector`.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
 
-import numpy as np
-
-from detect.errors import ConfigError, DetectError, RunFolderError
+from detect.errors import DetectError, RunFolderError
+from detect.models.base import Detector
 from detect.runs import ModelInfo
-
-_DEVICE = re.compile(r"^(auto|cpu|\d+(,\d+)*)$")
-
-
-@dataclass(frozen=True)
-class Detections:
-    """Detections on one image.
-
-    ``xyxy``: float32 (N, 4) px in the input image's frame; ``scores``: float32 (N,) in
-    [0, 1]; ``classes``: int64 (N,) 0-based; ``class_scores``: float32 (N, C) per-class
-    scores of each box (independent sigmoids for YOLO), or None when the family has none.
-    """
-
-    xyxy: np.ndarray
-    scores: np.ndarray
-    classes: np.ndarray
-    class_scores: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        n = len(self.scores)
-        if self.xyxy.shape != (n, 4) or self.classes.shape != (n,):
-            raise ValueError(
-                f"detections must be xyxy (N, 4), scores (N,), classes (N,); got "
-                f"{self.xyxy.shape}, {self.scores.shape}, {self.classes.shape}"
-            )
-
-    def __len__(self) -> int:
-        return len(self.scores)
+from detect.torch_check import require_working_torch
 
 
-class Detector(Protocol):
-    """What predict.py needs from a model family."""
+def _yolo(info: ModelInfo, weights: Path, device: str) -> Detector:
+    from detect.models.yolo import YoloDetector
 
-    @property
-    def classes(self) -> tuple[str, ...]: ...
-
-    @property
-    def device(self) -> str: ...
-
-    def predict(self, images: Sequence[np.ndarray], conf: float) -> list[Detections]:
-        """One :class:`Detections` per image (channels in recipe order), score >= conf."""
-        ...
+    return YoloDetector.load(
+        weights, classes=info.classes, imgsz=info.imgsz, iou=info.iou, device=device
+    )
 
 
-def check_device_spec(spec: str) -> str:
-    """Validate ``--device`` syntax (``auto``, ``cpu``, ``0`` or ``0,1``); no torch import.
+def _faster_rcnn(info: ModelInfo, weights: Path, device: str) -> Detector:
+    from detect.models.faster_rcnn import FasterRCNNDetector
 
-    Raises:
-        ConfigError: anything else.
-    """
-    text = spec.strip().lower()
-    if not _DEVICE.match(text):
-        raise ConfigError(
-            f"--device must be auto, cpu, a GPU index (0) or a list (0,1), got {spec!r}"
-        )
-    return text
+    return FasterRCNNDetector.load(
+        weights, classes=info.classes, imgsz=info.imgsz, iou=info.iou,
+        backbone=str(info.manifest.get("backbone")), device=device,
+    )
 
 
-def resolve_device(spec: str) -> str:
-    """``auto`` → ``0`` when CUDA is available, else ``cpu``; GPU indices are checked.
+def _onnx(info: ModelInfo, weights: Path, device: str) -> Detector:
+    from detect.models.runtime.onnx import load_onnx_detector
 
-    Returns the spec in ultralytics' form (``cpu``, ``0``, ``0,1``).
-
-    Raises:
-        ConfigError: a GPU is asked for and torch sees none, or not that many.
-    """
-    import torch
-
-    text = check_device_spec(spec)
-    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if text == "auto":
-        return "0" if available else "cpu"
-    if text == "cpu":
-        return text
-    wanted = [int(i) for i in text.split(",")]
-    if max(wanted) >= available:
-        raise ConfigError(
-            f"--device {spec} asks for CUDA GPU {max(wanted)}, but torch sees {available} GPU(s); "
-            f"use --device cpu or --device auto"
-        )
-    return text
+    return load_onnx_detector(info, weights, device)
 
 
-def torch_device(spec: str) -> str:
-    """The torch device string for inference on one device (first GPU of a list)."""
-    resolved = resolve_device(spec)
-    return "cpu" if resolved == "cpu" else f"cuda:{resolved.split(',')[0]}"
+def _torchscript(info: ModelInfo, weights: Path, device: str) -> Detector:
+    from detect.models.runtime.torchscript import load_torchscript_detector
+
+    return load_torchscript_detector(info, weights, device)
+
+
+Loader = Callable[[ModelInfo, Path, str], Detector]
+#: Exported files (written by detect export, their model.json beside them), by suffix.
+BY_SUFFIX: dict[str, Loader] = {".onnx": _onnx, ".torchscript": _torchscript}
+#: PyTorch checkpoints of a run folder, by model.json family.
+BY_FAMILY: dict[str, Loader] = {"yolov8": _yolo, "yolo11": _yolo, "fasterrcnn": _faster_rcnn}
 
 
 def load_detector(info: ModelInfo, weights: Path, device: str = "auto") -> Detector:
@@ -119,49 +60,16 @@ def load_detector(info: ModelInfo, weights: Path, device: str = "auto") -> Detec
             is a histology head (not a detector).
         DetectError: the family has no detector yet.
     """
-    from detect.torch_check import require_working_torch
-
     require_working_torch()  # again here: the model module may be imported already
-    if weights.suffix == ".onnx":  # written by detect export, its model.json beside it
-        from detect.models.runtime.onnx import load_onnx_detector
-
-        return load_onnx_detector(info, weights, device)
-    if weights.suffix == ".torchscript":
-        from detect.models.runtime.torchscript import load_torchscript_detector
-
-        return load_torchscript_detector(info, weights, device)
-    if info.family in ("yolov8", "yolo11"):
-        from detect.models.yolo import YoloDetector
-
-        return YoloDetector.load(
-            weights, classes=info.classes, imgsz=info.imgsz, iou=info.iou, device=device
-        )
-    if info.family == "fasterrcnn":
-        from detect.models.faster_rcnn import FasterRCNNDetector
-
-        return FasterRCNNDetector.load(
-            weights, classes=info.classes, imgsz=info.imgsz, iou=info.iou,
-            backbone=str(info.manifest.get("backbone")), device=device,
-        )
+    loader = BY_SUFFIX.get(weights.suffix) or BY_FAMILY.get(info.family)
+    if loader is not None:
+        return loader(info, weights, device)
     if info.family == "histology":
         raise RunFolderError(
             f"{info.root} is a histology head, not a detector; pass a detector run as --weights "
             f"and this one as --histology"
         )
     raise DetectError(
-        f"{info.root}: model family {info.family!r} cannot predict yet (only yolov8, yolo11 "
-        f"and fasterrcnn can); use one of those runs"
+        f"{info.root}: model family {info.family!r} cannot predict yet (only "
+        f"{', '.join(sorted(BY_FAMILY))} can); use one of those runs"
     )
-
-
-@contextmanager
-def deterministic(enabled: bool, device: Any) -> Iterator[None]:
-    """Deterministic torch kernels on the CPU while training (restored afterwards)."""
-    import torch
-
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(enabled and torch.device(device).type == "cpu")
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)

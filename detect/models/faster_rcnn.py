@@ -66,9 +66,13 @@ from torchvision.models.detection import FasterRCNN, fasterrcnn_resnet50_fpn_v2 
 from torchvision.models.detection.anchor_utils import AnchorGenerator  # noqa: E402
 from torchvision.models.detection.backbone_utils import mobilenet_backbone  # noqa: E402
 
+from detect.device import torch_device  # noqa: E402
 from detect.errors import ConfigError, RunFolderError  # noqa: E402
-from detect.train.frcnn.config import BACKBONES, DEFAULT_BACKBONE, check_backbone  # noqa: E402
-from detect.models.detector import Detections, torch_device  # noqa: E402
+from detect.models.base import Detections  # noqa: E402
+from detect.models.catalog import FASTER_RCNN_BACKBONES as BACKBONES  # noqa: E402
+from detect.models.catalog import FASTER_RCNN_DEFAULT_BACKBONE as DEFAULT_BACKBONE  # noqa: E402
+from detect.models.catalog import check_backbone  # noqa: E402
+from detect.models.checkpoint import read_checkpoint, state_dict_of  # noqa: E402
 
 log = logging.getLogger(__name__)
 __all__ = [
@@ -77,7 +81,6 @@ __all__ = [
     "FasterRCNNDetector",
     "build_model",
     "load_pretrained",
-    "read_checkpoint",
 ]
 
 CHECKPOINT_FORMAT = "detect-fasterrcnn"
@@ -151,38 +154,6 @@ def build_model(
     return FasterRCNN(body, rpn_anchor_generator=_anchors(backbone, imgsz), **kwargs)
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` on the CPU, as a dict.
-
-    Raises:
-        ConfigError: missing, or not a weights-only loadable dict of tensors.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"--weights {path} is not a file; pass a local checkpoint (nothing is downloaded)"
-        )
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors all mean "not a checkpoint"
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(
-            f"--weights {path} is not a weights-only torch checkpoint ({type(exc).__name__}: "
-            f"{first[:200]}); pass a torchvision state_dict or a detect last.pt/best.pt"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"--weights {path}: expected a dict of tensors, got {type(data).__name__}"
-        )
-    return data
-
-
-def state_dict_of(data: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The model state dict inside a checkpoint: detect's ``{"model": ...}`` or a plain
-    torchvision state dict (``{"model": ...}`` of torchvision's references works too)."""
-    inner = data.get("model")
-    source = inner if isinstance(inner, Mapping) else data
-    return {k: v for k, v in source.items() if isinstance(v, torch.Tensor)}
 
 
 def load_pretrained(model: nn.Module, path: Path) -> dict[str, int]:
@@ -236,7 +207,7 @@ def to_detections(output: Mapping[str, torch.Tensor], conf: float) -> Detections
 
 
 class FasterRCNNDetector:
-    """A trained Faster R-CNN behind :class:`detect.models.detector.Detector`.
+    """A trained Faster R-CNN behind :class:`detect.models.base.Detector`.
 
     Preprocessing is the model's own transform (resize to ``imgsz``, ImageNet
     normalisation); boxes come back in the input image's px. ``class_scores`` is None:

@@ -43,20 +43,20 @@ import torch  # noqa: E402  (after the check, so a broken pair fails with one li
 from torch import nn  # noqa: E402
 from torchvision.models import mobilenet_v3_small, resnet18  # noqa: E402
 
-from detect.io.voc import HISTOLOGY_LETTERS  # noqa: E402
 from detect.boxes import XYXY  # noqa: E402
+from detect.device import torch_device  # noqa: E402
 from detect.errors import ConfigError, RunFolderError  # noqa: E402
-from detect.train.histology.config import BACKBONES, FAMILY, CropSpec  # noqa: E402
-from detect.train.histology.data import box_geometry, extract_crop  # noqa: E402
-from detect.models.detector import torch_device  # noqa: E402
-from detect.models.faster_rcnn import read_checkpoint, state_dict_of  # noqa: E402
+from detect.histology import LETTERS  # noqa: E402
+from detect.models.catalog import HEAD_BACKBONES as BACKBONES  # noqa: E402
+from detect.models.catalog import HISTOLOGY as FAMILY  # noqa: E402
+from detect.models.checkpoint import read_checkpoint, state_dict_of  # noqa: E402
+from detect.models.crops import CropSpec, box_geometry, extract_crop  # noqa: E402
 from detect.runs import ModelInfo  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "detect-histology"
 CHECKPOINT_VERSION = 1
-LETTERS = HISTOLOGY_LETTERS
 GEOMETRY_UNITS = 32
 #: Crops per forward pass when predicting.
 PREDICT_CHUNK = 256

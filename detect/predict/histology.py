@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detect.io.voc import HISTOLOGY_LETTERS
 from detect.errors import RunFolderError
-from detect.train.histology.config import FAMILY
+from detect.histology import LETTERS
+from detect.models.catalog import HISTOLOGY as FAMILY
 from detect.predict.sources import Rendered, Series, SliceJob, render_job, slice_jobs
 from detect.predictions import Prediction
 from detect.recipe import ChannelRecipe
@@ -33,7 +33,6 @@ from detect.runs import resolve_weights
 if TYPE_CHECKING:
     from detect.models.histology import HistologyHead
 
-LETTERS = HISTOLOGY_LETTERS
 NO_CALL = "none"
 
 

@@ -12,8 +12,8 @@ softmax instead, and summary.csv the head's call (:mod:`detect.predict.histology
 
 ``--save sr`` writes one DICOM SR (TID 1500) per CT series (:mod:`detect.predict.sr`).
 
-Also :func:`predict_split`, the same model on a converted split's PNGs, for
-``detect eval --weights``.
+The same model on a converted split's PNGs, for ``detect eval --weights``, is
+:func:`detect.predict.split.predict_split`.
 """
 
 from __future__ import annotations
@@ -24,17 +24,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from detect.io.voc import short_patient_id
 from detect.config import default_workers
-from detect.dataset import DatasetInfo, read_rgb
+from detect.device import check_device_spec
+from detect.errors import ConfigError, DicomError
+from detect.histology import short_patient_id
 from detect.io.dicom import SliceHeader
-from detect.errors import ConfigError, DatasetError, DicomError
-from detect.predict.histology import HeadOnSlices, check_head_fits, load_head, with_head
-from detect.models.detector import Detections, Detector, check_device_spec, load_detector
+from detect.models.base import Detections, Detector
+from detect.models.detector import load_detector
+from detect.predict.histology import HeadOnSlices, load_head
+from detect.predict.records import to_predictions
 from detect.predict.sources import (
     Rendered,
     Series,
@@ -45,8 +44,6 @@ from detect.predict.sources import (
     scan_sources,
     slice_jobs,
 )
-from detect.predictions import Prediction, normalised, write_predictions
-from detect.runs import ModelInfo, check_fits_dataset, resolve_weights
 from detect.predict.writers import (
     SLICE_COLUMNS,
     SUMMARY_COLUMNS,
@@ -58,6 +55,8 @@ from detect.predict.writers import (
     write_overlay,
     write_voc,
 )
+from detect.predictions import write_predictions
+from detect.runs import ModelInfo, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -124,40 +123,6 @@ class PredictSummary:
     detections: int
     skipped: dict[str, int]
     seconds: float
-
-
-def to_predictions(
-    det: Detections,
-    classes: Sequence[str],
-    class_mode: str,
-    *,
-    sop: str,
-    series: str,
-    patient: str,
-    image_id: int | None = None,
-) -> list[Prediction]:
-    """Contract-4 records of one image's detections (module docstring: histology)."""
-    out = []
-    for i in range(len(det)):
-        cls = int(det.classes[i])
-        histology = None
-        if class_mode == "histology" and det.class_scores is not None:
-            histology = normalised([float(v) for v in det.class_scores[i]], classes)
-        x1, y1, x2, y2 = (float(v) for v in det.xyxy[i])
-        out.append(
-            Prediction(
-                sop_instance_uid=sop,
-                series_instance_uid=series,
-                patient_id=patient,
-                xyxy=(x1, y1, x2, y2),
-                score=min(max(float(det.scores[i]), 0.0), 1.0),
-                label=classes[cls],
-                category_id=cls + 1,
-                histology=histology,
-                image_id=image_id,
-            )
-        )
-    return out
 
 
 def _no_ct_message(scan: SourceScan, sources: Sequence[Path]) -> str:
@@ -352,53 +317,3 @@ def _write_srs(out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo) ->
         raise ConfigError(f"cannot write DICOM SR files into {out} ({exc}); free space or "
                           f"pass another --out") from None
     return out / SR_DIR
-
-
-def _read_png(dataset: DatasetInfo, file_name: str) -> np.ndarray:
-    path = (dataset.root / file_name).resolve()
-    if dataset.root.resolve() not in path.parents:
-        raise DatasetError(f"{dataset.root}: image path {file_name!r} points outside the dataset")
-    return read_rgb(path)
-
-
-def predict_split(
-    weights: Path,
-    dataset: DatasetInfo,
-    split: str,
-    device: str = "auto",
-    *,
-    conf: float = 0.001,
-    batch: int = 16,
-    histology: Path | None = None,
-) -> list[Prediction]:
-    """Predictions on a converted split's PNGs, tied to the COCO images (image_id, SOP,
-    series and patient). ``conf`` is low by default so mAP sees the whole PR curve.
-    ``histology``: a histology head run whose probabilities replace every record's
-    ``histology`` (it must use the dataset's channel recipe).
-
-    Raises:
-        RunFolderError: the model (or head) does not fit the dataset (classes or channel
-            recipe), or ``histology`` is not a histology head.
-        DatasetError: missing split or unreadable images.
-    """
-    info, path = resolve_weights(weights)
-    check_fits_dataset(info, dataset.classes, dataset.recipe)
-    detector = load_detector(info, path, device)
-    head = None if histology is None else load_head(histology, device)
-    if head is not None:
-        check_head_fits(head, dataset.recipe)
-    images: list[dict[str, Any]] = list(dataset.load_coco(split).get("images", []))
-    out: list[Prediction] = []
-    for start in range(0, len(images), batch):
-        chunk = images[start : start + batch]
-        pixels = [_read_png(dataset, im["file_name"]) for im in chunk]
-        for image, pixel, det in zip(chunk, pixels, detector.predict(pixels, conf)):
-            records = to_predictions(
-                det, info.classes, info.class_mode,
-                sop=str(image.get("sop_instance_uid", "")),
-                series=str(image.get("series_instance_uid", "")),
-                patient=str(image.get("patient_id", "")),
-                image_id=int(image["id"]),
-            )
-            out.extend(records if head is None else with_head(records, pixel, head))
-    return out

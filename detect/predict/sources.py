@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from detect.io.dicom import NotDicomError, SliceHeader, read_header, read_hu, sort_slices
 from detect.errors import DicomError
+from detect.io.dicom import NotDicomError, SliceHeader, read_header, read_hu, sort_slices
 from detect.recipe import WINDOW_PRESETS, ChannelRecipe, Window
 
 T = TypeVar("T")

@@ -48,8 +48,8 @@ from pydicom.uid import generate_uid
 from detect import __version__
 from detect.errors import DicomError
 from detect.predict.sources import Series
-from detect.predictions import Prediction, histology_argmax
 from detect.predict.writers import SliceResult, safe_name
+from detect.predictions import Prediction, histology_argmax
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detect.io.voc import VocObject, voc_xml_bytes
 from detect.boxes import xyxy_to_voc
 from detect.errors import ConfigError
+from detect.histology import LETTERS
+from detect.io.voc import VocObject, voc_xml_bytes
 from detect.predict.histology import head_call
 from detect.predictions import Prediction, histology_argmax
 
@@ -135,7 +136,7 @@ def _histology(predictions: Sequence[Prediction]) -> str:
                 total[letter] = total.get(letter, 0.0) + p.score * value
         return histology_argmax(total) or ""
     best = max(predictions, key=lambda p: p.score, default=None)
-    return best.label if best is not None and best.label in ("A", "B", "E", "G") else ""
+    return best.label if best is not None and best.label in LETTERS else ""
 
 
 def _summary_row(

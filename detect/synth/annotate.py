@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from detect.io.voc import VocObject, voc_xml_bytes
 from detect.boxes import XYXY, xyxy_to_voc
+from detect.io.voc import VocObject, voc_xml_bytes
 from detect.synth.phantom.lesions import LesionSection
 
 END_CAP_FRACTION = 0.2

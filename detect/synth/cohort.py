@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from detect import __version__
-from detect.io.voc import HISTOLOGY_LETTERS
 from detect.errors import ConfigError
+from detect.histology import LETTERS
 from detect.synth.dicom import SOP_CLASS_NAMES, TRANSFER_SYNTAXES, nbia_text
 from detect.synth.patient import ORDERINGS, Options, PatientPlan, PatientWriter
 from detect.synth.records import PatientRecord, patient_detail, patient_record
@@ -114,7 +114,7 @@ class SynthConfig:
     def mix(self) -> dict[str, int]:
         """The letter weights in use, every letter present (0 for none)."""
         mix = self.letter_mix if self.letter_mix is not None else DEFAULT_LETTER_MIX
-        return {letter: int(mix.get(letter, 0)) for letter in HISTOLOGY_LETTERS}
+        return {letter: int(mix.get(letter, 0)) for letter in LETTERS}
 
 
 def _checked_mix(mix: Mapping[str, int]) -> dict[str, int]:
@@ -122,17 +122,17 @@ def _checked_mix(mix: Mapping[str, int]) -> dict[str, int]:
         items = {str(k).strip().upper(): v for k, v in dict(mix).items()}
     except (TypeError, ValueError):
         raise ConfigError(f"letter_mix must map letters to counts, got {mix!r}") from None
-    unknown = sorted(set(items) - set(HISTOLOGY_LETTERS))
+    unknown = sorted(set(items) - set(LETTERS))
     if unknown:
         raise ConfigError(
-            f"letter_mix keys must be among {', '.join(HISTOLOGY_LETTERS)}, got {unknown}"
+            f"letter_mix keys must be among {', '.join(LETTERS)}, got {unknown}"
         )
     bad = {k: v for k, v in items.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0}
     if bad or sum(items.values()) <= 0:
         raise ConfigError(
             f"letter_mix weights must be integers >= 0 with a positive sum, got {dict(mix)!r}"
         )
-    return {letter: items.get(letter, 0) for letter in HISTOLOGY_LETTERS}
+    return {letter: items.get(letter, 0) for letter in LETTERS}
 
 
 @dataclass(frozen=True)
@@ -150,11 +150,11 @@ class SynthSummary:
 
 def letter_counts(patients: int, mix: Mapping[str, int]) -> dict[str, int]:
     """Patients per letter for a cohort of ``patients`` (rule in the module doc)."""
-    letters = [letter for letter in HISTOLOGY_LETTERS if mix.get(letter, 0) > 0]
+    letters = [letter for letter in LETTERS if mix.get(letter, 0) > 0]
     total = sum(mix[letter] for letter in letters)
     quota = {letter: patients * mix[letter] / total for letter in letters}
     counts = {letter: math.floor(quota[letter]) for letter in letters}
-    by_remainder = sorted(letters, key=lambda x: (counts[x] - quota[x], HISTOLOGY_LETTERS.index(x)))
+    by_remainder = sorted(letters, key=lambda x: (counts[x] - quota[x], LETTERS.index(x)))
     for letter in by_remainder[: patients - sum(counts.values())]:
         counts[letter] += 1
     if patients >= 4:
@@ -162,18 +162,18 @@ def letter_counts(patients: int, mix: Mapping[str, int]) -> dict[str, int]:
             if counts[letter] == 0:
                 donor = max(
                     (x for x in letters if counts[x] > 1),
-                    key=lambda x: (counts[x] - quota[x], -HISTOLOGY_LETTERS.index(x)),
+                    key=lambda x: (counts[x] - quota[x], -LETTERS.index(x)),
                 )
                 counts[donor] -= 1
                 counts[letter] = 1
-    return {letter: counts.get(letter, 0) for letter in HISTOLOGY_LETTERS}
+    return {letter: counts.get(letter, 0) for letter in LETTERS}
 
 
 def plan_cohort(config: SynthConfig) -> list[PatientPlan]:
     """Every patient's ID, letter, storage, transfer syntax and slice ordering."""
     plans: list[PatientPlan] = []
     counts = letter_counts(config.patients, config.mix)
-    for letter in HISTOLOGY_LETTERS:
+    for letter in LETTERS:
         for number in range(1, counts[letter] + 1):
             k = len(plans)
             storage = config.storage
@@ -283,7 +283,7 @@ def _counts(records: list[PatientRecord]) -> dict[str, Any]:
     xml_fused = sum(r.xml_fused for r in records)
     return {
         "patients": len(records),
-        "letters": {x: sum(r.letter == x for r in records) for x in HISTOLOGY_LETTERS},
+        "letters": {x: sum(r.letter == x for r in records) for x in LETTERS},
         "ct_slices": ct,
         "fused_images": sum(r.fused_images for r in records),
         "pet_slices": sum(r.pet_slices for r in records),

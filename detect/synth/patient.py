@@ -27,10 +27,7 @@ import cv2
 import numpy as np
 from pydicom.uid import UID, generate_uid
 
-from detect.io.voc import HISTOLOGY_LETTERS
-from detect.synth.phantom.render import ChestPhantom, RenderedSlice, fused_rgb, suv_map
-from detect.synth.phantom.anatomy import Grid, make_anatomy, make_vessel_tree
-from detect.synth.phantom.lesions import Lesion, make_lesions
+from detect.histology import LETTERS
 from detect.synth.annotate import Hit, ScreenshotView, annotated, write_xml
 from detect.synth.dicom import (
     CT_IMAGE_STORAGE,
@@ -49,6 +46,9 @@ from detect.synth.dicom import (
     study_folder,
     write_dataset,
 )
+from detect.synth.phantom.anatomy import Grid, make_anatomy, make_vessel_tree
+from detect.synth.phantom.lesions import Lesion, make_lesions
+from detect.synth.phantom.render import ChestPhantom, RenderedSlice, fused_rgb, suv_map
 
 ORDERINGS = ("head-first", "feet-first", "interleaved", "files-by-uid")
 _STREAMS = {"anatomy": 0, "noise": 1, "annotator": 2, "pet": 3, "meta": 4, "fused": 5}
@@ -71,7 +71,7 @@ class PatientPlan:
     def rng(self, seed: int, stream: str) -> np.random.Generator:
         """The patient's random stream ``stream`` (independent of every other)."""
         number = int(self.patient_id[1:])
-        letter = HISTOLOGY_LETTERS.index(self.letter)
+        letter = LETTERS.index(self.letter)
         return np.random.default_rng([seed, letter, number, _STREAMS[stream]])
 
 

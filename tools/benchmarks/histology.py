@@ -97,7 +97,7 @@ def make_datasets(args: argparse.Namespace, work: Path) -> dict[str, Path]:
 def train_all(args: argparse.Namespace, data: dict[str, Path], work: Path
               ) -> dict[str, dict[str, Any]]:
     """Train the two detectors and the head (kept with --keep: finished runs are reused)."""
-    from detect.train.dispatch import TrainConfig, train
+    from detect.train import TrainConfig, train
 
     jobs = {
         "yolo4": TrainConfig(model="yolov8", data=data["histology"], epochs=args.epochs,
@@ -164,8 +164,8 @@ def _row(result: Any, source: str) -> dict[str, Any]:
 def score_all(args: argparse.Namespace, data: dict[str, Path], runs: dict[str, dict[str, Any]]
               ) -> dict[str, dict[str, Any]]:
     from detect.dataset import load_dataset
-    from detect.eval.evaluate import evaluate_predictions
-    from detect.predict.run import predict_split
+    from detect.eval import evaluate_predictions
+    from detect.predict.split import predict_split
 
     histology, tumor = load_dataset(data["histology"]), load_dataset(data["tumor"])
     head = runs["head"]["run"]

@@ -40,7 +40,7 @@ def tiny_run(work: Path, imgsz: int) -> Path:
     from detect.config import ConvertConfig
     from detect.convert import convert
     from detect.synth.cohort import SynthConfig, synthesize
-    from detect.train.dispatch import TrainConfig, train
+    from detect.train import TrainConfig, train
 
     cohort = synthesize(work / "train-cohort", SynthConfig(
         patients=4, slices=12, size=imgsz, seed=0, letter_mix={"A": 3, "B": 1}, fused=False))

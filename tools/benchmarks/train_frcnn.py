@@ -6,7 +6,7 @@ collection's histology mix, no fused screenshots, seed 0, converted with 2 negat
 per patient). For each ``--class-weighting`` in (none, sampler), ``detect train --model
 fasterrcnn`` and (unless ``--yolo-epochs 0``) ``detect train --model yolov8`` run from
 scratch with the same seed. The best checkpoint (by val mAP50 for Faster R-CNN, ultralytics'
-fitness for YOLO) predicts the test split, scored by ``detect.eval.evaluate`` (COCO mAP50,
+fitness for YOLO) predicts the test split, scored by ``detect.eval`` (COCO mAP50,
 mAP50-95, AP@0.1, AP50 per class). Speed is images seen in training / wall seconds of the
 whole training (validation included), the same measure for both families.
 
@@ -85,8 +85,8 @@ def make_dataset(args: argparse.Namespace, work: Path) -> Path:
 def _score(args: argparse.Namespace, dataset_path: Path, weights: Path) -> dict[str, Any]:
     """Test-split detection metrics of a trained run's best weights."""
     from detect.dataset import load_dataset
-    from detect.eval.evaluate import evaluate_predictions
-    from detect.predict.run import predict_split
+    from detect.eval import evaluate_predictions
+    from detect.predict.split import predict_split
 
     dataset = load_dataset(dataset_path)
     device = "cpu" if args.device == "cpu" else args.device.split(",")[0]
@@ -129,7 +129,7 @@ def train_frcnn(args: argparse.Namespace, dataset_path: Path, mode: str, work: P
 def train_yolo(args: argparse.Namespace, dataset_path: Path, mode: str, work: Path
                ) -> dict[str, Any]:
     """One yolov8n run on the same dataset, scored the same way."""
-    from detect.train.dispatch import TrainConfig, train
+    from detect.train import TrainConfig, train
 
     epochs = args.yolo_epochs
     shutil.rmtree(work / "runs" / "yolov8" / mode, ignore_errors=True)

@@ -71,8 +71,8 @@ def timed(command: list[str]) -> float:
 
 def score(run: Path, data: Path, device: str) -> dict[str, Any]:
     from detect.dataset import load_dataset
-    from detect.eval.evaluate import evaluate_predictions
-    from detect.predict.run import predict_split
+    from detect.eval import evaluate_predictions
+    from detect.predict.split import predict_split
 
     dataset = load_dataset(data)
     predictions = predict_split(run, dataset, "test", device=device)
@@ -93,7 +93,7 @@ def _best(rows: dict[str, dict[str, Any]], name: str, seconds: float, run: Path)
 
 
 def run_all(args: argparse.Namespace, data: Path, work: Path) -> dict[str, dict[str, Any]]:
-    from detect.models.detector import resolve_device
+    from detect.device import resolve_device
 
     device = resolve_device(args.device)
     arch = f"{args.model}{args.model_size}.yaml"

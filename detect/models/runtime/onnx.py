@@ -1,4 +1,4 @@
-"""Exported ONNX models behind the :class:`~detect.models.detector.Detector` interface.
+"""Exported ONNX models behind the :class:`~detect.models.base.Detector` interface.
 
 ``detect predict --weights model.onnx`` (with the model.json that ``detect export`` wrote
 beside it) runs here, through ONNX Runtime, with the pre- and post-processing of the
@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from detect.device import torch_device
 from detect.errors import EnvironmentProblem, RunFolderError
-from detect.models.detector import Detections, Detector, torch_device
+from detect.models.base import Detections, Detector
 from detect.models.runtime.record import export_record
 from detect.models.yolo.decode import YoloDecoding, letterboxed, model_input
 from detect.runs import ModelInfo

@@ -1,4 +1,4 @@
-"""Exported TorchScript models behind the :class:`~detect.models.detector.Detector` interface.
+"""Exported TorchScript models behind the :class:`~detect.models.base.Detector` interface.
 
 ``model.torchscript`` written by ``detect export --format torchscript`` runs with
 ``torch.jit.load`` (no ultralytics or torchvision Python code needed to hold the model),
@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from detect.device import torch_device
 from detect.errors import RunFolderError
-from detect.models.detector import Detections, Detector, torch_device
+from detect.models.base import Detections, Detector
 from detect.models.runtime.record import export_record
 from detect.models.yolo.decode import YoloDecoding, letterboxed, model_input
 from detect.runs import ModelInfo

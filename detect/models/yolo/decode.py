@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from detect.errors import RunFolderError
-from detect.models.detector import Detections
+from detect.models.base import Detections
 from detect.models.yolo.env import prepare_ultralytics
 
 

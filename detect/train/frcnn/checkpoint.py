@@ -1,4 +1,4 @@
-"""Faster R-CNN checkpoints and metrics.csv, in forms any reader can trust.
+"""Faster R-CNN checkpoints and metrics.csv columns, in forms any reader can trust.
 
 ``weights/last.pt`` and ``weights/best.pt`` hold only tensors and primitive containers, so
 ``torch.load(path, weights_only=True)`` reads them (no pickled classes, no numpy objects)::
@@ -16,19 +16,18 @@ metrics.csv has one row per epoch with :data:`METRIC_COLUMNS`.
 
 from __future__ import annotations
 
-import csv
-import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from detect.errors import RunFolderError
-from detect.train.frcnn.engine import LOSS_NAMES
+from detect.errors import ConfigError, RunFolderError
+from detect.models.checkpoint import read_checkpoint, save_checkpoint
 from detect.models.faster_rcnn import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from detect.train.frcnn.engine import LOSS_NAMES
 
 METRIC_COLUMNS = (
     "epoch", "lr", "loss", *LOSS_NAMES, "mAP50", "mAP50-95", "time_s", "images_per_s",
@@ -62,12 +61,6 @@ def set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
-    """``torch.save`` through a temporary file and a rename (never half a file)."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(dict(payload), tmp)
-    tmp.replace(path)
-
 
 def load_checkpoint(path: Path, kind: str = "last") -> dict[str, Any]:
     """Read a detect Faster R-CNN checkpoint with ``weights_only=True``.
@@ -78,12 +71,12 @@ def load_checkpoint(path: Path, kind: str = "last") -> dict[str, Any]:
     if not path.is_file():
         raise RunFolderError(f"no {path.name} in {path.parent}; nothing to resume, start a new run")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors all mean "not a checkpoint"
+        data = read_checkpoint(path)
+    except ConfigError as exc:
         raise RunFolderError(
-            f"{path}: not a readable checkpoint ({type(exc).__name__}); start a new run"
+            f"{path}: not a readable checkpoint ({exc}); start a new run"
         ) from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+    if data.get("format") != CHECKPOINT_FORMAT:
         raise RunFolderError(f"{path}: not a detect Faster R-CNN checkpoint (format "
                              f"{CHECKPOINT_FORMAT!r} expected)")
     if data.get("version") != CHECKPOINT_VERSION or data.get("kind") != kind:
@@ -94,18 +87,4 @@ def load_checkpoint(path: Path, kind: str = "last") -> dict[str, Any]:
     return data
 
 
-def write_metrics(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """metrics.csv, atomically: :data:`METRIC_COLUMNS`, one row per epoch."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: _cell(row.get(key)) for key in METRIC_COLUMNS})
-    tmp.replace(path)
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    return f"{value:.6g}" if isinstance(value, float) else value
+__all__ = ["METRIC_COLUMNS", "load_checkpoint", "rng_state", "save_checkpoint", "set_rng_state"]

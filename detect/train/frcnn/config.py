@@ -7,14 +7,14 @@ Backbones and why ``resnet50_fpn_v2`` is the default: see :mod:`detect.models.fa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from detect.config import check_training_options, default_workers
+from detect.config import default_workers
 from detect.errors import ConfigError
+from detect.models.catalog import FASTER_RCNN_DEFAULT_BACKBONE as DEFAULT_BACKBONE
+from detect.models.catalog import check_backbone
+from detect.train.options import RunOptions
 
-BACKBONES = ("resnet50_fpn_v2", "mobilenet_v3_large_fpn")
-DEFAULT_BACKBONE = "resnet50_fpn_v2"
 CLASS_WEIGHTING = ("none", "sampler")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 #: Base SGD learning rate per 16 images of the total batch (scaled linearly). Twice the
@@ -24,15 +24,9 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 BASE_LR_PER_16 = 0.04
 
 
-def check_backbone(backbone: str) -> str:
-    """Raise ConfigError unless ``backbone`` is one of :data:`BACKBONES`."""
-    if backbone not in BACKBONES:
-        raise ConfigError(f"--backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
-    return backbone
 
-
-@dataclass(frozen=True)
-class FasterRCNNConfig:
+@dataclass(frozen=True, kw_only=True)
+class FasterRCNNConfig(RunOptions):
     """Everything one Faster R-CNN run needs.
 
     ``batch`` is the total over all processes (``--batch``, as for YOLO); ``lr`` None is
@@ -43,17 +37,10 @@ class FasterRCNNConfig:
     (GPU runs are seeded but not bit-exact: roi_align's CUDA backward adds atomically).
     """
 
-    data: Path
     backbone: str = DEFAULT_BACKBONE
     epochs: int = 50
     imgsz: int | None = None
     batch: int = 8
-    device: str = "auto"
-    weights: Path | None = None
-    project: Path = Path("runs")
-    name: str | None = None
-    resume: bool = False
-    seed: int = 0
     class_weighting: str = "none"
     workers: int = field(default_factory=lambda: min(4, default_workers()))
     amp: str = "auto"
@@ -72,8 +59,7 @@ class FasterRCNNConfig:
             )
         if self.amp not in AMP_MODES:
             raise ConfigError(f"--amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        check_training_options(epochs=self.epochs, batch=self.batch, workers=self.workers,
-                               imgsz=self.imgsz, weights=self.weights)
+        super().__post_init__()
         _check_world(self.device, self.world_size, self.batch)
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
@@ -90,10 +76,9 @@ class FasterRCNNConfig:
 
     @classmethod
     def from_train_config(cls, config: Any, **overrides: Any) -> FasterRCNNConfig:
-        """From ``detect.train.dispatch.TrainConfig`` (its ``backbone`` None = the default)."""
-        names = ("data", "epochs", "imgsz", "batch", "device", "weights", "project", "name",
-                 "resume", "seed", "class_weighting", "workers", "amp")
-        values = {name: getattr(config, name) for name in names}
+        """From ``detect.train.TrainConfig`` (its ``backbone`` None = the default)."""
+        values = {**config.run_options(), "imgsz": config.imgsz,
+                  "class_weighting": config.class_weighting, "amp": config.amp}
         values["backbone"] = getattr(config, "backbone", None) or DEFAULT_BACKBONE
         values.update(overrides)
         return cls(**values)

@@ -33,8 +33,8 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from detect.errors import DetectError
-from detect.train.frcnn.data import CocoSplit, Target
 from detect.predictions import Prediction
+from detect.train.frcnn.data import CocoSplit, Target
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def evaluate(
     precision: Precision,
 ) -> list[Prediction]:
     """Predict every image this process's ``loader`` yields; returns the records of all
-    processes (gathered, in rank order). Scoring is ``detect.eval.evaluate``'s job."""
+    processes (gathered, in rank order). Scoring is ``detect.eval``'s job."""
     model.eval()
     by_id = {int(info["id"]): info for info in split.images}
     records: list[Prediction] = []

@@ -9,7 +9,7 @@ CPU processes on gloo (how the tests cover this path). Each process sees
 ``batch / processes`` images per step (DistributedSampler, or the balanced sampler sharded
 by rank); models are wrapped in DistributedDataParallel (SyncBatchNorm on GPUs).
 Validation predictions of all ranks are gathered on rank 0, which scores them with
-:func:`detect.eval.evaluate.evaluate_predictions` and alone writes the run folder. The loop
+:func:`detect.eval.evaluate_predictions` and alone writes the run folder. The loop
 itself is :func:`detect.train.frcnn.loop.fit`.
 """
 
@@ -30,12 +30,12 @@ import torch  # noqa: E402  (after the check, so a broken pair fails with one li
 import torch.distributed as dist  # noqa: E402
 
 from detect.config import default_workers  # noqa: E402
+from detect.device import deterministic, resolve_device  # noqa: E402
 from detect.errors import DetectError  # noqa: E402
 from detect.train.frcnn.config import FasterRCNNConfig  # noqa: E402
-from detect.train.frcnn.loop import EpochProgress, fit  # noqa: E402
+from detect.train.frcnn.loop import fit  # noqa: E402
 from detect.train.frcnn.run import RunPlan, prepare_run, result  # noqa: E402
-from detect.models.detector import deterministic, resolve_device  # noqa: E402
-from detect.train.dispatch import TrainResult  # noqa: E402
+from detect.train.options import EpochProgress, TrainResult  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,11 @@ as an uninterrupted one.
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -26,13 +24,16 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from detect.dataset import DatasetInfo, load_dataset
 from detect.errors import ConfigError, RunFolderError
+from detect.models.faster_rcnn import CHECKPOINT_FORMAT, build_model, load_pretrained
+from detect.runs import write_metrics_csv
+from detect.train.common import seed_everything
 from detect.train.frcnn.checkpoint import (
     CHECKPOINT_VERSION,
+    METRIC_COLUMNS,
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
-    write_metrics,
 )
 from detect.train.frcnn.config import FasterRCNNConfig
 from detect.train.frcnn.data import (
@@ -54,17 +55,10 @@ from detect.train.frcnn.engine import (
     world,
 )
 from detect.train.frcnn.run import RunPlan, complete
-from detect.models.faster_rcnn import CHECKPOINT_FORMAT, build_model, load_pretrained
+from detect.train.options import EpochProgress
 
 log = logging.getLogger(__name__)
-EpochProgress = Callable[[int, int, Mapping[str, Any]], None]
 
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 @dataclass
@@ -213,7 +207,7 @@ def fit(plan: RunPlan, device: torch.device, on_epoch: EpochProgress | None) -> 
 def _end_epoch(plan: RunPlan, dataset: DatasetInfo, trainer: _Trainer, epoch: int,
                stats: Mapping[str, float], records: list[Any], rngs: list[Any]
                ) -> dict[str, Any]:
-    from detect.eval.evaluate import evaluate_predictions
+    from detect.eval.score import evaluate_predictions
 
     scored = evaluate_predictions(dataset, "val", records, bootstrap=0)
     row: dict[str, Any] = {
@@ -239,7 +233,7 @@ def _end_epoch(plan: RunPlan, dataset: DatasetInfo, trainer: _Trainer, epoch: in
         "best_epoch": trainer.best_epoch, "history": trainer.history, "world_size": plan.world_size,
         "rng": rngs,
     })
-    write_metrics(plan.run_dir / "metrics.csv", trainer.history)
+    write_metrics_csv(plan.run_dir / "metrics.csv", trainer.history, METRIC_COLUMNS)
     log.info("epoch %d/%d: loss %.4f, val mAP50 %.4f", epoch, plan.config.epochs, row["loss"],
              row["mAP50"])
     return row

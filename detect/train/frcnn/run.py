@@ -8,13 +8,13 @@ end, the completed model.json.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from detect.dataset import DatasetInfo, load_dataset
-from detect.errors import ConfigError, DatasetError, RunFolderError
-from detect.train.frcnn.config import BASE_LR_PER_16, FasterRCNNConfig
+from detect.errors import DatasetError, RunFolderError
+from detect.models.catalog import FASTER_RCNN
 from detect.runs import (
     choose_run_dir,
     config_args,
@@ -23,11 +23,12 @@ from detect.runs import (
     read_model_json,
     write_model_json,
 )
-from detect.train.dispatch import TrainResult
+from detect.train.common import mark_resumed, resumable_manifest, saved_options
+from detect.train.frcnn.config import BASE_LR_PER_16, FasterRCNNConfig
+from detect.train.options import TrainResult
 
-FAMILY = "fasterrcnn"
+FAMILY = FASTER_RCNN
 THRESHOLDS = {"conf": 0.25, "iou": 0.5}
-_PATH_FIELDS = ("data", "weights", "project")
 
 
 @dataclass(frozen=True)
@@ -73,25 +74,7 @@ def _resumed_config(run_dir: Path, dataset: DatasetInfo, config: FasterRCNNConfi
                     ) -> FasterRCNNConfig:
     """The original run's options (epochs, batch, backbone, seed, ...); the dataset path,
     project, device, workers and world_size come from this command."""
-    info = read_model_json(run_dir)
-    if info.family != FAMILY:
-        raise ConfigError(f"--resume {run_dir}: a {info.family} run, not {FAMILY}")
-    if info.status == "complete":
-        raise ConfigError(
-            f"{run_dir} finished training; nothing to resume (fine-tune it with --weights "
-            f"{run_dir / 'weights' / 'last.pt'} in a new run)"
-        )
-    if info.manifest["dataset"]["fingerprint"] != dataset.fingerprint:
-        raise ConfigError(
-            f"--resume {run_dir}: it was trained on dataset {info.manifest['dataset']['path']} "
-            f"(another dataset.json than {dataset.root}); resume with the same --data"
-        )
-    args = info.manifest.get("args", {})
-    known = {f.name for f in fields(FasterRCNNConfig)}
-    saved = {k: v for k, v in args.items() if k in known}
-    for key in _PATH_FIELDS:
-        if saved.get(key) is not None:
-            saved[key] = Path(saved[key])
+    saved = saved_options(resumable_manifest(run_dir, dataset, FAMILY), FasterRCNNConfig)
     saved.update(data=config.data, project=config.project, name=run_dir.name,
                  device=config.device, workers=config.workers, world_size=config.world_size,
                  resume=True, weights=None)
@@ -147,9 +130,7 @@ def prepare_run(config: FasterRCNNConfig, resolved_device: str) -> RunPlan:
                    f"tcp://127.0.0.1:{free_port()}" if len(devices) > 1 else None)
     (run_dir / "weights").mkdir(parents=True, exist_ok=True)
     if config.resume:
-        data = read_model_json(run_dir).manifest
-        data["args"]["resumed"] = [*data["args"].get("resumed", []), now_iso()]
-        write_model_json(run_dir, data)
+        mark_resumed(run_dir)
     else:
         write_model_json(run_dir, manifest(plan, dataset))
     return plan

@@ -30,82 +30,21 @@ Defaults and why:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from detect.config import check_training_options, default_workers
+from detect.config import default_workers
 from detect.errors import ConfigError
-from detect.models.detector import check_device_spec
+from detect.models.catalog import HEAD_DEFAULT_BACKBONE as DEFAULT_BACKBONE
+from detect.models.catalog import check_head_backbone
+from detect.models.crops import DEFAULT_CROP_SIZE, CropSpec
+from detect.train.options import RunOptions
 
-FAMILY = "histology"
-BACKBONES = ("resnet18", "mobilenet_v3_small")
-DEFAULT_BACKBONE = "resnet18"
 CLASS_WEIGHTING = ("none", "loss", "sampler")
 DEFAULT_CLASS_WEIGHTING = "loss"
-DEFAULT_CROP_SIZE = 64
-DEFAULT_MARGIN = 0.25
-DEFAULT_MIN_MARGIN_PX = 8.0
 
 
-def check_head_backbone(backbone: str) -> str:
-    """Raise ConfigError unless ``backbone`` is one of :data:`BACKBONES`."""
-    if backbone not in BACKBONES:
-        raise ConfigError(
-            f"--backbone for --model histology must be one of {', '.join(BACKBONES)}, "
-            f"got {backbone!r}"
-        )
-    return backbone
-
-
-@dataclass(frozen=True)
-class CropSpec:
-    """How a box becomes a crop (exactly the same in training and prediction).
-
-    The box is grown by ``max(margin x side, min_margin_px)`` on each side, separately in
-    x and y, then the shorter side of that region is grown (centred) to make it square,
-    so the tissue keeps its aspect ratio; the square is cut from the slice (pixels
-    outside the slice are 0, below every window: air) and resized to ``size`` x ``size``
-    px (area interpolation when shrinking, bilinear when enlarging).
-    """
-
-    size: int = DEFAULT_CROP_SIZE
-    margin: float = DEFAULT_MARGIN
-    min_margin_px: float = DEFAULT_MIN_MARGIN_PX
-
-    def __post_init__(self) -> None:
-        if self.size < 32 or self.size % 32:
-            raise ConfigError(f"crop size (--imgsz) must be a multiple of 32 px, >= 32; got "
-                              f"{self.size}")
-        if not 0.0 <= self.margin <= 2.0:
-            raise ConfigError(f"crop margin must be in [0, 2] (fraction of the box side), got "
-                              f"{self.margin}")
-        if not 0.0 <= self.min_margin_px <= 256.0:
-            raise ConfigError(f"crop min_margin_px must be in [0, 256] px, got "
-                              f"{self.min_margin_px}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """model.json's ``crop`` (the size is model.json's ``imgsz``)."""
-        return {"margin": self.margin, "min_margin_px": self.min_margin_px,
-                "rule": "box grown by max(margin * side, min_margin_px) each way, made "
-                        "square around its centre, outside the slice = 0, resized"}
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> CropSpec:
-        """From a histology model.json (``imgsz`` + ``crop``).
-
-        Raises:
-            ConfigError: ``crop`` is missing or malformed.
-        """
-        crop = manifest.get("crop")
-        try:
-            return cls(int(manifest["imgsz"]), float(crop["margin"]),  # type: ignore[index]
-                       float(crop["min_margin_px"]))  # type: ignore[index]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"not a crop description: {exc!r} in {crop!r}") from None
-
-
-@dataclass(frozen=True)
-class HistologyConfig:
+@dataclass(frozen=True, kw_only=True)
+class HistologyConfig(RunOptions):
     """Everything one histology-head run needs (module docstring: defaults).
 
     ``max_steps`` caps the optimiser steps per epoch (tests, benchmarks); ``lr`` is
@@ -113,17 +52,10 @@ class HistologyConfig:
     ``deterministic`` turns on ``torch.use_deterministic_algorithms`` on the CPU.
     """
 
-    data: Path
     backbone: str = DEFAULT_BACKBONE
     epochs: int = 30
     crop: CropSpec = field(default_factory=CropSpec)
     batch: int = 32
-    device: str = "auto"
-    weights: Path | None = None
-    project: Path = Path("runs")
-    name: str | None = None
-    resume: bool = False
-    seed: int = 0
     class_weighting: str = DEFAULT_CLASS_WEIGHTING
     workers: int = field(default_factory=lambda: min(4, default_workers()))
     lr: float = 1e-3
@@ -140,9 +72,7 @@ class HistologyConfig:
                 f"--class-weighting for histology must be one of {', '.join(CLASS_WEIGHTING)}, "
                 f"got {self.class_weighting!r}"
             )
-        check_device_spec(self.device)
-        check_training_options(epochs=self.epochs, batch=self.batch, workers=self.workers,
-                               imgsz=None, weights=self.weights)  # imgsz here is the crop
+        super().__post_init__()  # no imgsz: the crop size is the head's image size
         if not (self.lr > 0 and self.weight_decay >= 0):
             raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got {self.lr}, "
                               f"{self.weight_decay}")
@@ -151,11 +81,10 @@ class HistologyConfig:
 
     @classmethod
     def from_train_config(cls, config: Any, **overrides: Any) -> HistologyConfig:
-        """From ``detect.train.dispatch.TrainConfig``: ``imgsz`` is the crop size (default 64 px),
+        """From ``detect.train.TrainConfig``: ``imgsz`` is the crop size (default 64 px),
         ``backbone`` None is resnet18; ``size`` and ``amp`` do not apply."""
-        names = ("data", "epochs", "batch", "device", "weights", "project", "name", "resume",
-                 "seed", "class_weighting", "workers")
-        values: dict[str, Any] = {name: getattr(config, name) for name in names}
+        values: dict[str, Any] = {**config.run_options(),
+                                  "class_weighting": config.class_weighting}
         values["backbone"] = getattr(config, "backbone", None) or DEFAULT_BACKBONE
         values["crop"] = CropSpec(size=getattr(config, "imgsz", None) or DEFAULT_CROP_SIZE)
         values.update(overrides)

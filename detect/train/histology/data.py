@@ -26,54 +26,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from detect.io.voc import HISTOLOGY_LETTERS
 from detect.boxes import XYXY, coco_to_xyxy
 from detect.dataset import DatasetInfo, read_rgb
 from detect.errors import DatasetError
-from detect.train.histology.config import CropSpec
+from detect.histology import LETTERS
+from detect.models.crops import CropSpec, box_geometry, extract_crop
 
 log = logging.getLogger(__name__)
 
-LETTERS = HISTOLOGY_LETTERS
 JITTER_SHIFT = 0.10
 JITTER_SCALE = (0.85, 1.15)
 INTENSITY = 0.10
-
-
-def crop_region(xyxy: XYXY, spec: CropSpec) -> tuple[float, float, float]:
-    """The square region a box is cut from: (centre x, centre y, side), px."""
-    x1, y1, x2, y2 = xyxy
-    w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
-    grown_w = w + 2 * max(spec.margin * w, spec.min_margin_px)
-    grown_h = h + 2 * max(spec.margin * h, spec.min_margin_px)
-    return (x1 + x2) / 2.0, (y1 + y2) / 2.0, max(grown_w, grown_h)
-
-
-def extract_crop(image: np.ndarray, xyxy: XYXY, spec: CropSpec) -> np.ndarray:
-    """The ``spec.size`` x ``spec.size`` x 3 uint8 crop of a box (CropSpec docstring);
-    ``image`` is H x W x 3 uint8 in recipe order."""
-    cx, cy, side = crop_region(xyxy, spec)
-    x0, y0 = int(np.floor(cx - side / 2.0)), int(np.floor(cy - side / 2.0))
-    n = max(1, int(np.ceil(side)))
-    height, width = image.shape[:2]
-    patch = np.zeros((n, n, image.shape[2]), np.uint8)
-    sx0, sy0 = max(x0, 0), max(y0, 0)
-    sx1, sy1 = min(x0 + n, width), min(y0 + n, height)
-    if sx1 > sx0 and sy1 > sy0:
-        patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1]
-    interpolation = cv2.INTER_AREA if n > spec.size else cv2.INTER_LINEAR
-    resized = cv2.resize(patch, (spec.size, spec.size), interpolation=interpolation)
-    return np.ascontiguousarray(resized.reshape(spec.size, spec.size, -1))
-
-
-def box_geometry(xyxy: XYXY, width: int, height: int) -> np.ndarray:
-    """float32 [centre x / W, centre y / H, w / W, h / H] of a box on a W x H slice."""
-    x1, y1, x2, y2 = xyxy
-    return np.array([(x1 + x2) / 2.0 / width, (y1 + y2) / 2.0 / height,
-                     (x2 - x1) / width, (y2 - y1) / height], dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ when the epoch is the best so far, and ``metrics.csv`` (:mod:`detect.train.histo
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +40,21 @@ from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset, Sampler  # noqa: E402
 
 from detect.dataset import DatasetInfo, load_dataset  # noqa: E402
+from detect.device import deterministic, torch_device  # noqa: E402
 from detect.errors import ConfigError  # noqa: E402
 from detect.eval.histology import balanced_accuracy, confusion  # noqa: E402
-from detect.train.histology.config import CropSpec, HistologyConfig  # noqa: E402
+from detect.models.checkpoint import read_checkpoint, save_checkpoint  # noqa: E402
+from detect.models.crops import CropSpec  # noqa: E402
+from detect.models.histology import (  # noqa: E402
+    HistologyNet,
+    check_checkpoint,
+    checkpoint_header,
+    cosine_lr,
+    load_local_weights,
+)
+from detect.runs import write_metrics_csv  # noqa: E402
+from detect.train.common import seed_everything  # noqa: E402
+from detect.train.histology.config import HistologyConfig  # noqa: E402
 from detect.train.histology.data import (  # noqa: E402
     LETTERS,
     CropSample,
@@ -61,20 +72,9 @@ from detect.train.histology.run import (  # noqa: E402
     run_dir_for,
     start,
 )
-from detect.models.detector import deterministic, torch_device  # noqa: E402
-from detect.models.faster_rcnn import read_checkpoint  # noqa: E402
-from detect.models.histology import (  # noqa: E402
-    HistologyNet,
-    check_checkpoint,
-    checkpoint_header,
-    cosine_lr,
-    load_local_weights,
-)
-from detect.runs import write_metrics_csv  # noqa: E402
-from detect.train.dispatch import TrainResult  # noqa: E402
+from detect.train.options import EpochProgress, TrainResult  # noqa: E402
 
 log = logging.getLogger(__name__)
-EpochProgress = Callable[[int, int, Mapping[str, Any]], None]
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -124,12 +124,6 @@ class _State:
     best_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _optimizer(net: nn.Module, config: HistologyConfig) -> torch.optim.AdamW:
@@ -298,8 +292,8 @@ def _end_epoch(run_dir: Path, net: HistologyNet, optimizer: torch.optim.Optimize
               "model": net.state_dict()}
     if key > state.best:
         state.best, state.best_epoch = key, state.epoch
-        _save(run_dir / "weights" / "best.pt", {**common, "kind": "best", "metrics": row})
-    _save(run_dir / "weights" / "last.pt", {
+        save_checkpoint(run_dir / "weights" / "best.pt", {**common, "kind": "best", "metrics": row})
+    save_checkpoint(run_dir / "weights" / "last.pt", {
         **common, "kind": "last", "epochs": config.epochs, "optimizer": optimizer.state_dict(),
         "step": state.step, "best": list(state.best), "best_epoch": state.best_epoch,
         "history": state.history})
@@ -307,11 +301,6 @@ def _end_epoch(run_dir: Path, net: HistologyNet, optimizer: torch.optim.Optimize
     log.info("epoch %d/%d: loss %.4f, val patient balanced accuracy %.3f", state.epoch,
              config.epochs, row["train_loss"], row["val_patient_balanced_accuracy"])
 
-
-def _save(path: Path, payload: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f"{path.name}.tmp")
-    torch.save(dict(payload), tmp)
-    tmp.replace(path)
 
 
 def _restore(run_dir: Path, net: HistologyNet, optimizer: torch.optim.Optimizer,

@@ -11,13 +11,15 @@ the metrics of the best epoch, versions and every argument.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from detect.dataset import DatasetInfo
-from detect.errors import ConfigError, RunFolderError
-from detect.train.histology.config import FAMILY, CropSpec, HistologyConfig
+from detect.errors import RunFolderError
+from detect.histology import LETTERS
+from detect.models.catalog import HISTOLOGY as FAMILY
+from detect.models.crops import CropSpec
 from detect.runs import (
     choose_run_dir,
     config_args,
@@ -26,6 +28,8 @@ from detect.runs import (
     read_model_json,
     write_model_json,
 )
+from detect.train.common import mark_resumed, resumable_manifest, saved_options
+from detect.train.histology.config import HistologyConfig
 
 METRIC_COLUMNS = (
     "epoch", "lr", "train_loss", "val_loss", "val_accuracy", "val_balanced_accuracy",
@@ -34,7 +38,6 @@ METRIC_COLUMNS = (
 #: model.json ``metrics``: the best epoch's row, these keys.
 BEST_KEYS = ("epoch", "val_patient_balanced_accuracy", "val_patient_accuracy",
              "val_balanced_accuracy", "val_accuracy", "val_loss")
-_PATH_FIELDS = ("data", "weights", "project")
 
 
 def run_dir_for(config: HistologyConfig) -> Path:
@@ -50,21 +53,7 @@ def resumed_config(run_dir: Path, dataset: DatasetInfo, config: HistologyConfig
         ConfigError: the run is finished, of another family, or of another dataset.
         RunFolderError: its model.json does not describe a histology run.
     """
-    info = read_model_json(run_dir)
-    if info.family != FAMILY:
-        raise ConfigError(f"--resume {run_dir}: a {info.family} run, not {FAMILY}")
-    if info.status == "complete":
-        raise ConfigError(f"{run_dir} finished training; nothing to resume")
-    if info.manifest["dataset"]["fingerprint"] != dataset.fingerprint:
-        raise ConfigError(
-            f"--resume {run_dir}: it was trained on dataset {info.manifest['dataset']['path']} "
-            f"(another dataset.json than {dataset.root}); resume with the same --data"
-        )
-    known = {f.name for f in fields(HistologyConfig)}
-    saved = {k: v for k, v in info.manifest.get("args", {}).items() if k in known}
-    for key in _PATH_FIELDS:
-        if saved.get(key) is not None:
-            saved[key] = Path(saved[key])
+    saved = saved_options(resumable_manifest(run_dir, dataset, FAMILY), HistologyConfig)
     try:
         saved["crop"] = CropSpec(**saved["crop"])
         return replace(HistologyConfig(**saved), data=config.data, project=config.project,
@@ -79,7 +68,7 @@ def manifest(config: HistologyConfig, dataset: DatasetInfo, extra: dict[str, Any
              ) -> dict[str, Any]:
     """model.json at the start of training (``status`` training, metrics null)."""
     return new_manifest(
-        FAMILY, dataset, backbone=config.backbone, classes=["A", "B", "E", "G"],
+        FAMILY, dataset, backbone=config.backbone, classes=list(LETTERS),
         class_mode="histology", imgsz=config.crop.size, thresholds={},
         args={**config_args(config), **extra},
         extra={"geometry": config.geometry, "crop": config.crop.to_dict()},
@@ -91,9 +80,7 @@ def start(run_dir: Path, config: HistologyConfig, dataset: DatasetInfo,
     """Create the run folder and write model.json (or mark the resume in it)."""
     (run_dir / "weights").mkdir(parents=True, exist_ok=True)
     if config.resume:
-        data = read_model_json(run_dir).manifest
-        data["args"]["resumed"] = [*data["args"].get("resumed", []), now_iso()]
-        write_model_json(run_dir, data)
+        mark_resumed(run_dir)
     else:
         write_model_json(run_dir, manifest(config, dataset, extra))
 

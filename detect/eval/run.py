@@ -1,0 +1,152 @@
+"""``detect eval``: read (or have made) prediction records, score them, write the report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from detect.dataset import SPLITS, DatasetInfo, load_dataset
+from detect.errors import ConfigError, RunFolderError
+from detect.eval.leak import check_leakage, model_train_patients
+from detect.eval.report import write_report
+from detect.eval.result import EvalResult
+from detect.eval.score import check_options, evaluate_predictions
+from detect.predictions import Prediction, read_predictions, write_predictions
+
+logger = logging.getLogger(__name__)
+
+
+class SplitPredictor(Protocol):
+    """Predicts every image of a dataset split with a trained model (contract-4 records)."""
+
+    def __call__(self, weights: Path, dataset: DatasetInfo, split: str, device: str, *,
+                 histology: Path | None = None) -> Sequence[Prediction]: ...
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Options of ``detect eval``.
+
+    Exactly one of ``predictions`` (a contract-4 JSON file) and ``weights`` (a trained
+    model, predicted on the split first) is given. ``out`` defaults to
+    ``<predictions folder>/eval-<split>`` or ``<run folder>/eval-<split>``. ``iou_froc``
+    is the IoU at which a detection hits a lesion for FROC, per-patient sensitivity and
+    histology (0.1, the medical-detection convention); ``conf`` the operating score
+    threshold for per-patient sensitivity and histology. ``histology``: a histology head
+    run (with ``weights`` only) whose probabilities fill the report's ``head`` section.
+    """
+
+    data: Path
+    split: str = "test"
+    out: Path | None = None
+    predictions: Path | None = None
+    weights: Path | None = None
+    allow_leak: bool = False
+    bootstrap: int = 1000
+    seed: int = 0
+    iou_froc: float = 0.1
+    conf: float = 0.25
+    device: str = "auto"
+    histology: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.predictions is None) == (self.weights is None):
+            raise ConfigError(
+                "detect eval takes exactly one of --predictions PRED.json or --weights W, "
+                f"got {'both' if self.predictions else 'neither'}"
+            )
+        if self.histology is not None and self.weights is None:
+            raise ConfigError(
+                "--histology needs --weights W (the head labels W's detections); with "
+                "--predictions, make them with detect predict --histology"
+            )
+        if self.split not in SPLITS:
+            raise ConfigError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        check_options(self.bootstrap, self.iou_froc, self.conf)
+
+    @property
+    def out_dir(self) -> Path:
+        """Where the report goes (see the class docstring)."""
+        if self.out is not None:
+            return self.out
+        if self.predictions is not None:
+            return self.predictions.parent / f"eval-{self.split}"
+        return _run_folder(self.weights or Path(".")) / f"eval-{self.split}"
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """What ``run_eval`` did: the result, the folder and the files written."""
+
+    result: EvalResult
+    out: Path
+    files: dict[str, Path]
+
+
+def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None) -> EvalRun:
+    """``detect eval``: predictions (read, or made with ``--weights``) → report in out.
+
+    With ``--weights``, ``predict_split`` makes the predictions (the CLI passes
+    :func:`detect.predict.predict_split`): this package never imports a model. The leakage
+    guard runs before it, so a refused model is never run.
+
+    Raises:
+        DetectError: dataset, predictions, model or leakage problems (one line each).
+    """
+    dataset = load_dataset(config.data)
+    out = config.out_dir
+    train: list[str] | None = None
+    if config.weights is not None:
+        model_json = _read_model_json(config.weights)
+        check_leakage(model_json, dataset, config.split, config.allow_leak)
+        try:
+            train = model_train_patients(model_json, dataset)
+        except RunFolderError:
+            train = None  # allowed above; the report says leakage was not checked
+        if config.histology is not None:
+            check_leakage(_read_model_json(config.histology), dataset, config.split,
+                          config.allow_leak)
+        if predict_split is None:
+            raise ConfigError("eval --weights needs a predictor (detect.predict.predict_split)")
+        predictions = list(predict_split(config.weights, dataset, config.split, config.device,
+                                         histology=config.histology))
+        write_predictions(out / "predictions.json", predictions)
+    else:
+        predictions = read_predictions(config.predictions or Path("predictions.json"))
+    result = evaluate_predictions(
+        dataset, config.split, predictions, train_patients=train,
+        allow_leak=config.allow_leak, bootstrap=config.bootstrap, seed=config.seed,
+        iou_froc=config.iou_froc, conf=config.conf,
+    )
+    files = write_report(result, out, dataset)
+    if config.weights is not None:
+        files["predictions"] = out / "predictions.json"
+    logger.debug("eval written: %s", json.dumps({k: str(v) for k, v in files.items()}))
+    return EvalRun(result, out, files)
+
+
+def _read_model_json(weights: Path) -> dict[str, Any]:
+    path = _run_folder(weights) / "model.json"
+    if not path.is_file():
+        raise RunFolderError(
+            f"no model.json next to {weights} (looked for {path}); pass the weights of a "
+            f"run folder written by detect train"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunFolderError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != "detect-model":
+        raise RunFolderError(f"{path}: expected format 'detect-model'")
+    return data
+
+
+def _run_folder(weights: Path) -> Path:
+    """The run folder of ``runs/<model>/<name>/weights/best.pt`` (or of the folder itself)."""
+    if weights.is_dir():
+        return weights
+    return weights.parent.parent if weights.parent.name == "weights" else weights.parent

@@ -1,0 +1,226 @@
+"""detect predict on DICOM folders: discovery, skipping, preprocessing, every writer."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from support.detectors import SquareFinder
+from support.realdata import REALDATA_ROOT
+from support.yolo import NetGuard, write_ct_series
+
+from detect.boxes import xyxy_to_voc
+from detect.io.voc import parse_voc
+from detect.predict.run import PredictConfig, predict
+from detect.predictions import read_predictions
+from detect.recipe import DEFAULT_RECIPE, ChannelRecipe, Window
+
+REALDATA = REALDATA_ROOT / "lung-pet-ct-dx-A0002"
+PET_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _variant(source: Path, target: Path, **changes: object) -> Path:
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    for key, value in changes.items():
+        if value is None:
+            delattr(ds, key)
+        else:
+            setattr(ds, key, value)
+    ds.save_as(target, enforce_file_format=True)
+    return target
+
+
+def make_mixed_folder(root: Path) -> dict[str, object]:
+    """Two CT series (two patients) plus one file of every kind predict must skip."""
+    ct = write_ct_series(root / "p1" / "ct", patient_id="Lung_Dx-A0001", slices=5,
+                         names=["e.dcm", "a.dcm", "d.dcm", "b.dcm", "c.dcm"])
+    write_ct_series(root / "p2" / "weird name", patient_id="Lung_Dx-G0002", slices=3)
+    bad = root / "p1" / "other"
+    bad.mkdir()
+    _variant(ct[0], bad / "pet.dcm", Modality="PT", SOPClassUID=PET_STORAGE)
+    _variant(ct[0], bad / "fused.dcm", SOPClassUID=SECONDARY_CAPTURE, SamplesPerPixel=3,
+             PhotometricInterpretation="RGB")
+    _variant(ct[0], bad / "mr.dcm", Modality="MR")
+    _variant(ct[0], bad / "nopixels.dcm", PixelData=None)
+    _variant(ct[0], bad / "noimage.dcm", Rows=None, Columns=None, PixelData=None)
+    shutil.copyfile(ct[1], bad / "copy-of-a.dcm")
+    (bad / "notes.txt").write_text("not a DICOM file")
+    expected = {"pet": 1, "fused": 1, "not-ct": 1, "pixel-error": 1, "unsupported-dicom": 1,
+                "duplicate": 1, "not-dicom": 1}
+    return {"skipped": expected}
+
+
+def test_predict_writes_every_output_and_skips_what_it_cannot_use(tiny_run, tmp_path, monkeypatch):
+    result, _ = tiny_run
+    facts = make_mixed_folder(tmp_path / "in")
+    out = tmp_path / "out"
+    config = PredictConfig(sources=(tmp_path / "in",), weights=result.run_dir, out=out, conf=0.0,
+                           save=("json", "voc", "png"), device="cpu", batch=3, workers=1)
+    with NetGuard(monkeypatch) as guard:
+        summary = predict(config)
+    assert guard.attempts == []
+    assert summary.skipped == facts["skipped"]
+    assert summary.slices == 8  # 5 + 3 CT slices read; the one without pixels is skipped
+    assert summary.series == 2
+    predictions = read_predictions(out / "predictions.json")
+    assert len(predictions) == summary.detections > 0  # conf 0: the untrained model answers
+    for p in predictions:
+        assert p.image_id is None and p.patient_id in ("A0001", "G0002")
+        assert set(p.histology or {}) == {"A", "B", "E", "G"}
+        assert sum((p.histology or {}).values()) == pytest.approx(1.0, abs=1e-4)
+        assert 0 <= p.xyxy[0] < p.xyxy[2] <= 64 and 0 <= p.xyxy[1] < p.xyxy[3] <= 64
+    by_sop: dict[str, list] = {}
+    for p in predictions:
+        by_sop.setdefault(p.sop_instance_uid, []).append(p)
+    for sop, preds in by_sop.items():
+        voc = parse_voc(out / "voc" / preds[0].patient_id / f"{sop}.xml")
+        assert [o.name for o in voc.objects] == [p.label for p in preds]
+        assert [tuple(map(int, o.xyxy)) for o in voc.objects] == [xyxy_to_voc(p.xyxy)
+                                                                   for p in preds]
+        assert (voc.width, voc.height) == (64, 64)
+        assert (out / "png" / preds[0].patient_id / f"{sop}.png").is_file()
+    summary_rows = _rows(out / "summary.csv")
+    assert [(r["level"], r["patient_id"], r["slices_read"]) for r in summary_rows] == [
+        ("series", "A0001", "5"), ("series", "G0002", "3"),
+        ("patient", "A0001", "5"), ("patient", "G0002", "3")]
+    assert len(_rows(out / "slices.csv")) == 8
+    reasons = sorted(r["reason"] for r in _rows(out / "skipped.csv"))
+    assert reasons == sorted(facts["skipped"])  # one file of each kind, each listed
+
+
+def test_boxes_reach_the_voc_files_in_image_pixels(tiny_run, tmp_path, monkeypatch):
+    result, _ = tiny_run
+    write_ct_series(tmp_path / "in", slices=3, square=(20, 24),
+                    names=["z.dcm", "x.dcm", "y.dcm"])
+    finder = SquareFinder()
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: finder)
+    out = tmp_path / "out"
+    predict(PredictConfig(sources=(tmp_path / "in",), weights=result.run_dir, out=out,
+                          device="cpu", workers=1))
+    xmls = sorted((out / "voc" / "A0001").glob("*.xml"))
+    assert len(xmls) == 3
+    for xml in xmls:
+        (obj,) = parse_voc(xml).objects
+        assert obj.name == "A" and obj.xyxy == (20.0, 24.0, 36.0, 40.0)
+    rows = _rows(out / "slices.csv")
+    assert [r["instance_number"] for r in rows] == ["3", "2", "1"]  # by geometry, not name
+    assert finder.images[0].shape == (64, 64, 3)
+    hu = np.array([[-800.0, 40.0]], np.float32)
+    expected = np.stack([w.apply(hu) for w in DEFAULT_RECIPE.windows], axis=-1)[0]
+    assert finder.images[0][0, 0].tolist() == expected[0].tolist()  # background
+    assert finder.images[0][24, 20].tolist() == expected[1].tolist()  # the square
+
+
+def test_25d_recipe_puts_the_geometric_neighbours_in_the_channels(tiny_run, tmp_path, monkeypatch):
+    result, _ = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(result.run_dir, run)
+    lung = Window("lung", 1400.0, -700.0)
+    model = json.loads((run / "model.json").read_text())
+    model["recipe"] = ChannelRecipe("2.5d", (lung,), (-1, 0, 1)).to_dict()
+    (run / "model.json").write_text(json.dumps(model))
+    levels = [-1000.0, -900.0, -800.0, -700.0]  # slice k at z = -5k: sorted order is reversed
+    write_ct_series(tmp_path / "in", slices=4, hu_levels=levels, square=None,
+                    names=["b.dcm", "d.dcm", "a.dcm", "c.dcm"])
+    finder = SquareFinder()
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: finder)
+    predict(PredictConfig(sources=(tmp_path / "in",), weights=run, out=tmp_path / "out",
+                          device="cpu", workers=1))
+    ordered = levels[::-1]
+
+    def value(i: int) -> int:
+        return int(lung.apply(np.float32([ordered[min(max(i, 0), 3)]]))[0])
+
+    seen = [image[5, 5].tolist() for image in finder.images]
+    assert seen == [[value(i - 1), value(i), value(i + 1)] for i in range(4)]
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="real Lung-PET-CT-Dx sample not present")
+def test_predict_on_the_real_sample_reports_every_slice(tiny_run, tmp_path, monkeypatch):
+    result, _ = tiny_run
+    out = tmp_path / "out"
+    config = PredictConfig(sources=(REALDATA,), weights=result.run_dir, out=out, conf=0.5,
+                           device="cpu", workers=2, batch=16)
+    with NetGuard(monkeypatch) as guard:
+        summary = predict(config)
+    assert guard.attempts == []
+    assert (summary.files_seen, summary.series, summary.slices) == (80, 2, 60)
+    assert summary.skipped == {"not-dicom": 20}  # the XML, CSV and README beside the DICOM
+    rows = _rows(out / "slices.csv")
+    assert len(rows) == 60 and {r["patient_id"] for r in rows} == {"A0002"}
+    for uid in {r["series_instance_uid"] for r in rows}:
+        numbers = [int(r["instance_number"]) for r in rows if r["series_instance_uid"] == uid]
+        assert sorted(numbers) == list(range(1, 31))
+    series = [r for r in _rows(out / "summary.csv") if r["level"] == "series"]
+    assert sorted(r["series_description"] for r in series) == [
+        "ThoraxRoutine  8.0.0  B40f", "ThoraxRoutine  8.0.0  B70f"]
+    assert all(r["slices_read"] == "30" for r in series)
+    assert read_predictions(out / "predictions.json") == []  # an untrained model at conf 0.5
+
+
+def test_synth_convert_train_predict_chain(tiny_run, tiny_cohort, tmp_path, monkeypatch):
+    """End to end: phantom DICOM tree → (convert → train: the session run) → predict on
+    the raw tree, where PET and fused screenshots sit beside the CT series."""
+    result, _ = tiny_run
+    out = tmp_path / "out"
+    config = PredictConfig(sources=(tiny_cohort.dicom_root,), weights=result.run_dir, out=out,
+                           conf=0.0, save=("json", "voc"), device="cpu", workers=1)
+    with NetGuard(monkeypatch) as guard:
+        summary = predict(config)
+    assert guard.attempts == []
+    patients = tiny_cohort.patients
+    assert summary.slices == sum(p.ct_slices for p in patients)
+    skipped = {"pet": sum(p.pet_slices for p in patients),
+               "fused": sum(p.fused_images for p in patients)}
+    assert summary.skipped == {k: v for k, v in skipped.items() if v}
+    series = [r for r in _rows(out / "summary.csv") if r["level"] == "series"]
+    assert sorted(r["patient_id"] for r in series) == sorted(p.patient_id for p in patients)
+    assert all(int(r["slices_read"]) == 12 for r in series)
+    predictions = read_predictions(out / "predictions.json")
+    assert {p.patient_id for p in predictions} == {p.patient_id for p in patients}
+    sops = {p.sop_instance_uid for p in predictions}
+    assert len(list((out / "voc").rglob("*.xml"))) == len(sops)
+
+
+def test_parallel_scan_and_render_give_the_serial_results(tmp_path):
+    from detect.predict.sources import bounded_map, render_job, scan_sources, slice_jobs
+
+    write_ct_series(tmp_path / "in", slices=5, names=["c", "a", "e", "b", "d"])
+    (tmp_path / "in" / "junk.bin").write_bytes(b"\0" * 300)
+    serial = scan_sources([tmp_path / "in"], workers=1)
+    parallel = scan_sources([tmp_path / "in"], workers=2, min_parallel=1)
+    assert parallel == serial and len(serial.series[0].slices) == 5
+    jobs = slice_jobs(serial.series[0], DEFAULT_RECIPE, lung=True)
+    one = [render_job(job) for job in jobs]
+    two = list(bounded_map(render_job, iter(jobs), workers=2, window=2))
+    assert [r.index for r in two] == [0, 1, 2, 3, 4]
+    for a, b in zip(one, two):
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.lung, b.lung)
+
+
+def test_names_from_headers_cannot_leave_the_output_folder(tiny_run, tmp_path, monkeypatch):
+    from detect.predict.writers import safe_name
+
+    assert safe_name("../../etc/passwd") == "etc_passwd"
+    assert safe_name("..") == "unknown" and safe_name(" ") == "unknown"
+    result, _ = tiny_run
+    write_ct_series(tmp_path / "in", patient_id="../../../escaped", slices=2)
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: SquareFinder())
+    out = tmp_path / "deep" / "out"
+    predict(PredictConfig(sources=(tmp_path / "in",), weights=result.run_dir, out=out,
+                          save=("json", "voc"), device="cpu", workers=1))
+    written = [p for p in tmp_path.rglob("*.xml")]
+    assert len(written) == 2 and all(out in p.parents for p in written)
+    assert {p.parent.name for p in written} == {"escaped"}
