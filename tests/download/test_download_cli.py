@@ -205,3 +205,11 @@ def test_a_foreign_manifest_is_left_alone(a0025, tmp_path: Path) -> None:
     assert code == 1 and "is not a detect download manifest" in stderr
     assert json.loads((out / "idc-manifest.json").read_text()) == {"mine": True}
     assert os.listdir(out) == ["idc-manifest.json"]
+
+
+def test_a_bad_patient_id_is_one_line_even_with_markup(tmp_path: Path) -> None:
+    """The message quotes the value; rich markup in it ("[/x]") is printed, not parsed."""
+    code, _, stderr = run(str(tmp_path / "out"), "--patients", "[/x]", "--dry-run")
+    assert code == 1
+    assert stderr.strip().startswith("error: --patients: PatientID '[/x]' is not a safe")
+    assert "\n" not in stderr.strip()
