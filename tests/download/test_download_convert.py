@@ -17,6 +17,8 @@ from detect.cli import app
 
 from .support import BUCKET, index_row, write_index
 
+REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "lung-pet-ct-dx-A0002"
+
 
 def cohort_as_idc(dicom_root: Path, s3, index_path: Path) -> int:
     """Upload every file of the cohort under ``<uuid>/<uuid>.dcm``; write its index."""
@@ -70,3 +72,43 @@ def test_downloaded_cohort_converts_like_the_original(
     original = coco_images(dataset)
     assert converted.images == sum(len(images) for images in original.values()) > 0
     assert coco_images(tmp_path / "dataset") == original
+
+
+@pytest.fixture
+def real_a0002() -> Path:
+    if not REALDATA.is_dir():
+        pytest.skip(f"real sample not found at {REALDATA}")
+    return REALDATA
+
+
+def test_real_patient_downloads_and_converts(
+    real_a0002: Path, local_s3, tmp_path: Path
+) -> None:
+    """Lung_Dx-A0002's two real CT series, served as IDC serves them (the index's
+    selection and URLs; TCIA's files, whose byte sums equal the index's sizes), come
+    down whole and convert with the real VOC boxes: 18 images, 18 boxes."""
+    pytest.importorskip("idc_index_data", reason="idc-index is not installed")
+    from detect.config import ConvertConfig
+    from detect.convert import convert
+    from detect.download import DownloadConfig, select_series
+
+    files: dict[str, list[Path]] = defaultdict(list)
+    for path in sorted((real_a0002 / "Lung-PET-CT-Dx").rglob("*.dcm")):
+        files[pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID].append(path)
+    config = DownloadConfig(out=tmp_path / "idc", patients=("Lung_Dx-A0002",),
+                            modalities=("CT",), endpoint=local_s3.endpoint)
+    selection = select_series(config)
+    for entry in selection.series:
+        paths = files[entry.series_uid]
+        assert (len(paths), sum(p.stat().st_size for p in paths)) == (
+            entry.instances, entry.size_bytes)
+        local_s3.put_series(entry.source_url, (p.read_bytes() for p in paths))
+
+    result = CliRunner().invoke(app, ["download", str(config.out), "--patients", "A0002",
+                                      "--modality", "CT", "--endpoint", local_s3.endpoint])
+    assert result.exit_code == 0, result.stderr
+    assert "downloaded 60 files (31.6 MB) for 2 series" in result.stdout
+    summary = convert(ConvertConfig(config.out / "lung_pet_ct_dx", real_a0002 / "Annotation",
+                                    tmp_path / "dataset", workers=1))
+    assert (summary.images, summary.boxes) == (18, 18)
+    assert summary.issue_counts == {}
