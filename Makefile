@@ -1,4 +1,5 @@
-# make demo: the whole chain on a phantom cohort.  make test: the default test run.
+# make demo: the whole chain on a phantom cohort.  make test: the default test run
+# (with the IDC extra, so the download tests run against a local S3 endpoint).
 # Both create .venv by themselves on a fresh machine (torch/torchvision pinned as a pair).
 PYTHON ?= python3
 VENV   := .venv
@@ -12,7 +13,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,idc]'
 	$(PY) -m detect.torch_check
 	touch $(STAMP)
 

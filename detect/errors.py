@@ -44,5 +44,9 @@ class RunFolderError(DetectError):
     """A run folder or weights file is not a detect model, or does not match its data."""
 
 
+class DownloadError(DetectError):
+    """An IDC selection or download cannot be done, or ended incomplete."""
+
+
 class ExportError(DetectError):
     """An exported model does not reproduce its PyTorch model (the parity check failed)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from detect.cli import data, demo, model  # noqa: F401  (each registers its commands)
+from detect.cli import download as _download  # noqa: F401  (detect download)
 from detect.cli.app import app
 
 __all__ = ["app", "main"]

