@@ -203,7 +203,6 @@ def test_cli_eval_weights_refuses_leakage_before_predicting(tmp_path):
 def test_end_to_end_on_the_converted_phantom(request):
     from detect.dataset import load_dataset
 
-    pytest.importorskip("detect.synth.cohort", reason="the phantom generator is not written yet")
     info = load_dataset(request.getfixturevalue("dataset"))
     split = next(s for s in ("test", "val", "train") if info.load_coco(s)["annotations"])
     result = evaluate_predictions(info, split, gt_as_predictions(info, split), bootstrap=10)
