@@ -19,6 +19,7 @@ The same model on a converted split's PNGs, for ``detect eval --weights``, is
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -35,6 +36,7 @@ from detect.models.detector import load_detector
 from detect.predict.histology import HeadOnSlices, load_head
 from detect.predict.records import to_predictions
 from detect.predict.sources import (
+    Prefetch,
     Rendered,
     Series,
     SliceJob,
@@ -153,11 +155,20 @@ def _tagged(series: Sequence[Series]) -> Iterator[tuple[Series, SliceHeader]]:
             yield one, header
 
 
-def auto_workers(config: PredictConfig, device: str) -> int:
-    """``--workers``, or 1 on the CPU and up to 8 processes beside a GPU."""
+def auto_workers(config: PredictConfig) -> int:
+    """``--workers``, or 1 on the CPU (the model uses every core) and up to 8 processes
+    beside a GPU. Decided before torch is imported (so that rendering can start first):
+    a GPU is assumed where ``--device`` names one, or is ``auto`` on a machine with an
+    NVIDIA driver."""
     if config.workers is not None:
         return config.workers
-    return 1 if device == "cpu" else max(1, min(8, default_workers() - 1))
+    spec = config.device.strip().lower()
+    gpu = spec not in ("auto", "cpu") or (spec == "auto" and _nvidia_driver())
+    return max(1, min(8, default_workers() - 1)) if gpu else 1
+
+
+def _nvidia_driver() -> bool:
+    return Path("/proc/driver/nvidia/version").is_file() or shutil.which("nvidia-smi") is not None
 
 
 class _Runner:
@@ -168,7 +179,6 @@ class _Runner:
                  head: HeadOnSlices | None = None):
         self.detector, self.info, self.config, self.out = detector, info, config, out
         self.head = head
-        self.workers = auto_workers(config, detector.device)
         self.results: list[SliceResult] = []
         self.pixel_errors: list[tuple[str, str]] = []
 
@@ -212,15 +222,20 @@ class _Runner:
                               f"another --out") from None
 
 
-def _run(
-    runner: _Runner, series: Sequence[Series], progress: Progress | None
-) -> None:
+def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series]
+              ) -> Prefetch[Rendered]:
+    """Every slice rendered in the model's recipe, started at once in the background
+    (:class:`Prefetch`) so that reading and decoding overlap loading the model."""
+    total = sum(len(s.slices) for s in series)
+    workers = auto_workers(config) if total >= 64 else 1
+    jobs = _jobs(series, info, "png" in config.save)
+    return Prefetch(bounded_map(render_job, jobs, workers, 2 * config.batch), 2 * config.batch)
+
+
+def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Rendered],
+         progress: Progress | None) -> None:
     config = runner.config
     total = sum(len(s.slices) for s in series)
-    workers = runner.workers if total >= 64 else 1
-    rendered_stream = bounded_map(
-        render_job, _jobs(series, runner.info, "png" in config.save), workers, 2 * config.batch
-    )
     batch = _Batch()
     for done, ((one, header), rendered) in enumerate(
         zip(_tagged(series), rendered_stream), start=1
@@ -247,10 +262,6 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
     start = time.monotonic()
     info, weights = resolve_weights(config.weights)
     out = choose_out(config.out)
-    detector = load_detector(info, weights, config.device)
-    head = None
-    if config.histology is not None:
-        head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
     scan = scan_sources(config.sources, workers=config.workers or default_workers())
     if not scan.series:
         raise DicomError(_no_ct_message(scan, config.sources))
@@ -259,8 +270,13 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
     except OSError as exc:
         raise ConfigError(f"cannot create output folder {out} ({exc.strerror}); pass --out "
                           f"to a folder you can write") from None
-    runner = _Runner(detector, info, config, out, head)
-    _run(runner, scan.series, progress)
+    with _rendered(config, info, scan.series) as rendered:  # starts now, as the model loads
+        detector = load_detector(info, weights, config.device)
+        head = None
+        if config.histology is not None:
+            head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
+        runner = _Runner(detector, info, config, out, head)
+        _run(runner, scan.series, rendered, progress)
     files = _write_outputs(out, runner, scan, info)
     skipped = Counter(s.reason for s in scan.skipped)
     skipped.update("pixel-error" for _ in runner.pixel_errors)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -264,3 +266,76 @@ def bounded_map(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+class Prefetch(Iterator[R]):
+    """Run an iterator in a background thread, up to ``depth`` results ahead, from the moment
+    it is created: the work behind it (reading and rendering slices, in worker processes or
+    in the thread) starts at once and goes on while the caller does something else (loading
+    the model). Results come in order; an exception in the iterator is raised in the caller
+    at its place in the stream. Use it as a context manager: leaving stops the thread and
+    closes the iterator (its worker processes end with it).
+    """
+
+    _DONE = object()
+
+    def __init__(self, items: Iterator[R], depth: int) -> None:
+        self._items = items
+        self._buffer: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="detect-prefetch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            for item in self._items:
+                if not self._put(item):
+                    break
+            else:
+                self._put(self._DONE)
+        except BaseException as exc:  # handed over, raised in the consumer
+            self._put(_Raised(exc))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Prefetch[R]:
+        return self
+
+    def __next__(self) -> R:
+        item = self._buffer.get()
+        if item is self._DONE:
+            self._buffer.put(item)  # stays exhausted
+            raise StopIteration
+        if isinstance(item, _Raised):
+            raise item.error
+        return item
+
+    def close(self) -> None:
+        """Stop producing and wait for the thread (and the iterator's workers) to end."""
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> Prefetch[R]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Raised:
+    """An exception raised by the producer thread, handed to the consumer."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
