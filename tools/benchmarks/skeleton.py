@@ -22,6 +22,8 @@ usage: python tools/benchmarks/skeleton.py OUT [--patients N] [--size 64] [--wor
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import json
 import sys
 import time
@@ -109,57 +111,89 @@ def _study_info(row: SeriesRow) -> Any:
                      model="skeleton", kernel="B40f")
 
 
+#: Fixed-width placeholders written into one template file per series and replaced per
+#: instance (same byte length, so every element length and the group length stay right):
+#: files cost a few bytes.replace calls instead of a pydicom encode each.
+_UID_DIGITS = 38
+_PLACE_UID = "2.25." + "9" * _UID_DIGITS
+_PLACE_NUMBER = "999999"
+_PLACE_Z = "-99999.99"
+
+
+def instance_uid(series_uid: str, index: int) -> str:
+    """A deterministic, fixed-length SOP Instance UID for instance ``index`` of a series."""
+    digest = hashlib.sha1(f"{series_uid}/{index}".encode()).hexdigest()
+    # a UID component has no leading zero: "1" then 37 digits
+    return f"2.25.1{int(digest, 16) % 10 ** (_UID_DIGITS - 1):0{_UID_DIGITS - 1}d}"
+
+
+def _template(row: SeriesRow, size: int, annotated: bool) -> bytes:
+    from detect.synth.dicom import SeriesInfo, ct_dataset, fused_dataset, pet_dataset
+
+    study = _study_info(row)
+    series = SeriesInfo(row.series_uid, row.number, row.description, "100000.000000")
+    plain = chest_hu(size, None)
+    if row.modality == "PT":
+        ds = pet_dataset(study, series, sop_uid=_PLACE_UID, instance=1, count=row.instances,
+                         position=(0.0, 0.0, 0.0), spacing_mm=8.0, thickness_mm=5.0,
+                         bqml=(plain + 1000.0) * 10.0, injection_time="090000")
+        ds.ImageIndex = _PLACE_NUMBER
+    elif row.rgb:
+        grey = ((plain + 1000) / 1100 * 255).clip(0, 255).astype(np.uint8)
+        ds = fused_dataset(study, series, sop_uid=_PLACE_UID, instance=1,
+                           rgb=np.repeat(grey[..., None], 3, axis=2))
+    else:
+        hu = chest_hu(size, _nodule(size)) if annotated else plain
+        signed = row.manufacturer.upper().startswith("GE")
+        ds = ct_dataset(study, series, sop_uid=_PLACE_UID, instance=1, position=(0.0, 0.0, 0.0),
+                        spacing_mm=8.0, thickness_mm=5.0, hu=hu, signed=signed)
+    ds.InstanceNumber = _PLACE_NUMBER
+    if "ImagePositionPatient" in ds:
+        ds.ImagePositionPatient = ["0", "0", _PLACE_Z]
+        ds.SliceLocation = _PLACE_Z
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _nodule(size: int) -> tuple[int, int, int]:
+    return int(size * 0.3), int(size * 0.5), max(2, size // 12)
+
+
 def write_series(out: Path, row: SeriesRow, size: int) -> dict[str, int]:
     """One series' files (and its XMLs); returns counts."""
     from detect.histology import short_patient_id
     from detect.io.voc import VocObject, voc_xml_bytes
-    from detect.synth.dicom import (
-        SeriesInfo,
-        ct_dataset,
-        file_name,
-        fused_dataset,
-        pet_dataset,
-        series_folder,
-        study_folder,
-        write_dataset,
-    )
+    from detect.synth.dicom import file_name, series_folder, study_folder
 
-    study = _study_info(row)
-    series = SeriesInfo(row.series_uid, row.number, row.description, "100000.000000")
     folder = (out / "Lung-PET-CT-Dx" / row.patient
               / study_folder(row.study_date, row.study_description, row.study_uid, "tcia")
               / series_folder(row.number, row.description, row.series_uid, "tcia"))
+    folder.mkdir(parents=True, exist_ok=True)
     n = row.instances
     span = max(1, round(n * ANNOTATED_FRACTION)) if row.modality == "CT" else 0
     first = n // 2 - span // 2
-    r, centre = max(2, size // 12), (int(size * 0.3), int(size * 0.5))
-    box = (centre[0] - r, centre[1] - r, centre[0] + r + 1, centre[1] + r + 1)
-    plain, marked = chest_hu(size, None), chest_hu(size, (*centre, r))
-    rgb_plain = np.repeat(((plain + 1000) / 1100 * 255).clip(0, 255).astype(np.uint8)[..., None],
-                          3, axis=2)
+    templates = {False: _template(row, size, False)}
+    if span and not row.rgb:
+        templates[True] = _template(row, size, True)
+    cx, cy, r = _nodule(size)
+    box = (float(cx - r), float(cy - r), float(cx + r + 1), float(cy + r + 1))
+    short = short_patient_id(row.patient)
+    notes = out / "Annotation" / short
     counts = {"files": 0, "xml": 0}
     for i in range(n):
-        sop = generate_uid(entropy_srcs=[row.series_uid, str(i)])
+        sop = instance_uid(row.series_uid, i)
         annotated = first <= i < first + span
-        z = -5.0 * i
-        if row.modality == "PT":
-            ds = pet_dataset(study, series, sop_uid=sop, instance=i + 1, count=n,
-                             position=(0.0, 0.0, z), spacing_mm=8.0, thickness_mm=5.0,
-                             bqml=(plain + 1000.0) * 10.0, injection_time="090000")
-        elif row.rgb:
-            ds = fused_dataset(study, series, sop_uid=sop, instance=i + 1, rgb=rgb_plain)
-        else:
-            ds = ct_dataset(study, series, sop_uid=sop, instance=i + 1, position=(0.0, 0.0, z),
-                            spacing_mm=8.0, thickness_mm=5.0,
-                            hu=marked if annotated else plain, signed=i % 2 == 0)
-        write_dataset(ds, folder / file_name(i + 1, n, sop, "tcia"))
+        data = (templates[annotated and not row.rgb]
+                .replace(_PLACE_UID.encode(), sop.encode())
+                .replace(_PLACE_NUMBER.encode(), f"{i + 1:06d}".encode())
+                .replace(_PLACE_Z.encode(), f"{-5.0 * i:09.2f}".encode()))
+        (folder / file_name(i + 1, n, sop, "tcia")).write_bytes(data)
         counts["files"] += 1
         if annotated:
-            xml = out / "Annotation" / short_patient_id(row.patient) / f"{sop}.xml"
-            xml.parent.mkdir(parents=True, exist_ok=True)
-            letter = short_patient_id(row.patient)[0]
-            xml.write_bytes(voc_xml_bytes([VocObject(letter, tuple(map(float, box)))], size,
-                                          size, 3 if row.rgb else 1))
+            notes.mkdir(parents=True, exist_ok=True)
+            (notes / f"{sop}.xml").write_bytes(voc_xml_bytes(
+                [VocObject(short[0], box)], size, size, 3 if row.rgb else 1))
             counts["xml"] += 1
     return counts
 
