@@ -10,11 +10,16 @@ same run, each best of ``--repeats``:
 - ``library``: ``detect.predict.run.predict`` in this process (model already imported);
 - ``inference``: the detector alone on pre-rendered slices (the floor for the device).
 
+Each for PyTorch and for ONNX Runtime (the run exported with ``detect export --format
+onnx``, ``--runtimes``); the last lines give the CLI's share of the inference-only rate and
+ONNX Runtime's speed-up over torch.
+
 On CPU, and on CUDA too when there is one. Prints a table, writes
 tools/benchmarks/results/predict.json and appends to RESULTS.md.
 
 usage: python tools/benchmarks/predict.py [--slices 200] [--size 512] [--imgsz 512]
-       [--workers 1,4] [--batch 16] [--weights RUN] [--repeats 2] [--no-save]
+       [--workers 1,4] [--batch 16] [--weights RUN] [--repeats 2] [--runtimes torch,onnx]
+       [--no-save]
 smoke: python tools/benchmarks/predict.py --slices 20 --size 128 --imgsz 128 --repeats 1 --no-save
 """
 
@@ -101,24 +106,54 @@ def inference_seconds(source: Path, weights: Path, batch: int, device: str) -> f
     return time.perf_counter() - start
 
 
+def onnx_file(weights: Path, work: Path) -> Path:
+    """The run exported with ``detect export --format onnx`` (parity-checked)."""
+    from detect.export import ExportConfig, export_model
+
+    return export_model(ExportConfig(weights=weights, format="onnx", out=work / "onnx")).file
+
+
 def measure(args: argparse.Namespace, source: Path, weights: Path, work: Path
             ) -> list[dict[str, Any]]:
     import torch
 
     devices = ["cpu"] + (["0"] if torch.cuda.is_available() else [])
+    runtimes = {"torch": weights}
+    if "onnx" in args.runtimes.split(","):
+        runtimes["onnx"] = onnx_file(weights, work)
     rows = []
     for device in devices:
-        for workers in (int(w) for w in args.workers.split(",")):
-            for kind, fn in (("cli", cli_seconds), ("library", library_seconds)):
-                best = min(fn(source, weights, work / "out", workers, args.batch, device)
-                           for _ in range(args.repeats))
-                rows.append({"device": device, "kind": kind, "workers": workers,
-                             "seconds": best, "slices_per_s": args.slices / best})
-        best = min(inference_seconds(source, weights, args.batch, device)
-                   for _ in range(args.repeats))
-        rows.append({"device": device, "kind": "inference", "workers": 0, "seconds": best,
-                     "slices_per_s": args.slices / best})
+        for runtime, model in runtimes.items():
+            for workers in (int(w) for w in args.workers.split(",")):
+                for kind, fn in (("cli", cli_seconds), ("library", library_seconds)):
+                    best = min(fn(source, model, work / "out", workers, args.batch, device)
+                               for _ in range(args.repeats))
+                    rows.append({"device": device, "runtime": runtime, "kind": kind,
+                                 "workers": workers, "seconds": best,
+                                 "slices_per_s": args.slices / best})
+            best = min(inference_seconds(source, model, args.batch, device)
+                       for _ in range(args.repeats))
+            rows.append({"device": device, "runtime": runtime, "kind": "inference", "workers": 0,
+                         "seconds": best, "slices_per_s": args.slices / best})
     return rows
+
+
+def ratios(rows: list[dict[str, Any]]) -> list[str]:
+    """CLI rate / inference-only rate per runtime, and ONNX / torch inference rate."""
+    lines = []
+    best: dict[tuple[str, str, str], float] = {}
+    for row in rows:
+        key = (row["device"], row["runtime"], row["kind"])
+        best[key] = max(best.get(key, 0.0), row["slices_per_s"])
+    for (device, runtime, kind), rate in sorted(best.items()):
+        if kind == "cli" and (device, runtime, "inference") in best:
+            share = rate / best[(device, runtime, "inference")]
+            lines.append(f"{device} {runtime}: CLI at {100 * share:.0f} % of inference-only")
+    for device in sorted({d for d, _, _ in best}):
+        if (device, "onnx", "inference") in best and (device, "torch", "inference") in best:
+            speedup = best[(device, "onnx", "inference")] / best[(device, "torch", "inference")]
+            lines.append(f"{device}: ONNX Runtime inference {speedup:.2f}x torch")
+    return lines
 
 
 def report(args: argparse.Namespace, rows: list[dict[str, Any]], weights: Path) -> None:
@@ -126,12 +161,14 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], weights: Path) 
     lines = [
         f"one CT series of {args.slices} slices at {args.size} px; {model['family']}"
         f"{model['size']} at imgsz {model['imgsz']}; batch {args.batch}; save json,voc",
-        "| device | run | workers | seconds | slices/s |",
-        "|---|---|---|---|---|",
+        "| device | runtime | run | workers | seconds | slices/s |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        lines.append(f"| {row['device']} | {row['kind']} | {row['workers'] or '-'} | "
-                     f"{row['seconds']:.2f} | {row['slices_per_s']:.1f} |")
+        lines.append(f"| {row['device']} | {row['runtime']} | {row['kind']} | "
+                     f"{row['workers'] or '-'} | {row['seconds']:.2f} | "
+                     f"{row['slices_per_s']:.1f} |")
+    lines += ["", *ratios(rows)]
     text = "\n".join(lines)
     print(text)
     if args.no_save:
@@ -155,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--weights", type=Path, default=None, help="a YOLO run folder")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--runtimes", default="torch,onnx", help="torch and/or onnx")
     parser.add_argument("--no-save", action="store_true", help="print only (smoke runs)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-predict-"))
