@@ -137,7 +137,6 @@ def _template(row: SeriesRow, size: int, annotated: bool) -> bytes:
         ds = pet_dataset(study, series, sop_uid=_PLACE_UID, instance=1, count=row.instances,
                          position=(0.0, 0.0, 0.0), spacing_mm=8.0, thickness_mm=5.0,
                          bqml=(plain + 1000.0) * 10.0, injection_time="090000")
-        ds.ImageIndex = _PLACE_NUMBER
     elif row.rgb:
         grey = ((plain + 1000) / 1100 * 255).clip(0, 255).astype(np.uint8)
         ds = fused_dataset(study, series, sop_uid=_PLACE_UID, instance=1,
