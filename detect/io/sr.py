@@ -26,6 +26,8 @@ from its declared length before the values are converted. Whole-file refusals ra
 from __future__ import annotations
 
 import math
+import struct
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
@@ -36,7 +38,11 @@ import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import DeflatedExplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+)
 
 from detect.boxes import XYXY
 from detect.errors import AnnotationError
@@ -73,6 +79,8 @@ _TRACKING_UID = (_DCM, "112040")
 _FINDING = (_DCM, "121071")
 _IMAGE_REGION = (_DCM, "111030")
 _GRAPHIC_DATA = 0x00700022
+_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
+                       b"UR", b"UT", b"UV"})
 
 
 @dataclass(frozen=True)
@@ -151,15 +159,50 @@ def is_sr_file(path: Path) -> bool:
             return True
         if path.stat().st_size > MAX_SR_BYTES:
             return False
-        ds = pydicom.dcmread(
-            path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"]
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a broken file is simply not an SR
+            ds = pydicom.dcmread(
+                path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"]
+            )
     except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError,
             InvalidDicomError, RecursionError):
         return False
     return str(ds.get("SOPClassUID", "")) in SR_STORAGE_CLASSES or str(
         ds.get("Modality", "")
     ).strip() == "SR"
+
+
+def _truncation(raw: bytes, transfer_syntax: str) -> str | None:
+    """Where the top-level elements' declared lengths run past the end of the file.
+
+    pydicom reads a defined-length sequence that the file cuts short without a word,
+    which would silently lose the groups after the cut. Stops (None) at the first
+    undefined length: pydicom warns about a missing delimiter there.
+    """
+    if len(raw) < 144 or raw[132:136] != b"\x02\x00\x00\x00":  # no meta group length
+        return None
+    offset = 144 + struct.unpack_from("<I", raw, 140)[0]
+    implicit = transfer_syntax == ImplicitVRLittleEndian
+    order = ">" if transfer_syntax == ExplicitVRBigEndian else "<"
+    while offset + 8 <= len(raw):
+        group, element = struct.unpack_from(order + "HH", raw, offset)
+        vr = raw[offset + 4 : offset + 6]
+        if implicit:
+            header, length = 8, struct.unpack_from("<I", raw, offset + 4)[0]
+        elif vr in _LONG_VRS:
+            if offset + 12 > len(raw):
+                return f"the file ends inside the header of ({group:04X},{element:04X})"
+            header, length = 12, struct.unpack_from(order + "I", raw, offset + 8)[0]
+        else:
+            header, length = 8, struct.unpack_from(order + "H", raw, offset + 6)[0]
+        if length == 0xFFFFFFFF:
+            return None
+        end = offset + header + length
+        if end > len(raw):
+            return (f"truncated: ({group:04X},{element:04X}) declares {length} bytes, the "
+                    f"file ends {len(raw) - offset - header} bytes into it")
+        offset = end
+    return None if offset == len(raw) else "truncated inside an element header"
 
 
 def _read_dataset(path: Path) -> Dataset:
@@ -182,9 +225,23 @@ def _read_dataset(path: Path) -> Dataset:
         )
     try:
         meta = pydicom.filereader.read_file_meta_info(path)
-        if meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        syntax = str(meta.get("TransferSyntaxUID", ""))
+        if syntax == DeflatedExplicitVRLittleEndian:
             raise _refuse("deflated transfer syntax: size unknown until inflated; refused")
-        return pydicom.dcmread(BytesIO(raw))
+        try:
+            cut = _truncation(raw, syntax)
+        except struct.error:
+            cut = "truncated inside an element header"
+        if cut is not None:
+            raise _refuse(cut)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(BytesIO(raw))
+            ds.get("ContentSequence")  # sequences are parsed on first access
+        for warning in caught:
+            if "End of file" in str(warning.message):
+                raise _refuse(f"truncated: {warning.message}")
+        return ds
     except InvalidDicomError:
         raise _refuse("not a DICOM file (no DICM preamble)") from None
     except OSError as exc:
