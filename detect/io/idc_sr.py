@@ -58,6 +58,10 @@ BOUNDED_BY = CodedTerm("75958009", "SCT", "Bounded by")
 LUNG = CodedTerm("39607008", "SCT", "Lung structure")
 _IDC_NAMES = {name: letter for letter in FINDING_CODES for name in (letter, letter.lower())}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Patient and study attributes highdicom copies from the evidence (Type 2 in the SR: may
+#: be empty, must be there); a source header without one gets it empty.
+_TYPE2 = ("PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID",
+          "StudyDate", "StudyTime", "ReferringPhysicianName")
 
 
 @dataclass(frozen=True)
@@ -112,9 +116,13 @@ def _headers(series_files: Sequence[Path]) -> list[Dataset]:
     headers: list[Dataset] = []
     for path in series_files:
         try:
-            headers.append(pydicom.dcmread(path, stop_before_pixels=True))
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
         except (OSError, EOFError, ValueError, pydicom.errors.InvalidDicomError) as exc:
             raise DicomError(f"{path.name}: cannot read its header for the SR ({exc})") from None
+        for keyword in _TYPE2:
+            if keyword not in ds:
+                setattr(ds, keyword, None)
+        headers.append(ds)
     return headers
 
 
