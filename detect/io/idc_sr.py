@@ -17,10 +17,12 @@ One Comprehensive 3D SR per annotated CT series (highdicom, Explicit VR Little E
   annotation from TCIA", complete and final, clinical trial protocol
   ``10.5281/zenodo.16989820`` (issuer DOI, sponsor "Imaging Data Commons"), as IDC's.
 
-Two things IDC's notebook does that this does not copy: it keeps only the first object of
-each XML (every box is written here, one group each; the archive's files hold one box
-each, so the result is the same for them) and it gives every group of a series the finding
-type of the series' first box (here each box has its own).
+Where this differs from IDC's notebook: it keeps only the first object of each XML (every
+box is written here, one group each; the archive's files hold one box each, so the result
+is the same for them); it gives every group of a series the finding type of the series'
+first box (here each box has its own); and it leaves out the Type 2 / 1C attributes the
+clinical trial attributes bring in (protocol name, site ID and name empty, subject ID =
+the patient ID here, so that dciodvfy finds no error in the module).
 """
 
 from __future__ import annotations
@@ -170,6 +172,12 @@ def build_idc_sr(series_files: Sequence[Path], boxes: Sequence[VocBox]) -> hd.sr
     sr.ClinicalTrialProtocolID = PROTOCOL_ID
     sr.IssuerOfClinicalTrialProtocolID = PROTOCOL_ISSUER
     sr.ClinicalTrialSponsorName = SPONSOR
+    # what those three make the Clinical Trial Subject module require (IDC's notebook
+    # leaves them out; validators then call the file invalid)
+    sr.ClinicalTrialProtocolName = None
+    sr.ClinicalTrialSiteID = None
+    sr.ClinicalTrialSiteName = None
+    sr.ClinicalTrialSubjectID = sr.PatientID
     return sr
 
 

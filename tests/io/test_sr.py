@@ -82,6 +82,35 @@ def test_codes_are_one_table_for_writer_and_reader():
     assert finding_letter("SCT", "108369006") is None
 
 
+def test_reads_detects_own_predict_sr(series, tmp_path):
+    from detect.io.dicom import read_header
+    from detect.predict.sources import Series
+    from detect.predict.sr import SrModel, build_series_sr
+    from detect.predict.writers import SliceResult
+    from detect.predictions import Prediction
+
+    headers = [read_header(p) for p in series[:2]]
+    results = []
+    for k, (header, histology) in enumerate(zip(headers, [None, {"A": .1, "B": .7, "E": .1,
+                                                                 "G": .1}])):
+        prediction = Prediction(
+            sop_instance_uid=header.sop_instance_uid,
+            series_instance_uid=header.series_instance_uid, patient_id="A0001",
+            xyxy=(1.5, 2.0, 10.25, 20.0), score=0.9, label="A", category_id=1,
+            histology=histology)
+        results.append(SliceResult("A0001", header.series_instance_uid,
+                                   header.sop_instance_uid, k, k + 1, str(header.path), 64, 64,
+                                   [prediction]))
+    one = Series(headers[0].series_instance_uid, "A0001", "", tuple(headers))
+    path = save(build_series_sr(one, results, SrModel("yolov8", "run", 0.25)), tmp_path / "p")
+    read = read_sr_boxes(path)
+    assert read.problems == ()
+    assert [(b.sop_instance_uid, b.letter, b.tracking_id) for b in read.boxes] == [
+        (headers[0].sop_instance_uid, "A", "detection 1"),
+        (headers[1].sop_instance_uid, "B", "detection 2")]
+    assert all(b.xyxy == pytest.approx((1.5, 2.0, 10.25, 20.0)) for b in read.boxes)
+
+
 def test_open_four_corner_polyline_is_a_box(series, tmp_path):
     ds = idc_sr(series, [(0, "A", (10, 12, 30, 40))])
     region(groups(ds)[0]).GraphicData = [10.0, 12.0, 30.0, 12.0, 30.0, 40.0, 10.0, 40.0]
