@@ -145,6 +145,16 @@ def _unusable(header: SliceHeader, fused_mode: str) -> tuple[str, str] | None:
     return None
 
 
+def _id_like(patient_id: str) -> str:
+    """A patient ID from inside an SR, only when it has the collection's form (it may name
+    a folder later); empty otherwise."""
+    try:
+        patient_letter(patient_id)
+    except ValueError:
+        return ""
+    return short_patient_id(patient_id)
+
+
 def _sr_issues(boxes: Sequence[SourceBox], kind: str, detail: str) -> list[Issue]:
     return [Issue(kind, box.rel, f"{box.where}: {detail}") for box in boxes]
 
@@ -196,8 +206,8 @@ def plan_conversion(
                                      f"no DICOM slice with SOPInstanceUID {sop} under the "
                                      "DICOM root"))
             continue
-        sr_patient = sources.sr_patients.get(sop, "")
-        patient = short_patient_id(header.patient_id) or short_patient_id(sr_patient) or "unknown"
+        sr_patient = _id_like(sources.sr_patients.get(sop, ""))
+        patient = short_patient_id(header.patient_id) or sr_patient or "unknown"
         plan = patients.setdefault(patient, PatientPlan(patient, _letter_of(header, sr_patient)))
         problem = _unusable(header, fused_mode)
         if problem is not None:

@@ -339,7 +339,7 @@ def _referenced_sop(region: Dataset) -> str | None:
         references: Any = child.get("ReferencedSOPSequence") or ()
         if len(references) == 1:
             uid = str(references[0].get("ReferencedSOPInstanceUID", "")).strip()
-            return uid or None
+            return uid if 0 < len(uid) <= 64 else None  # a UID has at most 64 characters
     return None
 
 

@@ -127,6 +127,7 @@ def test_open_four_corner_polyline_is_a_box(series, tmp_path):
         ("odd", "not (column, row) pairs"),
         ("3d", "3D region"),
         ("no-reference", "references no image"),
+        ("long-uid", "references no image"),
         ("many-points", "over the 4096 limit"),
         ("two-regions", "2 image regions"),
     ],
@@ -147,6 +148,8 @@ def test_a_group_that_is_not_a_pixel_box_is_a_problem(series, tmp_path, breaks, 
         bad.ValueType = "SCOORD3D"
     elif breaks == "no-reference":
         del bad.ContentSequence
+    elif breaks == "long-uid":
+        bad.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID = "1." * 40
     elif breaks == "many-points":
         bad.GraphicData = [1.0] * 5000
     elif breaks == "two-regions":
@@ -156,7 +159,7 @@ def test_a_group_that_is_not_a_pixel_box_is_a_problem(series, tmp_path, breaks, 
     (problem,) = read.problems
     assert problem.kind == "box-invalid" and words in problem.detail
     assert problem.detail.startswith("measurement group 1 (tracking id '1'): ")
-    if breaks not in ("3d", "no-reference", "two-regions"):
+    if breaks not in ("3d", "no-reference", "long-uid", "two-regions"):
         assert problem.sop_instance_uid == sop_of(series[1])
 
 
