@@ -15,13 +15,12 @@ import cv2
 import numpy as np
 
 from detect.boxes import clip_xyxy, xyxy_to_yolo
+from detect.convert.annotations import SourceBox, gather_boxes
 from detect.convert.issues import Issue
 from detect.convert.plan import ImageTask
 from detect.errors import AnnotationError, DicomError
-from detect.histology import normalise_label
 from detect.io.atomic import write_bytes
 from detect.io.dicom import read_hu, read_rgb
-from detect.io.voc import VocAnnotation, parse_voc
 from detect.recipe import ChannelRecipe
 
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
@@ -50,15 +49,18 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 def _boxes(
-    task: ImageTask, annotation: VocAnnotation, classes: tuple[str, ...]
+    task: ImageTask, sources: list[SourceBox], classes: tuple[str, ...]
 ) -> tuple[list[dict[str, Any]], list[Issue], bool]:
-    """Validated boxes of one XML; the flag is False when the image must be skipped."""
-    rel = task.xml_rel or ""
+    """Validated boxes of one slice; the flag is False when the image must be skipped."""
     issues: list[Issue] = []
     boxes: list[dict[str, Any]] = []
-    for obj in annotation.objects:
+    for obj in sources:
+        rel = obj.rel
+        if obj.invalid:
+            issues.append(Issue("box-invalid", rel, obj.invalid, action="object-dropped"))
+            continue
         try:
-            letter, case_changed = normalise_label(obj.name)
+            letter, case_changed = obj.label()
         except AnnotationError as exc:
             return [], [Issue(exc.kind, rel, exc.detail)], False
         if case_changed:
@@ -75,7 +77,7 @@ def _boxes(
                 Issue(
                     "label-mismatch",
                     rel,
-                    f"object name {letter!r} disagrees "
+                    f"{obj.describe(letter)} disagrees "
                     f"with patient {task.patient_id} (letter {task.letter}); "
                     f"labelled {task.letter}",
                     action="converted",
@@ -88,7 +90,8 @@ def _boxes(
                 Issue(
                     "box-invalid",
                     rel,
-                    f"box {list(obj.xyxy)} has no area inside the {task.columns}x{task.rows} image",
+                    f"{obj.prefix()}box {list(obj.xyxy)} has no area inside the "
+                    f"{task.columns}x{task.rows} image",
                     action="object-dropped",
                 )
             )
@@ -98,16 +101,17 @@ def _boxes(
                 Issue(
                     "box-clipped",
                     rel,
-                    f"box {list(obj.xyxy)} clipped to {list(clipped.xyxy)}",
+                    f"{obj.prefix()}box {list(obj.xyxy)} clipped to {list(clipped.xyxy)}",
                     action="converted",
                 )
             )
         label = letter if classes != ("tumor",) else "tumor"
-        boxes.append({"xyxy": list(clipped.xyxy), "label": label, "letter": letter})
+        boxes.append({"xyxy": list(clipped.xyxy), "label": label, "letter": letter,
+                      "source": "sr" if obj.from_sr else "xml"})
     if not boxes:
         for issue in issues:  # nothing is converted: downgrade the warnings
             if issue.kind == "box-invalid":
-                return [], [Issue("box-invalid", rel, issue.detail)], False
+                return [], [Issue("box-invalid", issue.path, issue.detail)], False
         return [], issues, False
     return boxes, issues, True
 
@@ -134,19 +138,20 @@ def _yolo_text(boxes: list[dict[str, Any]], classes: tuple[str, ...], w: int, h:
 
 def process_task(task: ImageTask, split: str, settings: WorkerSettings) -> TaskResult:
     """Convert one planned image. Never raises for a per-item fault: returns issues."""
-    rel = task.xml_rel or task.dicom_rel
+    sr_rels = sorted({b.rel for b in task.sr_boxes})
+    annotated = task.xml_path is not None or bool(sr_rels)
+    rel = task.xml_rel or (sr_rels[0] if sr_rels else task.dicom_rel)
     boxes: list[dict[str, Any]] = []
     issues: list[Issue] = []
-    if task.xml_path is not None:
-        try:
-            annotation = parse_voc(Path(task.xml_path))
-        except AnnotationError as exc:
-            return TaskResult(None, [Issue(exc.kind, rel, exc.detail)])
-        if not annotation.objects:
-            return TaskResult(None, [Issue("empty-annotation", rel, "no <object> in the file")])
-        boxes, issues, usable = _boxes(task, annotation, settings.classes)
-        if not usable:
-            return TaskResult(None, issues)
+    xml_used = False
+    if annotated:
+        found = gather_boxes(task.xml_path, task.xml_rel, task.sr_boxes)
+        boxes, issues, usable = _boxes(task, found.boxes, settings.classes)
+        if not usable:  # nothing of the slice is converted: "both kept" would be wrong
+            kept = [i for i in found.issues if i.kind != "sources-differ"]
+            return TaskResult(None, kept + issues)
+        issues = found.issues + issues
+        xml_used = found.xml_used
     try:
         image = _render(task, ChannelRecipe.from_dict(settings.recipe))
     except DicomError as exc:
@@ -154,9 +159,7 @@ def process_task(task: ImageTask, split: str, settings: WorkerSettings) -> TaskR
         return TaskResult(
             None,
             [
-                Issue(
-                    "unreadable-dicom", rel, detail, root="annotation" if task.xml_rel else "dicom"
-                )
+                Issue("unreadable-dicom", rel, detail, root="annotation" if annotated else "dicom")
             ],
         )
     height, width = image.shape[:2]
@@ -175,7 +178,8 @@ def process_task(task: ImageTask, split: str, settings: WorkerSettings) -> TaskR
         "series_instance_uid": task.series_instance_uid,
         "study_instance_uid": task.study_instance_uid,
         "source_dicom": task.dicom_rel,
-        "source_xml": task.xml_rel,
+        "source_xml": task.xml_rel if xml_used else None,
+        "source_sr": sr_rels,
         "slice_index": task.slice_index,
         "fused": task.fused,
         "boxes": boxes,

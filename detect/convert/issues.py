@@ -3,7 +3,8 @@
 An entry is ``{"kind", "path", "detail", "action"}``; ``path`` is relative to the root the
 input came from (``dicom`` or ``annotation``, named in ``root``). ``action`` says what
 the converter did: ``skipped`` (nothing of it is in the dataset), ``converted`` (it is,
-with a warning: ``label-case``, ``box-clipped``, ``label-mismatch``) or
+with a warning: ``label-case``, ``box-clipped``, ``label-mismatch``,
+``sources-differ``) or
 ``object-dropped`` (the image is in the dataset without that one object).
 """
 
@@ -26,6 +27,8 @@ ISSUE_KINDS: tuple[str, ...] = (
     "empty-annotation",
     "box-clipped",
     "box-invalid",
+    "unreadable-sr",
+    "sources-differ",
 )
 ACTIONS = ("skipped", "converted", "object-dropped")
 

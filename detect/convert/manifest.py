@@ -54,6 +54,7 @@ def coco_split(records: Sequence[dict[str, Any]], classes: Sequence[str]) -> dic
                         "slice_index",
                     )
                 },
+                "source_sr": record.get("source_sr", []),
             }
         )
         for box in record["boxes"]:
@@ -132,16 +133,25 @@ def remove_orphans(out: Path, records: Sequence[dict[str, Any]]) -> int:
 
 
 def accounting(
-    xml_files: Sequence[str], records: Sequence[dict[str, Any]], issues: Sequence[Issue]
+    xml_files: Sequence[str],
+    records: Sequence[dict[str, Any]],
+    issues: Sequence[Issue],
+    sr_files: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Check that every XML is converted or reported; list any that is neither."""
+    """Check that every XML and SR file is converted or reported; list any that is neither."""
     converted = {r["source_xml"] for r in records if r["source_xml"]}
+    sr_converted = {rel for r in records for rel in r.get("source_sr", ())}
     reported = {i.path for i in issues if i.root == "annotation"}
-    unaccounted = sorted(set(xml_files) - converted - reported)
+    unaccounted = sorted(
+        (set(xml_files) - converted - reported) | (set(sr_files) - sr_converted - reported)
+    )
     return {
         "xml_files": len(xml_files),
         "xml_converted": len(converted),
         "xml_not_converted": len(set(xml_files) - converted),
+        "sr_files": len(sr_files),
+        "sr_converted": len(sr_converted),
+        "sr_not_converted": len(set(sr_files) - sr_converted),
         "unaccounted": unaccounted,
     }
 
@@ -165,6 +175,7 @@ def build_manifest(
     letters: dict[str, str],
     base: dict[str, Any],
     xml_files: Sequence[str],
+    sr_files: Sequence[str] = (),
 ) -> dict[str, Any]:
     """dataset.json content (see DESIGN.md contract 2)."""
     sizes = [max(r["width"], r["height"]) for r in records]
@@ -185,7 +196,7 @@ def build_manifest(
         "splits": {s: sorted(p for p, n in assignment.items() if n == s) for s in SPLIT_NAMES},
         "patients": patients,
         "counts": _counts(records, assignment, letters),
-        "accounting": accounting(xml_files, records, issues),
+        "accounting": accounting(xml_files, records, issues, sr_files),
         "issue_counts": dict(sorted(Counter(i.kind for i in issues).items())),
         "issues": [i.to_json() for i in issues],
     }

@@ -21,6 +21,7 @@ from typing import Any
 
 from detect import __version__
 from detect.config import ConvertConfig, Shard
+from detect.convert.annotations import reconcile_index_issues
 from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
 from detect.convert.issues import Issue
@@ -67,7 +68,7 @@ def _settings_hash(config: ConvertConfig) -> str:
 
 
 def _part_key(plan: PatientPlan, split: str, settings_hash: str) -> str:
-    tasks = sorted((t.name, t.xml_rel or "", t.dicom_rel) for t in plan.tasks)
+    tasks = sorted((t.name, t.annotation_key, t.dicom_rel) for t in plan.tasks)
     text = json.dumps([settings_hash, split, tasks])
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -159,6 +160,7 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
         fused_mode=config.fused,
         negatives=config.negatives,
         seed=config.seed,
+        workers=config.workers,
     )
     letters = {p: plan.patients[p].letter for p in plan.patients}
     split = split_patients(letters, config.split, config.seed)
@@ -177,8 +179,9 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
     settings = WorkerSettings(str(out.resolve()), config.recipe.to_dict(), config.classes)
     _convert_patients(todo, settings, parts, config.workers, progress)
     seconds["images"] = time.perf_counter() - start - seconds["index"] - seconds["plan"]
+    index_issues = reconcile_index_issues(index.issues, config.dicom_root, plan.sr_paths)
     summary = _merge(
-        config, plan, split.assignment, split.notes, index.issues, settings_hash, len(todo), reused
+        config, plan, split.assignment, split.notes, index_issues, settings_hash, len(todo), reused
     )
     seconds["merge"] = time.perf_counter() - start - sum(seconds.values())
     summary.seconds = seconds
@@ -231,6 +234,7 @@ def _merge(
         letters=letters,
         base=_base(config, notes),
         xml_files=plan.xml_files,
+        sr_files=plan.sr_files,
     )
     write_dataset(out, manifest, records, config.classes)
     return summary

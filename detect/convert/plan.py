@@ -2,17 +2,22 @@
 
 Everything decided here needs only headers and file names of XMLs (``<SOPInstanceUID>.xml``
 is the archive's link between an annotation and its slice); pixels and XML contents are
-read later, in the workers, and only for what is planned.
+read later, in the workers, and only for what is planned. DICOM SR annotations name their
+slices inside, so they are read here (:mod:`detect.convert.annotations`) and their boxes
+travel in the tasks; a slice with an XML and SR boxes is one task holding both.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detect.convert.index import DicomIndex, walk_files
+from detect.convert.annotations import SourceBox, find_annotations
+from detect.convert.index import DicomIndex
 from detect.convert.issues import Issue
 from detect.histology import patient_letter, short_patient_id
 from detect.io.dicom import SliceHeader
@@ -23,7 +28,8 @@ NEGATIVE_MARGIN_SLICES = 5
 
 @dataclass(frozen=True)
 class ImageTask:
-    """One image to write: an annotated slice, or a negative (``xml_path`` None)."""
+    """One image to write: an annotated slice (an XML, SR boxes, or both), or a negative
+    (neither)."""
 
     patient_id: str
     letter: str
@@ -39,10 +45,21 @@ class ImageTask:
     neighbours: tuple[tuple[int, str], ...]
     xml_path: str | None = None
     xml_rel: str | None = None
+    sr_boxes: tuple[SourceBox, ...] = ()
 
     @property
     def name(self) -> str:
         return f"{self.patient_id}_{self.sop_instance_uid}"
+
+    @property
+    def annotation_key(self) -> str:
+        """What the task's annotations are, for the resume key: the XML's path, and a
+        digest of the SR boxes when there are any."""
+        if not self.sr_boxes:
+            return self.xml_rel or ""
+        boxes = [(b.rel, b.xyxy, b.letter, b.finding, b.where, b.invalid) for b in self.sr_boxes]
+        digest = hashlib.sha256(json.dumps(boxes).encode()).hexdigest()[:16]
+        return f"{self.xml_rel or ''}|sr:{digest}"
 
 
 @dataclass
@@ -58,10 +75,12 @@ class ConversionPlan:
     patients: dict[str, PatientPlan]
     issues: list[Issue]
     xml_files: list[str]
+    sr_files: list[str] = field(default_factory=list)
+    sr_paths: set[str] = field(default_factory=set)
 
 
-def _letter_of(header: SliceHeader, xml_path: Path) -> str:
-    for candidate in (header.patient_id, xml_path.parent.name):
+def _letter_of(header: SliceHeader, fallback: str) -> str:
+    for candidate in (header.patient_id, fallback):
         try:
             return patient_letter(candidate)
         except ValueError:
@@ -89,6 +108,7 @@ def _task(
     offsets: Iterable[int],
     xml: Path | None,
     annotation_root: Path,
+    sr_boxes: tuple[SourceBox, ...] = (),
 ) -> ImageTask:
     position, neighbours = _neighbours(index, header, offsets)
     return ImageTask(
@@ -106,6 +126,7 @@ def _task(
         neighbours=neighbours,
         xml_path=None if xml is None else str(xml),
         xml_rel=None if xml is None else str(xml.relative_to(annotation_root)),
+        sr_boxes=sr_boxes,
     )
 
 
@@ -124,6 +145,20 @@ def _unusable(header: SliceHeader, fused_mode: str) -> tuple[str, str] | None:
     return None
 
 
+def _id_like(patient_id: str) -> str:
+    """A patient ID from inside an SR, only when it has the collection's form (it may name
+    a folder later); empty otherwise."""
+    try:
+        patient_letter(patient_id)
+    except ValueError:
+        return ""
+    return short_patient_id(patient_id)
+
+
+def _sr_issues(boxes: Sequence[SourceBox], kind: str, detail: str) -> list[Issue]:
+    return [Issue(kind, box.rel, f"{box.where}: {detail}") for box in boxes]
+
+
 def plan_conversion(
     index: DicomIndex,
     annotation_root: Path,
@@ -132,36 +167,61 @@ def plan_conversion(
     fused_mode: str,
     negatives: int,
     seed: int,
+    workers: int = 1,
 ) -> ConversionPlan:
-    """Plan every image; XMLs that cannot be matched or used become issues here."""
+    """Plan every image; annotations that cannot be matched or used become issues here."""
     annotation_root = annotation_root.resolve()
-    xml_files = [p for p in walk_files(annotation_root) if p.suffix.lower() == ".xml"]
+    sources = find_annotations(
+        annotation_root, known_images=(str(h.path) for h in index.by_sop.values()),
+        workers=workers,
+    )
+    xml_files = sources.xml_files
+    sr_boxes = dict(sources.sr_boxes)
     patients: dict[str, PatientPlan] = {}
-    issues: list[Issue] = []
+    issues: list[Issue] = list(sources.issues)
     for xml in xml_files:
         rel = str(xml.relative_to(annotation_root))
         header = index.by_sop.get(xml.stem)
+        slice_sr = tuple(sr_boxes.pop(xml.stem, ()))
         if header is None:
-            issues.append(
-                Issue(
-                    "missing-dicom",
-                    rel,
-                    f"no DICOM slice with SOPInstanceUID {xml.stem} under the DICOM root",
-                )
-            )
+            missing = f"no DICOM slice with SOPInstanceUID {xml.stem} under the DICOM root"
+            issues.append(Issue("missing-dicom", rel, missing))
+            issues.extend(_sr_issues(slice_sr, "missing-dicom", missing))
             continue
         patient = short_patient_id(header.patient_id) or xml.parent.name
-        plan = patients.setdefault(patient, PatientPlan(patient, _letter_of(header, xml)))
+        letter = _letter_of(header, xml.parent.name)
+        plan = patients.setdefault(patient, PatientPlan(patient, letter))
         problem = _unusable(header, fused_mode)
         if problem is not None:
             plan.issues.append(Issue(problem[0], rel, problem[1]))
+            plan.issues.extend(_sr_issues(slice_sr, *problem))
             continue
-        plan.tasks.append(_task(index, header, patient, plan.letter, offsets, xml, annotation_root))
+        plan.tasks.append(
+            _task(index, header, patient, plan.letter, offsets, xml, annotation_root, slice_sr)
+        )
+    for sop, boxes in sorted(sr_boxes.items()):
+        header = index.by_sop.get(sop)
+        if header is None:
+            issues.extend(_sr_issues(boxes, "missing-dicom",
+                                     f"no DICOM slice with SOPInstanceUID {sop} under the "
+                                     "DICOM root"))
+            continue
+        sr_patient = _id_like(sources.sr_patients.get(sop, ""))
+        patient = short_patient_id(header.patient_id) or sr_patient or "unknown"
+        plan = patients.setdefault(patient, PatientPlan(patient, _letter_of(header, sr_patient)))
+        problem = _unusable(header, fused_mode)
+        if problem is not None:
+            plan.issues.extend(_sr_issues(boxes, *problem))
+            continue
+        plan.tasks.append(
+            _task(index, header, patient, plan.letter, offsets, None, annotation_root, tuple(boxes))
+        )
     if negatives:
         for plan in patients.values():
             plan.tasks.extend(_negative_tasks(index, plan, offsets, negatives, seed))
     return ConversionPlan(
-        patients, issues, [str(x.relative_to(annotation_root)) for x in xml_files]
+        patients, issues, [str(x.relative_to(annotation_root)) for x in xml_files],
+        sr_files=sources.sr_files, sr_paths=sources.sr_paths,
     )
 
 
