@@ -32,7 +32,8 @@ from detect.convert.index import walk_files
 from detect.convert.issues import Issue
 from detect.errors import AnnotationError
 from detect.histology import LETTERS, normalise_label
-from detect.io.sr import SrAnnotation, is_sr_file, read_sr_boxes
+from detect.io.sr import SrAnnotation, read_sr_boxes
+from detect.io.sr_file import is_sr_file
 from detect.io.voc import parse_voc
 
 log = logging.getLogger(__name__)

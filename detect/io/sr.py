@@ -15,61 +15,34 @@ never by its name. :func:`read_sr_boxes` returns, per planar ROI measurement gro
 Coordinates: SCOORD graphic data are (column, row) with (0, 0) the top-left corner of the
 top-left pixel, which is detect's pixel-edge xyxy (:mod:`detect.boxes`) as it is.
 
-The file is untrusted: its size is checked before it is read, and so is the number of
-sequence items in its bytes before pydicom parses them (pydicom takes about 0.1 ms per
-item, so a file of a million empty items would take minutes); deflated files are refused
-(their inflated size is unknown until inflated); a region's coordinate count is checked
-from its declared length before the values are converted. Whole-file refusals raise
-:class:`~detect.errors.AnnotationError` of kind ``unreadable-sr``.
+The file is untrusted: :mod:`detect.io.sr_file` opens it (size, sequence items, deflate
+and truncation checked before pydicom parses it); here the number of groups, and each
+region's coordinate count from its declared length, are checked before values are
+converted. Whole-file refusals raise :class:`~detect.errors.AnnotationError` of kind
+``unreadable-sr``.
 """
 
 from __future__ import annotations
 
 import math
-import struct
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
-from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ImplicitVRLittleEndian,
-)
 
 from detect.boxes import XYXY
 from detect.errors import AnnotationError
 from detect.histology import finding_letter
+from detect.io.sr_file import SR_STORAGE_CLASSES, read_sr_dataset, refuse_sr
 
-#: Structured report storage classes that can hold a TID 1500 measurement report
-#: (Basic Text, Enhanced, Comprehensive, Comprehensive 3D, Extensible SR).
-SR_STORAGE_CLASSES = frozenset(
-    {
-        "1.2.840.10008.5.1.4.1.1.88.11",
-        "1.2.840.10008.5.1.4.1.1.88.22",
-        "1.2.840.10008.5.1.4.1.1.88.33",
-        "1.2.840.10008.5.1.4.1.1.88.34",
-        "1.2.840.10008.5.1.4.1.1.88.35",
-    }
-)
-#: IDC's SR of a series with 64 boxes and 168 slices is 94 kB; 8 MiB is 80 times that.
-MAX_SR_BYTES = 8 << 20
-#: Sequence items in the whole file: about 23 per measurement group and 1 per evidence
-#: image (that same SR has 1,206). Parsing takes 0.1-0.4 ms per item.
-MAX_SR_ITEMS = 40_000
 #: Measurement groups in one report (one per box: IDC's series have tens to hundreds).
 MAX_GROUPS = 1_500
 #: Coordinates (numbers) of one region: a rectangle has 10; a traced outline a few hundred.
 MAX_REGION_VALUES = 4_096
 
-_ITEM_TAGS = (b"\xfe\xff\x00\xe0", b"\xff\xfe\xe0\x00")  # (FFFE,E000) little / big endian
 _DCM, _SCT = "DCM", "SCT"
 _REPORT = (_DCM, "126000")  # Imaging Measurement Report
 _MEASUREMENTS = (_DCM, "126010")  # Imaging Measurements
@@ -79,8 +52,7 @@ _TRACKING_UID = (_DCM, "112040")
 _FINDING = (_DCM, "121071")
 _IMAGE_REGION = (_DCM, "111030")
 _GRAPHIC_DATA = 0x00700022
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
-                       b"UR", b"UT", b"UV"})
+
 
 
 @dataclass(frozen=True)
@@ -135,120 +107,6 @@ class SrAnnotation:
 
 def _where(group: int, tracking_id: str) -> str:
     return f"measurement group {group}" + (f" (tracking id {tracking_id!r})" if tracking_id else "")
-
-
-def _refuse(detail: str) -> AnnotationError:
-    return AnnotationError("unreadable-sr", detail)
-
-
-def is_sr_file(path: Path) -> bool:
-    """True when ``path`` is a DICOM file holding a structured report, by its content.
-
-    Reads the file meta group (the Media Storage SOP Class UID) and, when that does not
-    say, the SOP Class UID and Modality of the data set. Anything unreadable is False.
-    """
-    try:
-        if path.stat().st_size < 132:
-            return False
-        with open(path, "rb") as handle:
-            handle.seek(128)
-            if handle.read(4) != b"DICM":
-                return False
-        meta = pydicom.filereader.read_file_meta_info(path)
-        if str(meta.get("MediaStorageSOPClassUID", "")) in SR_STORAGE_CLASSES:
-            return True
-        if path.stat().st_size > MAX_SR_BYTES:
-            return False
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a broken file is simply not an SR
-            ds = pydicom.dcmread(
-                path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"]
-            )
-    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError,
-            InvalidDicomError, RecursionError):
-        return False
-    return str(ds.get("SOPClassUID", "")) in SR_STORAGE_CLASSES or str(
-        ds.get("Modality", "")
-    ).strip() == "SR"
-
-
-def _truncation(raw: bytes, transfer_syntax: str) -> str | None:
-    """Where the top-level elements' declared lengths run past the end of the file.
-
-    pydicom reads a defined-length sequence that the file cuts short without a word,
-    which would silently lose the groups after the cut. Stops (None) at the first
-    undefined length: pydicom warns about a missing delimiter there.
-    """
-    if len(raw) < 144 or raw[132:136] != b"\x02\x00\x00\x00":  # no meta group length
-        return None
-    offset = 144 + struct.unpack_from("<I", raw, 140)[0]
-    implicit = transfer_syntax == ImplicitVRLittleEndian
-    order = ">" if transfer_syntax == ExplicitVRBigEndian else "<"
-    while offset + 8 <= len(raw):
-        group, element = struct.unpack_from(order + "HH", raw, offset)
-        vr = raw[offset + 4 : offset + 6]
-        if implicit:
-            header, length = 8, struct.unpack_from("<I", raw, offset + 4)[0]
-        elif vr in _LONG_VRS:
-            if offset + 12 > len(raw):
-                return f"the file ends inside the header of ({group:04X},{element:04X})"
-            header, length = 12, struct.unpack_from(order + "I", raw, offset + 8)[0]
-        else:
-            header, length = 8, struct.unpack_from(order + "H", raw, offset + 6)[0]
-        if length == 0xFFFFFFFF:
-            return None
-        end = offset + header + length
-        if end > len(raw):
-            return (f"truncated: ({group:04X},{element:04X}) declares {length} bytes, the "
-                    f"file ends {len(raw) - offset - header} bytes into it")
-        offset = end
-    return None if offset == len(raw) else "truncated inside an element header"
-
-
-def _read_dataset(path: Path) -> Dataset:
-    try:
-        size = path.stat().st_size
-        if size > MAX_SR_BYTES:
-            raise _refuse(
-                f"file is {size} bytes, over the {MAX_SR_BYTES} byte limit for an SR; "
-                "refused unread"
-            )
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_SR_BYTES + 1)
-    except OSError as exc:
-        raise _refuse(f"cannot read: {exc.strerror}") from None
-    items = sum(raw.count(tag) for tag in _ITEM_TAGS)
-    if items > MAX_SR_ITEMS:
-        raise _refuse(
-            f"{items} sequence items, over the {MAX_SR_ITEMS} limit for a measurement "
-            "report; refused before parsing"
-        )
-    try:
-        meta = pydicom.filereader.read_file_meta_info(path)
-        syntax = str(meta.get("TransferSyntaxUID", ""))
-        if syntax == DeflatedExplicitVRLittleEndian:
-            raise _refuse("deflated transfer syntax: size unknown until inflated; refused")
-        try:
-            cut = _truncation(raw, syntax)
-        except struct.error:
-            cut = "truncated inside an element header"
-        if cut is not None:
-            raise _refuse(cut)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ds = pydicom.dcmread(BytesIO(raw))
-            ds.get("ContentSequence")  # sequences are parsed on first access
-        for warning in caught:
-            if "End of file" in str(warning.message):
-                raise _refuse(f"truncated: {warning.message}")
-        return ds
-    except InvalidDicomError:
-        raise _refuse("not a DICOM file (no DICM preamble)") from None
-    except OSError as exc:
-        raise _refuse(f"cannot read: {exc.strerror}") from None
-    except (EOFError, ValueError, TypeError, KeyError, AttributeError, NotImplementedError,
-            RecursionError, OverflowError) as exc:
-        raise _refuse(f"cannot parse as DICOM ({type(exc).__name__}: {exc})") from None
 
 
 def _code(item: Dataset, keyword: str) -> tuple[str, str, str] | None:
@@ -390,17 +248,17 @@ def read_sr_boxes(path: Path) -> SrAnnotation:
         AnnotationError: kind ``unreadable-sr``: too big, too many items or groups,
             deflated, not DICOM, not an SR, or not a TID 1500 measurement report.
     """
-    ds = _read_dataset(path)
+    ds = read_sr_dataset(path)
     try:
         sop_class = str(ds.get("SOPClassUID", ""))
         modality = str(ds.get("Modality", "")).strip()
         if sop_class not in SR_STORAGE_CLASSES and modality != "SR":
-            raise _refuse(f"not a structured report (SOP class {sop_class!r}, {modality=})")
+            raise refuse_sr(f"not a structured report (SOP class {sop_class!r}, {modality=})")
         if not _is_report(ds):
-            raise _refuse(f"not a TID 1500 measurement report (document title {_name(ds)})")
+            raise refuse_sr(f"not a TID 1500 measurement report (document title {_name(ds)})")
         groups = _groups(ds)
         if len(groups) > MAX_GROUPS:
-            raise _refuse(f"{len(groups)} measurement groups, over the {MAX_GROUPS} limit")
+            raise refuse_sr(f"{len(groups)} measurement groups, over the {MAX_GROUPS} limit")
         results: list[SrBox | SrProblem] = []
         for number, group in enumerate(groups, start=1):
             try:
@@ -420,7 +278,7 @@ def read_sr_boxes(path: Path) -> SrAnnotation:
         raise
     except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError,
             OverflowError) as exc:
-        raise _refuse(f"malformed content tree ({type(exc).__name__}: {exc})") from None
+        raise refuse_sr(f"malformed content tree ({type(exc).__name__}: {exc})") from None
 
 
 def _text(ds: Dataset, keyword: str) -> str:

@@ -23,7 +23,8 @@ from support.idc_sr import (
 import detect.io.sr as sr_module
 from detect.errors import AnnotationError
 from detect.histology import FINDING_CODES, finding_letter
-from detect.io.sr import MAX_SR_BYTES, is_sr_file, read_sr_boxes
+from detect.io.sr import read_sr_boxes
+from detect.io.sr_file import MAX_SR_BYTES, is_sr_file
 
 BOXES = [(0, "A", (10, 12, 30, 40)), (2, "A", (5, 6, 20, 21)), (1, "a", (40, 41, 60, 62))]
 
