@@ -26,6 +26,12 @@ ISSUE_KINDS: tuple[str, ...] = (
     "empty-annotation",
     "box-clipped",
     "box-invalid",
+    "image-too-large",
+    "missing-rescale",
+    "symlink-loop",
+    "dangling-link",
+    "duplicate-path",
+    "unreadable-path",
 )
 ACTIONS = ("skipped", "converted", "object-dropped")
 

@@ -27,7 +27,9 @@ from detect.convert.issues import Issue
 from detect.convert.manifest import build_manifest, remove_orphans, write_dataset
 from detect.convert.plan import ConversionPlan, ImageTask, PatientPlan, plan_conversion
 from detect.convert.split import split_patients
+from detect.convert.usable import require_annotations, require_boxes, require_slices
 from detect.io.atomic import write_bytes
+from detect.io.paths import inside, safe_component
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -64,6 +66,10 @@ def _settings_hash(config: ConvertConfig) -> str:
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _part_path(parts: Path, patient_id: str) -> Path:
+    return inside(parts, f"{safe_component(patient_id)}.json")
 
 
 def _part_key(plan: PatientPlan, split: str, settings_hash: str) -> str:
@@ -136,11 +142,15 @@ def _write_part(parts: Path, plan: PatientPlan, key: str, results: list[TaskResu
         "issues": [i.to_json() for i in plan.issues]
         + [i.to_json() for r in results for i in r.issues],
     }
-    write_bytes(parts / f"{plan.patient_id}.json", json.dumps(part).encode())
+    write_bytes(_part_path(parts, plan.patient_id), json.dumps(part).encode())
 
 
 def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertSummary:
-    """Convert a Lung-PET-CT-Dx style tree into a dataset folder (DESIGN.md contract 2)."""
+    """Convert a Lung-PET-CT-Dx style tree into a dataset folder (DESIGN.md contract 2).
+
+    Raises:
+        NothingToConvert: no DICOM slice, or no usable annotation, under the roots.
+    """
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     out = config.out
@@ -150,7 +160,9 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
         workers=config.workers,
         cache_path=out / ".cache" / CACHE_NAME,
         progress=(lambda d, t: progress("index", d, t)) if progress else None,
+        exclude=[out],
     )
+    require_slices(index, config.dicom_root)
     seconds["index"] = time.perf_counter() - start
     plan = plan_conversion(
         index,
@@ -159,7 +171,10 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
         fused_mode=config.fused,
         negatives=config.negatives,
         seed=config.seed,
+        max_pixels=config.max_pixels,
+        exclude=[out],
     )
+    require_annotations(plan, config.annotation_root)
     letters = {p: plan.patients[p].letter for p in plan.patients}
     split = split_patients(letters, config.split, config.seed)
     settings_hash = _settings_hash(config)
@@ -169,12 +184,14 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
         key = _part_key(patient_plan, split.assignment[patient_id], settings_hash)
         if not _in_shard(patient_id, config.shard):
             continue
-        if _read_part(parts / f"{patient_id}.json", key) is not None:
+        if _read_part(_part_path(parts, patient_id), key) is not None:
             reused += 1
             continue
         todo.append((patient_plan, split.assignment[patient_id], key))
     seconds["plan"] = time.perf_counter() - start - seconds["index"]
-    settings = WorkerSettings(str(out.resolve()), config.recipe.to_dict(), config.classes)
+    settings = WorkerSettings(
+        str(out.resolve()), config.recipe.to_dict(), config.classes, config.max_pixels
+    )
     _convert_patients(todo, settings, parts, config.workers, progress)
     seconds["images"] = time.perf_counter() - start - seconds["index"] - seconds["plan"]
     summary = _merge(
@@ -202,7 +219,7 @@ def _merge(
     missing = []
     for patient_id, patient_plan in sorted(plan.patients.items()):
         key = _part_key(patient_plan, assignment[patient_id], settings_hash)
-        part = _read_part(parts / f"{patient_id}.json", key)
+        part = _read_part(_part_path(parts, patient_id), key)
         if part is None:
             missing.append(patient_id)
             continue
@@ -222,6 +239,7 @@ def _merge(
     if missing:
         log.info("%d patients still to convert (other shards); not merging", len(missing))
         return summary
+    require_boxes(records, issues, len(plan.xml_files), config.annotation_root)
     remove_orphans(out, records)
     letters = {p: plan.patients[p].letter for p in plan.patients}
     manifest = build_manifest(

@@ -1,0 +1,63 @@
+"""A convert that finds nothing to use fails, naming the root it looked in.
+
+An empty dataset written with exit code 0 (a root that points one folder too high or
+too low, a link not followed, annotations of other patients) looks like success and
+is found out only at training time; so each of these is one error line instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from detect.convert.index import DicomIndex
+from detect.convert.issues import Issue
+from detect.convert.plan import ConversionPlan
+from detect.errors import NothingToConvert
+
+
+def kind_counts(issues: Iterable[Issue]) -> str:
+    """``"12 unknown-label, 1 not-dicom"`` (most frequent first), or ``"no issues"``."""
+    counts = Counter(issue.kind for issue in issues)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{count} {kind}" for kind, count in ranked) or "no issues"
+
+
+def require_slices(index: DicomIndex, dicom_root: Path) -> None:
+    """Raises NothingToConvert when the DICOM root holds no usable DICOM slice."""
+    if index.by_sop:
+        return
+    raise NothingToConvert(
+        f"no DICOM slice under DICOM_ROOT {dicom_root}: {index.files_seen} files looked at "
+        f"({kind_counts(index.issues)}); point it at the folder that holds the .dcm files"
+    )
+
+
+def require_annotations(plan: ConversionPlan, annotation_root: Path) -> None:
+    """Raises NothingToConvert when no annotation can become an image."""
+    if any(task.xml_path for patient in plan.patients.values() for task in patient.tasks):
+        return
+    issues = plan.issues + [i for p in plan.patients.values() for i in p.issues]
+    if not plan.xml_files:
+        raise NothingToConvert(
+            f"no annotation (.xml) under ANNOTATION_ROOT {annotation_root} "
+            f"({kind_counts(issues)}); point it at the folder of <SOPInstanceUID>.xml files"
+        )
+    raise NothingToConvert(
+        f"no usable annotation under ANNOTATION_ROOT {annotation_root}: "
+        f"{len(plan.xml_files)} XML files ({kind_counts(issues)})"
+    )
+
+
+def require_boxes(
+    records: list[dict[str, object]], issues: list[Issue], xml_files: int, root: Path
+) -> None:
+    """Raises NothingToConvert when every annotation failed in the workers."""
+    if any(record.get("boxes") for record in records):
+        return
+    annotation_issues = [i for i in issues if i.root == "annotation"]
+    raise NothingToConvert(
+        f"no usable annotation under ANNOTATION_ROOT {root}: {xml_files} XML files, none "
+        f"converted ({kind_counts(annotation_issues)})"
+    )
