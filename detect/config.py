@@ -108,6 +108,8 @@ class ConvertConfig:
     #: Largest image decoded, in pixel samples (rows x columns x samples x frames); see
     #: detect.io.dicom_limits for why 4096 x 4096 x 3.
     max_pixels: int = DEFAULT_MAX_PIXELS
+    #: Convert into a non-empty folder detect did not write (never deleting its files).
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if not self.dicom_root.is_dir():

@@ -106,6 +106,11 @@ def convert(
         typer.Option(help="Largest image decoded, in pixel samples (rows x columns x samples "
                           "x frames; default 4096x4096x3); larger files are skipped."),
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Convert into a non-empty folder detect did not "
+                                         "write (its other files are never deleted)."),
+    ] = False,
 ) -> None:
     """Convert DICOM slices + PASCAL VOC boxes into PNG datasets in COCO and YOLO form.
 
@@ -130,6 +135,7 @@ def convert(
             workers=workers if workers is not None else default_workers(),
             shard=Shard.parse(shard) if shard else None,
             max_pixels=max_pixels if max_pixels is not None else DEFAULT_MAX_PIXELS,
+            overwrite=overwrite,
         )
         with progress_bar("convert") as update:
             summary = run_convert(config, progress=lambda stage, d, t: update(d, t))
