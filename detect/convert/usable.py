@@ -18,10 +18,15 @@ from detect.errors import NothingToConvert
 
 
 def kind_counts(issues: Iterable[Issue]) -> str:
-    """``"12 unknown-label, 1 not-dicom"`` (most frequent first), or ``"no issues"``."""
+    """``" (12 unknown-label, 1 not-dicom)"`` (most frequent first), or ``""``."""
     counts = Counter(issue.kind for issue in issues)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return ", ".join(f"{count} {kind}" for kind, count in ranked) or "no issues"
+    text = ", ".join(f"{count} {kind}" for kind, count in ranked)
+    return f" ({text})" if text else ""
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
 
 
 def require_slices(index: DicomIndex, dicom_root: Path) -> None:
@@ -29,8 +34,8 @@ def require_slices(index: DicomIndex, dicom_root: Path) -> None:
     if index.by_sop:
         return
     raise NothingToConvert(
-        f"no DICOM slice under DICOM_ROOT {dicom_root}: {index.files_seen} files looked at "
-        f"({kind_counts(index.issues)}); point it at the folder that holds the .dcm files"
+        f"no DICOM slice under DICOM_ROOT {dicom_root}: {_files(index.files_seen)} looked "
+        f"at{kind_counts(index.issues)}; point it at the folder that holds the .dcm files"
     )
 
 
@@ -41,12 +46,12 @@ def require_annotations(plan: ConversionPlan, annotation_root: Path) -> None:
     issues = plan.issues + [i for p in plan.patients.values() for i in p.issues]
     if not plan.xml_files:
         raise NothingToConvert(
-            f"no annotation (.xml) under ANNOTATION_ROOT {annotation_root} "
-            f"({kind_counts(issues)}); point it at the folder of <SOPInstanceUID>.xml files"
+            f"no annotation (.xml) under ANNOTATION_ROOT {annotation_root}"
+            f"{kind_counts(issues)}; point it at the folder of <SOPInstanceUID>.xml files"
         )
     raise NothingToConvert(
         f"no usable annotation under ANNOTATION_ROOT {annotation_root}: "
-        f"{len(plan.xml_files)} XML files ({kind_counts(issues)})"
+        f"{len(plan.xml_files)} XML files{kind_counts(issues)}"
     )
 
 
@@ -59,5 +64,5 @@ def require_boxes(
     annotation_issues = [i for i in issues if i.root == "annotation"]
     raise NothingToConvert(
         f"no usable annotation under ANNOTATION_ROOT {root}: {xml_files} XML files, none "
-        f"converted ({kind_counts(annotation_issues)})"
+        f"converted{kind_counts(annotation_issues)}"
     )

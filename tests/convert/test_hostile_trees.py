@@ -44,7 +44,8 @@ def test_linked_patient_folders_convert_like_real_ones(small_cohort, tmp_path):
 
 
 def test_loops_and_dangling_links_are_cut_and_reported(small_cohort, tmp_path):
-    cohort = _linked(small_cohort, tmp_path / "links")
+    # links are planted inside the patient folders: link to a copy, not the shared cohort
+    cohort = _linked(small_cohort.copy(tmp_path / "data"), tmp_path / "links")
     first = sorted(cohort.dicom_root.iterdir())[0]
     (first / "loop").symlink_to(cohort.dicom_root, target_is_directory=True)
     (cohort.dicom_root / "zz-again").symlink_to(first.resolve(), target_is_directory=True)
