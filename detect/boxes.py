@@ -16,6 +16,7 @@ Conventions of the other formats, all converted here and only here:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,8 +48,6 @@ def voc_to_xyxy(xmin: float, ymin: float, xmax: float, ymax: float) -> XYXY:
 
 def xyxy_to_voc(xyxy: Sequence[float]) -> tuple[int, int, int, int]:
     """Internal xyxy px to integer VOC corners (rounded outward to keep the box whole)."""
-    import math
-
     x1, y1, x2, y2 = _as_xyxy(xyxy)
     return (math.floor(x1), math.floor(y1), math.ceil(x2), math.ceil(y2))
 
@@ -95,9 +94,17 @@ def yolo_to_xyxy(cxcywh: Sequence[float], width: int, height: int) -> XYXY:
     )
 
 
+def is_finite(xyxy: Sequence[float]) -> bool:
+    """True when every corner is a finite number (not inf, -inf or nan)."""
+    return all(math.isfinite(v) for v in _as_xyxy(xyxy))
+
+
 def clip_xyxy(xyxy: Sequence[float], width: int, height: int) -> ClipResult:
-    """Clip a box to the image; ``valid`` is False when nothing of positive area is left."""
+    """Clip a box to the image; ``valid`` is False when nothing of positive area is left,
+    or when a corner is not finite (an infinite box would otherwise clip to the image)."""
     x1, y1, x2, y2 = _as_xyxy(xyxy)
+    if not is_finite((x1, y1, x2, y2)):
+        return ClipResult((x1, y1, x2, y2), False, False)
     cx1, cy1 = min(max(x1, 0.0), float(width)), min(max(y1, 0.0), float(height))
     cx2, cy2 = min(max(x2, 0.0), float(width)), min(max(y2, 0.0), float(height))
     clipped = (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from detect.errors import ConfigError
 from detect.histology import LETTERS
+from detect.io.dicom_limits import DEFAULT_MAX_PIXELS
 from detect.recipe import DEFAULT_RECIPE, ChannelRecipe
 
 CLASS_MODES = ("histology", "tumor")
@@ -104,6 +105,11 @@ class ConvertConfig:
     fused: str = "exclude"
     workers: int = field(default_factory=default_workers)
     shard: Shard | None = None
+    #: Largest image decoded, in pixel samples (rows x columns x samples x frames); see
+    #: detect.io.dicom_limits for why 4096 x 4096 x 3.
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    #: Convert into a non-empty folder detect did not write (never deleting its files).
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if not self.dicom_root.is_dir():
@@ -118,6 +124,11 @@ class ConvertConfig:
             raise ConfigError(f"--negatives must be >= 0, got {self.negatives}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
+        if self.max_pixels < 1:
+            raise ConfigError(
+                f"--max-pixels must be >= 1 pixel samples (default {DEFAULT_MAX_PIXELS:,} = "
+                f"4096 x 4096 x 3), got {self.max_pixels}"
+            )
         out = self.out.resolve()
         for root in (self.dicom_root.resolve(), self.annotation_root.resolve()):
             if out == root or root in out.parents:

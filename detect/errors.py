@@ -36,6 +36,19 @@ class AnnotationError(DetectError):
         self.detail = detail
 
 
+class NothingToConvert(DetectError):
+    """The inputs hold nothing convert can use (no DICOM slice, no usable annotation)."""
+
+
+class UnsafePathError(DetectError):
+    """A path built from input values would leave the folder it must stay in."""
+
+
+class OutputFolderError(DetectError):
+    """An output folder cannot be used: it holds someone else's files, or another detect
+    process is writing it."""
+
+
 class EnvironmentProblem(DetectError):
     """The installed software is broken (for example a mismatched torch/torchvision)."""
 

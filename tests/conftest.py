@@ -41,6 +41,9 @@ def cohort_copy(cohort, tmp_path: Path):
     return root / cohort.dicom_root.name, root / cohort.annotation_root.name
 
 
+# Session fixtures of the hostile-input tests (a small cohort, two decompression bombs).
+from support.hostile import bombs, small_cohort  # noqa: E402, F401
+
 # Session fixtures of the YOLO / predict tests (one tiny training per session).
 from support.yolo import (  # noqa: E402, F401
     tiny_cohort,

@@ -101,6 +101,16 @@ def convert(
     ),
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: CPUs).")] = None,
     shard: Annotated[str | None, typer.Option(help="Convert shard I/N of the patients.")] = None,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(help="Largest image decoded, in pixel samples (rows x columns x samples "
+                          "x frames; default 4096x4096x3); larger files are skipped."),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Convert into a non-empty folder detect did not "
+                                         "write (its other files are never deleted)."),
+    ] = False,
 ) -> None:
     """Convert DICOM slices + PASCAL VOC boxes into PNG datasets in COCO and YOLO form.
 
@@ -108,6 +118,7 @@ def convert(
     """
     from detect.config import ConvertConfig, Shard, default_workers, parse_fractions
     from detect.convert import convert as run_convert
+    from detect.io.dicom_limits import DEFAULT_MAX_PIXELS
     from detect.recipe import parse_channels
 
     with user_errors():
@@ -123,6 +134,8 @@ def convert(
             fused=fused,
             workers=workers if workers is not None else default_workers(),
             shard=Shard.parse(shard) if shard else None,
+            max_pixels=max_pixels if max_pixels is not None else DEFAULT_MAX_PIXELS,
+            overwrite=overwrite,
         )
         with progress_bar("convert") as update:
             summary = run_convert(config, progress=lambda stage, d, t: update(d, t))

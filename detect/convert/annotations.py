@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detect.boxes import XYXY
-from detect.convert.index import walk_files
 from detect.convert.issues import Issue
 from detect.errors import AnnotationError
 from detect.histology import LETTERS, normalise_label
@@ -140,14 +139,16 @@ def _add_sr(sources: AnnotationSources, rel: str, sr: SrAnnotation) -> None:
 
 
 def find_annotations(
-    annotation_root: Path, *, known_images: Iterable[str] = (), workers: int = 1
+    annotation_root: Path, files: Iterable[Path], *, known_images: Iterable[str] = (),
+    workers: int = 1,
 ) -> AnnotationSources:
-    """Every XML and every SR under ``annotation_root`` (resolved), SRs read."""
+    """Every XML and every SR among ``files`` (the walk of ``annotation_root``, resolved),
+    SRs read; files that are known images (the DICOM index's) are not opened again."""
     root = annotation_root.resolve()
     skip = set(known_images)
     sources = AnnotationSources()
     candidates: list[str] = []
-    for path in walk_files(root):
+    for path in files:
         if path.suffix.lower() == ".xml":
             sources.xml_files.append(path)
         elif str(path) not in skip and is_sr_file(path):

@@ -14,13 +14,20 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detect.boxes import clip_xyxy, xyxy_to_yolo
+from detect.boxes import clip_xyxy, is_finite, xyxy_to_yolo
 from detect.convert.annotations import SourceBox, gather_boxes
 from detect.convert.issues import Issue
 from detect.convert.plan import ImageTask
 from detect.errors import AnnotationError, DicomError
 from detect.io.atomic import write_bytes
-from detect.io.dicom import read_hu, read_rgb
+from detect.io.dicom import (
+    DEFAULT_MAX_PIXELS,
+    ImageTooLargeError,
+    MissingRescaleError,
+    read_hu,
+    read_rgb,
+)
+from detect.io.paths import inside
 from detect.recipe import ChannelRecipe
 
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
@@ -31,6 +38,7 @@ class WorkerSettings:
     out: str
     recipe: dict[str, Any]
     classes: tuple[str, ...]
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -86,14 +94,14 @@ def _boxes(
             letter = task.letter
         clipped = clip_xyxy(obj.xyxy, task.columns, task.rows)
         if not clipped.valid:
+            why = (
+                f"has no area inside the {task.columns}x{task.rows} image"
+                if is_finite(obj.xyxy)
+                else "has a corner that is not a finite number"
+            )
             issues.append(
-                Issue(
-                    "box-invalid",
-                    rel,
-                    f"{obj.prefix()}box {list(obj.xyxy)} has no area inside the "
-                    f"{task.columns}x{task.rows} image",
-                    action="object-dropped",
-                )
+                Issue("box-invalid", rel, f"{obj.prefix()}box {list(obj.xyxy)} {why}",
+                      action="object-dropped")
             )
             continue
         if clipped.clipped:
@@ -116,16 +124,24 @@ def _boxes(
     return boxes, issues, True
 
 
-def _render(task: ImageTask, recipe: ChannelRecipe) -> np.ndarray:
+def _render(task: ImageTask, recipe: ChannelRecipe, max_pixels: int) -> np.ndarray:
     if task.fused:
-        return read_rgb(Path(task.dicom_path))
+        return read_rgb(Path(task.dicom_path), max_pixels=max_pixels)
     hu_cache: dict[str, np.ndarray] = {}
     by_offset = {}
     for offset, path in task.neighbours:
         if path not in hu_cache:
-            hu_cache[path] = read_hu(Path(path))
+            hu_cache[path] = read_hu(Path(path), max_pixels=max_pixels)
         by_offset[offset] = hu_cache[path]
     return recipe.render(by_offset)
+
+
+def _pixel_issue_kind(exc: DicomError) -> str:
+    if isinstance(exc, ImageTooLargeError):
+        return "image-too-large"
+    if isinstance(exc, MissingRescaleError):
+        return "missing-rescale"
+    return "unreadable-dicom"
 
 
 def _yolo_text(boxes: list[dict[str, Any]], classes: tuple[str, ...], w: int, h: int) -> str:
@@ -153,20 +169,16 @@ def process_task(task: ImageTask, split: str, settings: WorkerSettings) -> TaskR
         issues = found.issues + issues
         xml_used = found.xml_used
     try:
-        image = _render(task, ChannelRecipe.from_dict(settings.recipe))
+        image = _render(task, ChannelRecipe.from_dict(settings.recipe), settings.max_pixels)
     except DicomError as exc:
         detail = f"{task.dicom_rel}: {exc}"
-        return TaskResult(
-            None,
-            [
-                Issue("unreadable-dicom", rel, detail, root="annotation" if annotated else "dicom")
-            ],
-        )
+        root = "annotation" if annotated else "dicom"
+        return TaskResult(None, [Issue(_pixel_issue_kind(exc), rel, detail, root=root)])
     height, width = image.shape[:2]
     out = Path(settings.out)
-    write_bytes(out / "images" / split / f"{task.name}.png", encode_png(image))
+    write_bytes(inside(out, "images", split, f"{task.name}.png"), encode_png(image))
     label_text = _yolo_text(boxes, settings.classes, width, height)
-    write_bytes(out / "labels" / split / f"{task.name}.txt", label_text.encode())
+    write_bytes(inside(out, "labels", split, f"{task.name}.txt"), label_text.encode())
     record = {
         "name": task.name,
         "split": split,

@@ -1,15 +1,16 @@
 """Index a DICOM tree by header only: SOPInstanceUID → file, series, patient, position.
 
-Files are found by walking the tree, identified by their headers (never by names), read
-without pixel data in parallel workers. Results are cached in the output folder keyed by
-(path, size, mtime), so a re-run or another shard re-reads only what changed.
+Files are found by walking the tree (:func:`detect.io.walk.walk_tree`: links followed,
+each real folder once, loops and dangling links reported as issues), identified by their
+headers (never by names), read without pixel data in parallel workers. Results are cached
+in the output folder keyed by (path, size, mtime), so a re-run or another shard re-reads
+only what changed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
@@ -20,11 +21,12 @@ from detect.convert.issues import Issue
 from detect.errors import DicomError
 from detect.io.atomic import write_json
 from detect.io.dicom import NotDicomError, SliceHeader, read_header, sort_slices
+from detect.io.walk import walk_tree
 
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "dicom-index.json"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: headers carry has_rescale
 _SKIP_SUFFIXES = frozenset({".xml"})  # annotation files that sit in the DICOM tree
 
 
@@ -52,23 +54,17 @@ class DicomIndex:
         return self.series()[header.series_instance_uid].index(header)
 
 
-def walk_files(root: Path) -> Iterator[Path]:
-    """Every regular file under ``root`` (not following links), in a stable order."""
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            log.warning("cannot list %s: %s", folder, exc)
-            continue
-        subfolders = []
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                subfolders.append(Path(entry.path))
-            elif entry.is_file(follow_symlinks=False):
-                yield Path(entry.path)
-        stack.extend(reversed(subfolders))
+def walk_issues(root: Path, *, exclude: Iterable[Path] = (), source: str) -> tuple[
+    list[Path], list[Issue]
+]:
+    """Every regular file under ``root`` (links followed, each once), and an issue for
+    every entry that could not be walked (``source`` names the root: dicom/annotation)."""
+    walked = walk_tree(root, exclude=exclude)
+    issues = [
+        Issue(skip.kind, str(skip.path.relative_to(root)), skip.detail, root=source)
+        for skip in walked.skipped
+    ]
+    return walked.files, issues
 
 
 def _header_or_issue(path: Path, root: Path) -> SliceHeader | Issue:
@@ -111,7 +107,10 @@ def _header_from_json(data: dict[str, Any]) -> SliceHeader:
 
 
 def _stat_key(path: Path) -> str:
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except OSError:
+        return ""  # gone or unreadable since the walk: read again, and reported then
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
@@ -143,15 +142,19 @@ def build_index(
     workers: int = 1,
     cache_path: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    exclude: Iterable[Path] = (),
 ) -> DicomIndex:
-    """Read the header of every file under ``root``.
+    """Read the header of every file under ``root`` (never entering ``exclude``).
 
     Files that are not DICOM, or DICOM without what an image slice needs, become issues
-    (``not-dicom``, ``unsupported-dicom``, ``unreadable-dicom``); a SOPInstanceUID seen
-    twice keeps the first file and reports the second.
+    (``not-dicom``, ``unsupported-dicom``, ``unreadable-dicom``), and so does every entry
+    the walk could not follow (``symlink-loop``, ``dangling-link``, ``duplicate-path``,
+    ``unreadable-path``); a SOPInstanceUID seen twice keeps the first file and reports
+    the second.
     """
     root = root.resolve()
-    files = [p for p in walk_files(root) if p.suffix.lower() not in _SKIP_SUFFIXES]
+    walked, walk_problems = walk_issues(root, exclude=exclude, source="dicom")
+    files = [p for p in walked if p.suffix.lower() not in _SKIP_SUFFIXES]
     cached = _load_cache(cache_path)
     keys = {str(p): _stat_key(p) for p in files}
     todo = [str(p) for p in files if cached.get(str(p), {}).get("key") != keys[str(p)]]
@@ -170,7 +173,9 @@ def build_index(
             progress(done, len(files))
     if cache_path is not None and todo:
         _save_cache(cache_path, results)
-    return _assemble(root, files, results)
+    index = _assemble(root, files, results)
+    index.issues[:0] = walk_problems
+    return index
 
 
 def _run_chunks(

@@ -29,6 +29,12 @@ ISSUE_KINDS: tuple[str, ...] = (
     "box-invalid",
     "unreadable-sr",
     "sources-differ",
+    "image-too-large",
+    "missing-rescale",
+    "symlink-loop",
+    "dangling-link",
+    "duplicate-path",
+    "unreadable-path",
 )
 ACTIONS = ("skipped", "converted", "object-dropped")
 

@@ -116,22 +116,6 @@ def data_yaml(out: Path, classes: Sequence[str]) -> str:
     )
 
 
-def remove_orphans(out: Path, records: Sequence[dict[str, Any]]) -> int:
-    """Delete images/labels of earlier runs that this dataset does not list."""
-    keep = {(r["split"], r["name"]) for r in records}
-    removed = 0
-    for kind, suffix in (("images", ".png"), ("labels", ".txt")):
-        for split in SPLIT_NAMES:
-            folder = out / kind / split
-            if not folder.is_dir():
-                continue
-            for path in folder.glob(f"*{suffix}"):
-                if (split, path.stem) not in keep:
-                    path.unlink()
-                    removed += 1
-    return removed
-
-
 def accounting(
     xml_files: Sequence[str],
     records: Sequence[dict[str, Any]],

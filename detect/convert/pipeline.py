@@ -5,6 +5,11 @@ images), so Ctrl-C loses at most the patients in flight and a re-run skips the r
 ``--shard I/N`` only a deterministic 1/N of the patients is converted; the merge runs when
 every patient of the cohort has its part, so the last shard to finish (or a re-run
 without ``--shard``) writes the dataset.
+
+OUT is the user's: a folder detect did not write is refused (:mod:`.outdir`), one convert
+writes it at a time (:mod:`.lock`), and a run that re-renders images first removes
+dataset.json, so no dataset.json ever names a recipe other than its PNGs' (an interrupted
+re-run with other options leaves no dataset until it is finished).
 """
 
 from __future__ import annotations
@@ -25,10 +30,21 @@ from detect.convert.annotations import reconcile_index_issues
 from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
 from detect.convert.issues import Issue
-from detect.convert.manifest import build_manifest, remove_orphans, write_dataset
+from detect.convert.lock import hold_out_lock
+from detect.convert.manifest import build_manifest, write_dataset
+from detect.convert.outdir import (
+    Ledger,
+    check_ownership,
+    claim,
+    foreign_images,
+    seed_from_parts,
+    written_path,
+)
 from detect.convert.plan import ConversionPlan, ImageTask, PatientPlan, plan_conversion
 from detect.convert.split import split_patients
+from detect.convert.usable import require_annotations, require_boxes, require_slices
 from detect.io.atomic import write_bytes
+from detect.io.paths import inside, safe_component
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -65,6 +81,16 @@ def _settings_hash(config: ConvertConfig) -> str:
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def _lock_key(config: ConvertConfig, settings_hash: str) -> str:
+    """What shards must agree on to share OUT: every option that shapes the dataset."""
+    text = json.dumps([settings_hash, list(config.split), config.seed, config.max_pixels])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _part_path(parts: Path, patient_id: str) -> Path:
+    return inside(parts, f"{safe_component(patient_id)}.json")
 
 
 def _part_key(plan: PatientPlan, split: str, settings_hash: str) -> str:
@@ -137,21 +163,39 @@ def _write_part(parts: Path, plan: PatientPlan, key: str, results: list[TaskResu
         "issues": [i.to_json() for i in plan.issues]
         + [i.to_json() for r in results for i in r.issues],
     }
-    write_bytes(parts / f"{plan.patient_id}.json", json.dumps(part).encode())
+    write_bytes(_part_path(parts, plan.patient_id), json.dumps(part).encode())
 
 
 def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertSummary:
-    """Convert a Lung-PET-CT-Dx style tree into a dataset folder (DESIGN.md contract 2)."""
+    """Convert a Lung-PET-CT-Dx style tree into a dataset folder (DESIGN.md contract 2).
+
+    Raises:
+        OutputFolderError: OUT holds files detect did not write (without ``overwrite``),
+            or another convert is writing it.
+        NothingToConvert: no DICOM slice, or no usable annotation, under the roots.
+    """
+    check_ownership(config.out, overwrite=config.overwrite)
+    settings_hash = _settings_hash(config)
+    with hold_out_lock(config.out, shard=config.shard is not None,
+                       settings=_lock_key(config, settings_hash)):
+        claim(config.out)
+        return _convert_locked(config, progress, settings_hash)
+
+
+def _convert_locked(
+    config: ConvertConfig, progress: Progress | None, settings_hash: str
+) -> ConvertSummary:
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     out = config.out
-    out.mkdir(parents=True, exist_ok=True)
     index = build_index(
         config.dicom_root,
         workers=config.workers,
         cache_path=out / ".cache" / CACHE_NAME,
         progress=(lambda d, t: progress("index", d, t)) if progress else None,
+        exclude=[out],
     )
+    require_slices(index, config.dicom_root)
     seconds["index"] = time.perf_counter() - start
     plan = plan_conversion(
         index,
@@ -161,22 +205,36 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
         negatives=config.negatives,
         seed=config.seed,
         workers=config.workers,
+        max_pixels=config.max_pixels,
+        exclude=[out],
     )
+    require_annotations(plan, config.annotation_root)
     letters = {p: plan.patients[p].letter for p in plan.patients}
     split = split_patients(letters, config.split, config.seed)
-    settings_hash = _settings_hash(config)
     parts = out / ".parts"
     todo, reused = [], 0
     for patient_id, patient_plan in sorted(plan.patients.items()):
         key = _part_key(patient_plan, split.assignment[patient_id], settings_hash)
         if not _in_shard(patient_id, config.shard):
             continue
-        if _read_part(parts / f"{patient_id}.json", key) is not None:
+        if _read_part(_part_path(parts, patient_id), key) is not None:
             reused += 1
             continue
         todo.append((patient_plan, split.assignment[patient_id], key))
     seconds["plan"] = time.perf_counter() - start - seconds["index"]
-    settings = WorkerSettings(str(out.resolve()), config.recipe.to_dict(), config.classes)
+    ledger = Ledger(out)
+    seed_from_parts(ledger, parts)
+    if todo:
+        (out / "dataset.json").unlink(missing_ok=True)  # stale until this run merges
+        ledger.record(
+            written_path(kind, split_name, task.name)
+            for plan_, split_name, _ in todo
+            for task in plan_.tasks
+            for kind in ("images", "labels")
+        )
+    settings = WorkerSettings(
+        str(out.resolve()), config.recipe.to_dict(), config.classes, config.max_pixels
+    )
     _convert_patients(todo, settings, parts, config.workers, progress)
     seconds["images"] = time.perf_counter() - start - seconds["index"] - seconds["plan"]
     index_issues = reconcile_index_issues(index.issues, config.dicom_root, plan.sr_paths)
@@ -205,7 +263,7 @@ def _merge(
     missing = []
     for patient_id, patient_plan in sorted(plan.patients.items()):
         key = _part_key(patient_plan, assignment[patient_id], settings_hash)
-        part = _read_part(parts / f"{patient_id}.json", key)
+        part = _read_part(_part_path(parts, patient_id), key)
         if part is None:
             missing.append(patient_id)
             continue
@@ -225,7 +283,15 @@ def _merge(
     if missing:
         log.info("%d patients still to convert (other shards); not merging", len(missing))
         return summary
-    remove_orphans(out, records)
+    require_boxes(records, issues, len(plan.xml_files), config.annotation_root,
+                  len(plan.sr_files))
+    ledger = Ledger(out)
+    ledger.remove_stale({written_path(kind, r["split"], r["name"])
+                         for r in records for kind in ("images", "labels")})
+    foreign = foreign_images(out, ledger)
+    if foreign:
+        log.warning("%d files in %s/images and labels were not written by detect convert; "
+                    "left alone (ultralytics reads whole folders)", foreign, out)
     letters = {p: plan.patients[p].letter for p in plan.patients}
     manifest = build_manifest(
         records=records,

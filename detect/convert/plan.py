@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detect.convert.annotations import SourceBox, find_annotations
-from detect.convert.index import DicomIndex
+from detect.convert.index import DicomIndex, walk_issues
 from detect.convert.issues import Issue
 from detect.histology import patient_letter, short_patient_id
 from detect.io.dicom import SliceHeader
+from detect.io.dicom_limits import DEFAULT_MAX_PIXELS
+from detect.io.paths import safe_component
 
 #: Negatives are taken this many slices away from the annotated span of a series at least.
 NEGATIVE_MARGIN_SLICES = 5
@@ -49,7 +51,9 @@ class ImageTask:
 
     @property
     def name(self) -> str:
-        return f"{self.patient_id}_{self.sop_instance_uid}"
+        """The file name (without suffix) of its image and label: never a path, whatever
+        the header held (see :func:`detect.io.paths.safe_component`)."""
+        return f"{safe_component(self.patient_id)}_{safe_component(self.sop_instance_uid)}"
 
     @property
     def annotation_key(self) -> str:
@@ -130,7 +134,10 @@ def _task(
     )
 
 
-def _unusable(header: SliceHeader, fused_mode: str) -> tuple[str, str] | None:
+def _unusable(header: SliceHeader, fused_mode: str, max_pixels: int) -> tuple[str, str] | None:
+    too_large = header.size_problem(max_pixels)
+    if too_large is not None:
+        return "image-too-large", too_large
     if header.is_fused:
         if fused_mode == "include":
             return None
@@ -142,6 +149,8 @@ def _unusable(header: SliceHeader, fused_mode: str) -> tuple[str, str] | None:
         return "unsupported-dicom", f"modality {header.modality!r}; only CT slices are converted"
     if header.number_of_frames > 1:
         return "unsupported-dicom", f"multi-frame image ({header.number_of_frames} frames)"
+    if header.rescale_problem is not None:
+        return "missing-rescale", header.rescale_problem
     return None
 
 
@@ -168,17 +177,23 @@ def plan_conversion(
     negatives: int,
     seed: int,
     workers: int = 1,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    exclude: Iterable[Path] = (),
 ) -> ConversionPlan:
-    """Plan every image; annotations that cannot be matched or used become issues here."""
+    """Plan every image; annotations (XML, SR) that cannot be matched or used become issues
+    here, and so do the entries of the annotation tree that cannot be walked. Slices
+    declaring more than ``max_pixels`` pixel samples are never planned
+    (``image-too-large``)."""
     annotation_root = annotation_root.resolve()
+    walked, issues = walk_issues(annotation_root, exclude=exclude, source="annotation")
     sources = find_annotations(
-        annotation_root, known_images=(str(h.path) for h in index.by_sop.values()),
+        annotation_root, walked, known_images=(str(h.path) for h in index.by_sop.values()),
         workers=workers,
     )
     xml_files = sources.xml_files
     sr_boxes = dict(sources.sr_boxes)
     patients: dict[str, PatientPlan] = {}
-    issues: list[Issue] = list(sources.issues)
+    issues.extend(sources.issues)
     for xml in xml_files:
         rel = str(xml.relative_to(annotation_root))
         header = index.by_sop.get(xml.stem)
@@ -191,7 +206,7 @@ def plan_conversion(
         patient = short_patient_id(header.patient_id) or xml.parent.name
         letter = _letter_of(header, xml.parent.name)
         plan = patients.setdefault(patient, PatientPlan(patient, letter))
-        problem = _unusable(header, fused_mode)
+        problem = _unusable(header, fused_mode, max_pixels)
         if problem is not None:
             plan.issues.append(Issue(problem[0], rel, problem[1]))
             plan.issues.extend(_sr_issues(slice_sr, *problem))
@@ -209,7 +224,7 @@ def plan_conversion(
         sr_patient = _id_like(sources.sr_patients.get(sop, ""))
         patient = short_patient_id(header.patient_id) or sr_patient or "unknown"
         plan = patients.setdefault(patient, PatientPlan(patient, _letter_of(header, sr_patient)))
-        problem = _unusable(header, fused_mode)
+        problem = _unusable(header, fused_mode, max_pixels)
         if problem is not None:
             plan.issues.extend(_sr_issues(boxes, *problem))
             continue
@@ -218,7 +233,9 @@ def plan_conversion(
         )
     if negatives:
         for plan in patients.values():
-            plan.tasks.extend(_negative_tasks(index, plan, offsets, negatives, seed))
+            plan.tasks.extend(
+                _negative_tasks(index, plan, offsets, negatives, seed, max_pixels)
+            )
     return ConversionPlan(
         patients, issues, [str(x.relative_to(annotation_root)) for x in xml_files],
         sr_files=sources.sr_files, sr_paths=sources.sr_paths,
@@ -226,7 +243,12 @@ def plan_conversion(
 
 
 def _negative_tasks(
-    index: DicomIndex, plan: PatientPlan, offsets: tuple[int, ...], count: int, seed: int
+    index: DicomIndex,
+    plan: PatientPlan,
+    offsets: tuple[int, ...],
+    count: int,
+    seed: int,
+    max_pixels: int,
 ) -> list[ImageTask]:
     """``count`` CT slices of the patient's annotated series, away from the annotated span."""
     spans: dict[str, tuple[int, int]] = {}
@@ -239,7 +261,7 @@ def _negative_tasks(
             far = (
                 position < low - NEGATIVE_MARGIN_SLICES or position > high + NEGATIVE_MARGIN_SLICES
             )
-            if far and header.is_ct:
+            if far and header.is_ct and _unusable(header, "exclude", max_pixels) is None:
                 candidates.append(header)
     rng = random.Random(f"{seed}:negatives:{plan.patient_id}")
     chosen = rng.sample(candidates, min(count, len(candidates)))

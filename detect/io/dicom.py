@@ -2,7 +2,10 @@
 
 Nothing here trusts file or folder names: identity comes from UIDs in the header and
 order from ImagePositionPatient projected on the slice normal (InstanceNumber when the
-geometry is missing).
+geometry is missing). Nothing trusts declared sizes either: pixels are decoded only
+after the declared size passed the limit (:mod:`detect.io.dicom_limits`), and a CT slice
+is read as HU only with its RescaleSlope and RescaleIntercept (Type 1 in the CT Image
+module): without them the HU would be a guess, off by the usual intercept of -1024.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
 from detect.errors import DicomError
+from detect.io.dicom_limits import (
+    DEFAULT_MAX_PIXELS,
+    ImageTooLargeError,
+    check_dataset_size,
+    read_dataset_bounded,
+    size_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +64,8 @@ _HEADER_TAGS = [
     "NumberOfFrames",
     "SeriesDescription",
     "PixelSpacing",
+    "RescaleSlope",
+    "RescaleIntercept",
 ]
 _TAGS: dict[str, int] = {k: int(tag_for_keyword(k) or 0) for k in _HEADER_TAGS}
 _ASCII_VRS = frozenset({"UI", "CS", "DS", "IS", "AS", "DA", "TM", "DT"})
@@ -61,6 +73,29 @@ _ASCII_VRS = frozenset({"UI", "CS", "DS", "IS", "AS", "DA", "TM", "DT"})
 
 class NotDicomError(DicomError):
     """The file is not a DICOM Part 10 file."""
+
+
+class MissingRescaleError(DicomError):
+    """A CT slice without RescaleSlope/RescaleIntercept: its HU cannot be known."""
+
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageTooLargeError",
+    "MissingRescaleError",
+    "NotDicomError",
+    "SliceHeader",
+    "read_header",
+    "read_hu",
+    "read_rgb",
+    "slice_normal",
+    "sort_slices",
+]
+
+_RESCALE_MISSING = (
+    "CT slice without RescaleSlope/RescaleIntercept (Type 1 in the CT Image module); "
+    "its HU would be a guess (usually 1024 off), so it is not used"
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +119,7 @@ class SliceHeader:
     orientation: tuple[float, float, float, float, float, float] | None
     series_description: str
     pixel_spacing: tuple[float, float] | None
+    has_rescale: bool = True
 
     @property
     def is_fused(self) -> bool:
@@ -98,6 +134,16 @@ class SliceHeader:
     def is_ct(self) -> bool:
         """A plain CT slice (not a fused screenshot that also says Modality CT)."""
         return self.modality == "CT" and not self.is_fused
+
+    def size_problem(self, max_pixels: int) -> str | None:
+        """Why the declared image size is refused, or None if it fits ``max_pixels``."""
+        return size_problem(self.rows, self.columns, self.samples_per_pixel,
+                            self.number_of_frames, max_pixels)
+
+    @property
+    def rescale_problem(self) -> str | None:
+        """Why a CT slice's HU cannot be trusted (no rescale), or None."""
+        return None if self.has_rescale or not self.is_ct else _RESCALE_MISSING
 
 
 def _floats(value: object, count: int) -> tuple[float, ...] | None:
@@ -146,11 +192,15 @@ def read_header(path: Path) -> SliceHeader:
         DicomError: DICOM, but without the UIDs or image attributes a slice needs.
     """
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+        ds = read_dataset_bounded(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
         values = {keyword: _value(ds, keyword) for keyword in _HEADER_TAGS}
     except InvalidDicomError:
         raise NotDicomError(f"{path.name}: not a DICOM file (no DICM preamble)") from None
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except DicomError:
+        raise
+    except OSError:
+        raise  # I/O, not content: the callers report it as unreadable
+    except Exception as exc:  # a hostile header can break pydicom in many ways
         raise NotDicomError(f"{path.name}: cannot parse as DICOM ({exc})") from None
     missing = [k for k in ("SOPInstanceUID", "SeriesInstanceUID", "Rows", "Columns")
                if values[k] in (None, "")]
@@ -174,10 +224,30 @@ def read_header(path: Path) -> SliceHeader:
         orientation=_floats(values["ImageOrientationPatient"], 6),  # type: ignore[arg-type]
         series_description=str(values["SeriesDescription"] or ""),
         pixel_spacing=_floats(values["PixelSpacing"], 2),  # type: ignore[arg-type]
+        has_rescale=values["RescaleSlope"] not in (None, "")
+        and values["RescaleIntercept"] not in (None, ""),
     )
 
 
-def read_hu(path: Path) -> np.ndarray:
+def _pixels(path: Path, max_pixels: int, *, ct: bool) -> tuple[pydicom.Dataset, np.ndarray]:
+    """The dataset and its decoded pixels, after the size (and, for CT, rescale) checks."""
+    try:
+        ds = read_dataset_bounded(path, stop_before_pixels=False, max_pixels=max_pixels)
+        check_dataset_size(ds, max_pixels, path.name)
+        if ct and str(ds.get("Modality", "")) == "CT" and not (
+            "RescaleSlope" in ds and "RescaleIntercept" in ds
+        ):
+            raise MissingRescaleError(f"{path.name}: {_RESCALE_MISSING}")
+        return ds, ds.pixel_array
+    except DicomError:
+        raise
+    except (InvalidDicomError, OSError, EOFError) as exc:
+        raise DicomError(f"{path.name}: cannot read pixels ({exc})") from None
+    except Exception as exc:  # pixel decoders raise many kinds; a bad file is one skip
+        raise DicomError(f"{path.name}: cannot decode pixels ({exc})") from None
+
+
+def read_hu(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode one CT slice to Hounsfield units (float32, rows × columns).
 
     Stored values go through the modality LUT (RescaleSlope/Intercept or a LUT sequence),
@@ -185,15 +255,11 @@ def read_hu(path: Path) -> np.ndarray:
     syntaxes decode through pylibjpeg's plugins.
 
     Raises:
+        ImageTooLargeError: the file declares more than ``max_pixels`` pixel samples.
+        MissingRescaleError: a CT slice without RescaleSlope/RescaleIntercept.
         DicomError: the pixels cannot be decoded, or the image is not single-frame grey.
     """
-    try:
-        ds = pydicom.dcmread(path)
-        stored = ds.pixel_array
-    except (InvalidDicomError, OSError, EOFError) as exc:
-        raise DicomError(f"{path.name}: cannot read pixels ({exc})") from None
-    except (RuntimeError, NotImplementedError, ValueError, AttributeError, KeyError) as exc:
-        raise DicomError(f"{path.name}: cannot decode pixels ({exc})") from None
+    ds, stored = _pixels(path, max_pixels, ct=True)
     if stored.ndim != 2:
         raise DicomError(
             f"{path.name}: expected one grey frame (2 dims), got pixel array of shape "
@@ -205,21 +271,21 @@ def read_hu(path: Path) -> np.ndarray:
     return hu
 
 
-def read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode a colour (fused secondary capture) image to uint8 RGB, rows × columns × 3.
 
     Raises:
+        ImageTooLargeError: the file declares more than ``max_pixels`` pixel samples.
         DicomError: the pixels cannot be decoded.
     """
+    ds, pixels = _pixels(path, max_pixels, ct=False)
     try:
-        ds = pydicom.dcmread(path)
-        pixels = ds.pixel_array
+        if str(ds.get("PhotometricInterpretation", "")).startswith("YBR"):
+            from pydicom.pixels import convert_color_space
+
+            pixels = convert_color_space(pixels, ds.PhotometricInterpretation, "RGB")
     except Exception as exc:
         raise DicomError(f"{path.name}: cannot decode pixels ({exc})") from None
-    if str(ds.get("PhotometricInterpretation", "")).startswith("YBR"):
-        from pydicom.pixels import convert_color_space
-
-        pixels = convert_color_space(pixels, ds.PhotometricInterpretation, "RGB")
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[:, :, None], 3, axis=2)
     if pixels.dtype != np.uint8:

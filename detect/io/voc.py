@@ -11,6 +11,7 @@ The writer produces files in the style LabelImg wrote for the TCIA archive
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,9 @@ _MAX_XML_BYTES = 1 << 20  # a LabelImg file is < 2 kB; anything this big is not 
 
 @dataclass(frozen=True)
 class VocObject:
-    """One object of a VOC file: its raw name and its box in internal xyxy px."""
+    """One object of a VOC file: its raw name and its box in internal xyxy px (a corner may
+    be non-finite, as the file wrote it: :func:`detect.boxes.clip_xyxy` calls such a box
+    invalid)."""
 
     name: str
     xyxy: XYXY
@@ -73,8 +76,24 @@ def _int_text(element: etree._Element | None, tag: str, default: int | None = No
     text = node.text.strip()
     try:
         return round(float(text))
+    except (ValueError, OverflowError):  # not a number, or inf / nan / 1e400
+        raise AnnotationError(
+            "malformed-xml", f"<{tag}> is not a finite number: {text[:40]!r}"
+        ) from None
+
+
+def _coordinate(bndbox: etree._Element, tag: str) -> float:
+    """A box corner in px: rounded as LabelImg's integers, or the non-finite value itself
+    (``inf``, ``nan``, ``1e400``) for the caller to report the object as ``box-invalid``."""
+    node = bndbox.find(tag)
+    text = (node.text or "").strip() if node is not None else ""
+    if not text:
+        raise AnnotationError("malformed-xml", f"missing <{tag}>")
+    try:
+        value = float(text)
     except ValueError:
-        raise AnnotationError("malformed-xml", f"<{tag}> is not a number: {text!r}") from None
+        raise AnnotationError("malformed-xml", f"<{tag}> is not a number: {text[:40]!r}") from None
+    return float(round(value)) if math.isfinite(value) else value
 
 
 def _flag(element: etree._Element, *tags: str) -> bool:
@@ -111,12 +130,7 @@ def parse_voc_bytes(raw: bytes) -> VocAnnotation:
         bndbox = obj.find("bndbox")
         if bndbox is None:
             raise AnnotationError("malformed-xml", f"object {index} has no <bndbox>")
-        xyxy = voc_to_xyxy(
-            _int_text(bndbox, "xmin"),
-            _int_text(bndbox, "ymin"),
-            _int_text(bndbox, "xmax"),
-            _int_text(bndbox, "ymax"),
-        )
+        xyxy = voc_to_xyxy(*(_coordinate(bndbox, tag) for tag in ("xmin", "ymin", "xmax", "ymax")))
         objects.append(
             VocObject(
                 name=name,

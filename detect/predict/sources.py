@@ -4,10 +4,17 @@ Files are identified by their headers (never by names), grouped by SeriesInstanc
 ordered by geometry (:func:`detect.io.dicom.sort_slices`). Everything that cannot be used is
 kept as a :class:`Skipped` entry with its reason; one bad file never stops the run.
 
+Folders are walked by :func:`detect.io.walk.walk_trees`: links are followed, each real
+folder and file once.
+
 Skip reasons: ``not-dicom``, ``unreadable`` (I/O error), ``unsupported-dicom`` (DICOM but
 not an image slice), ``fused`` (secondary-capture / colour PET-CT screenshots), ``pet``,
-``not-ct`` (any other modality), ``multi-frame``, ``duplicate`` (a SOPInstanceUID seen
-before), ``pixel-error`` (header fine, pixels not decodable; found while predicting).
+``not-ct`` (any other modality), ``multi-frame``, ``image-too-large`` (declares more pixel
+samples than the limit; never decoded), ``missing-rescale`` (a CT slice without
+RescaleSlope/RescaleIntercept), ``duplicate`` (a SOPInstanceUID seen before),
+``symlink-loop``, ``dangling-link``, ``duplicate-path``, ``unreadable-path`` (entries the
+walk could not follow), ``pixel-error`` (header fine, pixels not decodable; found while
+predicting).
 
 This module stays light (numpy, pydicom): worker processes import it, not torch.
 """
@@ -15,7 +22,6 @@ This module stays light (numpy, pydicom): worker processes import it, not torch.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,7 +33,15 @@ from typing import Any, TypeVar
 import numpy as np
 
 from detect.errors import DicomError
-from detect.io.dicom import NotDicomError, SliceHeader, read_header, read_hu, sort_slices
+from detect.io.dicom import (
+    DEFAULT_MAX_PIXELS,
+    NotDicomError,
+    SliceHeader,
+    read_header,
+    read_hu,
+    sort_slices,
+)
+from detect.io.walk import walk_trees
 from detect.recipe import WINDOW_PRESETS, ChannelRecipe, Window
 
 T = TypeVar("T")
@@ -66,30 +80,28 @@ class SourceScan:
     files_seen: int
 
 
-def _walk(folder: Path) -> Iterator[Path]:
-    for current, dirs, files in os.walk(folder, followlinks=False):
-        dirs.sort()
-        for name in sorted(files):
-            yield Path(current) / name
-
-
-def find_files(sources: Sequence[Path]) -> list[Path]:
-    """Every regular file named by or under ``sources`` (each once, in a stable order).
+def walk_sources(sources: Sequence[Path]) -> tuple[list[Path], list[Skipped]]:
+    """Every regular file named by or under ``sources`` (each once, in a stable order),
+    and every entry that could not be walked (links that loop or dangle, unreadable).
 
     Raises:
         DicomError: a source does not exist.
     """
-    seen: set[Path] = set()
-    out: list[Path] = []
     for source in sources:
         if not source.exists():
             raise DicomError(f"SOURCE {source} does not exist; pass DICOM folders or files")
-        for path in _walk(source) if source.is_dir() else [source]:
-            key = path.resolve()
-            if key not in seen and path.is_file():
-                seen.add(key)
-                out.append(path)
-    return out
+    walked = walk_trees(sources)
+    skipped = [Skipped(str(s.path), s.kind, s.detail) for s in walked.skipped]
+    return walked.files, skipped
+
+
+def find_files(sources: Sequence[Path]) -> list[Path]:
+    """The files of :func:`walk_sources`.
+
+    Raises:
+        DicomError: a source does not exist.
+    """
+    return walk_sources(sources)[0]
 
 
 def header_or_skip(path: Path) -> SliceHeader | Skipped:
@@ -104,8 +116,13 @@ def header_or_skip(path: Path) -> SliceHeader | Skipped:
         return Skipped(str(path), "unreadable", f"{path.name}: {exc.strerror or exc}")
 
 
-def skip_reason(header: SliceHeader) -> tuple[str, str] | None:
+def skip_reason(
+    header: SliceHeader, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[str, str] | None:
     """Why a readable slice is not predicted on, or None for a plain CT slice."""
+    too_large = header.size_problem(max_pixels)
+    if too_large is not None:
+        return "image-too-large", too_large
     if header.is_fused:
         return "fused", (
             f"fused/secondary-capture image (SOP class {header.sop_class_uid}, "
@@ -117,6 +134,8 @@ def skip_reason(header: SliceHeader) -> tuple[str, str] | None:
         return "not-ct", f"Modality {header.modality or 'missing'}; the models read CT"
     if header.number_of_frames > 1:
         return "multi-frame", f"{header.number_of_frames} frames in one file"
+    if header.rescale_problem is not None:
+        return "missing-rescale", header.rescale_problem
     return None
 
 
@@ -161,22 +180,23 @@ def scan_sources(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
     min_parallel: int = _PARALLEL_MIN,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> SourceScan:
     """Read every file's header (in ``workers`` processes for ``min_parallel`` files or
-    more) and keep the CT series.
+    more) and keep the CT series; slices declaring more than ``max_pixels`` pixel samples
+    are skipped (``image-too-large``) before anything decodes them.
 
     Raises:
         DicomError: a source does not exist.
     """
-    files = find_files(sources)
+    files, skipped = walk_sources(sources)
     usable: list[SliceHeader] = []
-    skipped: list[Skipped] = []
     results = parallel_map(header_or_skip, files, workers, 64, min_parallel)
     for done, result in enumerate(results, start=1):
         if isinstance(result, Skipped):
             skipped.append(result)
         else:
-            reason = skip_reason(result)
+            reason = skip_reason(result, max_pixels)
             if reason is None:
                 usable.append(result)
             else:
@@ -195,6 +215,7 @@ class SliceJob:
     neighbours: tuple[tuple[int, str], ...]
     recipe: dict[str, Any]
     lung: bool
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -208,7 +229,9 @@ class Rendered:
     error: str | None
 
 
-def slice_jobs(series: Series, recipe: ChannelRecipe, lung: bool) -> list[SliceJob]:
+def slice_jobs(
+    series: Series, recipe: ChannelRecipe, lung: bool, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[SliceJob]:
     """Jobs for every slice of a series; neighbours clamp at the ends (edge-replicated)."""
     last = len(series.slices) - 1
     recipe_dict = recipe.to_dict()
@@ -221,6 +244,7 @@ def slice_jobs(series: Series, recipe: ChannelRecipe, lung: bool) -> list[SliceJ
             ),
             recipe=recipe_dict,
             lung=lung,
+            max_pixels=max_pixels,
         )
         for i in range(len(series.slices))
     ]
@@ -230,13 +254,15 @@ def render_job(job: SliceJob) -> Rendered:
     """Decode HU and apply the recipe (a neighbour that fails is replaced by the slice)."""
     paths = dict(job.neighbours)
     try:
-        centre = read_hu(Path(paths[0]))
+        centre = read_hu(Path(paths[0]), max_pixels=job.max_pixels)
     except DicomError as exc:
         return Rendered(job.index, None, None, str(exc))
     by_offset = {}
     for offset, path in job.neighbours:
         try:
-            by_offset[offset] = centre if offset == 0 else read_hu(Path(path))
+            by_offset[offset] = (
+                centre if offset == 0 else read_hu(Path(path), max_pixels=job.max_pixels)
+            )
         except DicomError:
             by_offset[offset] = centre
         if by_offset[offset].shape != centre.shape:

@@ -1,0 +1,186 @@
+"""OUT belongs to the user: convert never deletes or overwrites a file it did not write,
+two converts never write one OUT at once, and a dataset never mixes two recipes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support.hostile import one_line_error, run_cli
+
+from detect.config import ConvertConfig
+from detect.convert import convert
+
+
+def _user_files(out: Path) -> dict[str, bytes]:
+    files = {
+        "images/train/mine.png": b"my own picture",
+        "labels/train/mine.txt": b"0 0.5 0.5 0.1 0.1\n",
+        "dataset.json": b'{"mine": true}\n',
+        "notes.txt": b"do not touch",
+    }
+    for rel, data in files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    return files
+
+
+def _unchanged(out: Path, files: dict[str, bytes], *, except_: tuple[str, ...] = ()) -> None:
+    for rel, data in files.items():
+        if rel not in except_:
+            assert (out / rel).read_bytes() == data, rel
+
+
+def test_a_folder_of_the_users_own_files_is_refused(small_cohort, tmp_path):
+    out = tmp_path / "mine"
+    files = _user_files(out)
+    one_line_error(
+        run_cli("convert", small_cohort.dicom_root, small_cohort.annotation_root, out,
+                "--workers", "1"),
+        str(out), "not written by detect convert", "--overwrite",
+    )
+    _unchanged(out, files)
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "images", "labels",
+                                                     "notes.txt"]
+
+
+def test_overwrite_converts_beside_the_users_files_and_never_deletes_them(small_cohort, tmp_path):
+    out = tmp_path / "mine"
+    files = _user_files(out)
+    args = ["convert", small_cohort.dicom_root, small_cohort.annotation_root, out,
+            "--workers", "1"]
+    done = run_cli(*args, "--overwrite")
+    assert done.exit_code == 0, done.output
+    _unchanged(out, files, except_=("dataset.json",))  # the one name asked to replace
+    assert json.loads((out / "dataset.json").read_text())["format"] == "detect-dataset"
+    again = run_cli(*args, "--seed", "3")  # another split: earlier images move
+    assert again.exit_code == 0, again.output
+    _unchanged(out, files, except_=("dataset.json",))
+    manifest = json.loads((out / "dataset.json").read_text())
+    listed: set[str] = set()
+    for split in ("train", "val", "test"):
+        coco = json.loads((out / "coco" / f"{split}.json").read_text())
+        listed |= {image["file_name"] for image in coco["images"]}
+    pngs = {str(p.relative_to(out)) for p in (out / "images").rglob("*.png")}
+    assert pngs == listed | {"images/train/mine.png"}  # stale ones of ours removed, theirs kept
+    assert manifest["seed"] == 3
+
+
+def test_a_rerun_removes_only_files_detect_wrote(small_cohort, tmp_path):
+    out = tmp_path / "ds"
+    args = ["convert", small_cohort.dicom_root, small_cohort.annotation_root, out,
+            "--workers", "1"]
+    assert run_cli(*args).exit_code == 0
+    extra = {out / "images" / "train" / "added-by-hand.png": b"x",
+             out / "labels" / "val" / "added-by-hand.txt": b"y"}
+    for path, data in extra.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    done = run_cli(*args, "--seed", "5")
+    assert done.exit_code == 0, done.output
+    for path, data in extra.items():
+        assert path.read_bytes() == data
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from detect.convert.lock import hold_out_lock
+with hold_out_lock(Path(sys.argv[1]), shard=False, settings="other"):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_second_convert_into_the_same_out_fails_at_once(small_cohort, tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        one_line_error(
+            run_cli("convert", small_cohort.dicom_root, small_cohort.annotation_root, out,
+                    "--workers", "1"),
+            f"{out} is being written by another detect convert (pid {holder.pid})",
+        )
+        assert not (out / "dataset.json").exists()
+    finally:
+        holder.kill()  # dies without releasing anything itself
+        holder.wait(timeout=60)
+    done = run_cli("convert", small_cohort.dicom_root, small_cohort.annotation_root, out,
+                   "--workers", "1")
+    assert done.exit_code == 0, done.output
+
+
+def test_shards_with_the_same_options_share_out_but_not_with_other_options(tmp_path):
+    from detect.convert.lock import OutBusy, hold_out_lock
+
+    out = tmp_path / "ds"
+    out.mkdir()
+    with hold_out_lock(out, shard=True, settings="a"), hold_out_lock(out, shard=True,
+                                                                      settings="a"):
+        with pytest.raises(OutBusy, match="different options"), \
+                hold_out_lock(out, shard=True, settings="b"):
+            pass
+        with pytest.raises(OutBusy, match="another detect convert"), \
+                hold_out_lock(out, shard=False, settings="a"):
+            pass
+    with hold_out_lock(out, shard=False, settings="b"), pytest.raises(OutBusy), \
+            hold_out_lock(out, shard=True, settings="b"):
+        pass
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_rerun_with_another_recipe_never_leaves_a_mixed_dataset(small_cohort, tmp_path):
+    out = tmp_path / "ds"
+    roots = (small_cohort.dicom_root, small_cohort.annotation_root)
+    from detect.recipe import parse_channels
+
+    convert(ConvertConfig(*roots, out, workers=1))
+    other = parse_channels("2.5d")
+
+    def interrupt(stage: str, done: int, total: int) -> None:
+        if stage == "images" and done == 3:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        convert(ConvertConfig(*roots, out, recipe=other, workers=1), progress=interrupt)
+    # some PNGs are rendered with the new recipe now: no dataset.json may claim the old one
+    if (out / "dataset.json").exists():
+        manifest = json.loads((out / "dataset.json").read_text())
+        assert manifest["recipe"] == other.to_dict()
+    convert(ConvertConfig(*roots, out, recipe=other, workers=1))
+    fresh = tmp_path / "fresh"
+    convert(ConvertConfig(*roots, fresh, recipe=other, workers=1))
+    ours = {p.relative_to(out): p.read_bytes() for p in (out / "images").rglob("*.png")}
+    clean = {p.relative_to(fresh): p.read_bytes() for p in (fresh / "images").rglob("*.png")}
+    assert ours == clean
+    assert json.loads((out / "dataset.json").read_text())["recipe"] == other.to_dict()
+
+
+def test_links_planted_in_out_never_take_a_write_outside(small_cohort, tmp_path):
+    out = tmp_path / "ds"
+    args = ["convert", small_cohort.dicom_root, small_cohort.annotation_root, out,
+            "--workers", "1"]
+    assert run_cli(*args).exit_code == 0
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious")
+    (out / ".lock").unlink()
+    (out / ".lock").symlink_to(victim)
+    one_line_error(run_cli(*args), "lock file", str(out / ".lock"))
+    assert victim.read_text() == "precious"
+    (out / ".lock").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(out / "images")
+    (out / "images").symlink_to(elsewhere, target_is_directory=True)
+    one_line_error(run_cli(*args, "--channels", "2.5d"), "through a link")
+    assert list(elsewhere.iterdir()) == []
