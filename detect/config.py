@@ -82,6 +82,19 @@ def check_training_options(
         )
 
 
+def check_max_pixels(max_pixels: int) -> None:
+    """``--max-pixels`` (convert, predict): the largest image decoded, in pixel samples.
+
+    Raises:
+        ConfigError: below 1.
+    """
+    if max_pixels < 1:
+        raise ConfigError(
+            f"--max-pixels must be >= 1 pixel samples (default {DEFAULT_MAX_PIXELS:,} = "
+            f"4096 x 4096 x 3), got {max_pixels}"
+        )
+
+
 def default_workers() -> int:
     """Worker processes: the CPUs this process may use."""
     try:
@@ -124,11 +137,7 @@ class ConvertConfig:
             raise ConfigError(f"--negatives must be >= 0, got {self.negatives}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
-        if self.max_pixels < 1:
-            raise ConfigError(
-                f"--max-pixels must be >= 1 pixel samples (default {DEFAULT_MAX_PIXELS:,} = "
-                f"4096 x 4096 x 3), got {self.max_pixels}"
-            )
+        check_max_pixels(self.max_pixels)
         out = self.out.resolve()
         for root in (self.dicom_root.resolve(), self.annotation_root.resolve()):
             if out == root or root in out.parents:

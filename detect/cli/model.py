@@ -201,6 +201,11 @@ def predict_command(
         typer.Option(help="Histology head run (detect train --model histology): A/B/E/G "
                           "probabilities for every detection."),
     ] = None,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(help="Largest image decoded, in pixel samples (rows x columns x samples "
+                          "x frames; default 4096x4096x3); larger files are skipped."),
+    ] = None,
 ) -> None:
     """Find tumours on every CT slice of DICOM folders; writes predictions.json, VOC XML per
     slice (LabelImg), optional PNG overlays, summary.csv, slices.csv and skipped.csv.
@@ -220,6 +225,7 @@ def predict_command(
             batch=batch,
             histology=histology,
             **({"workers": workers} if workers is not None else {}),
+            **({"max_pixels": max_pixels} if max_pixels is not None else {}),
         )
         with progress_bar("predict slices") as update:
             summary = predict(config, progress=update)

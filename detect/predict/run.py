@@ -26,11 +26,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detect.config import default_workers
+from detect.config import check_max_pixels, default_workers
 from detect.device import check_device_spec
 from detect.errors import ConfigError, DicomError
 from detect.histology import short_patient_id
-from detect.io.dicom import SliceHeader
+from detect.io.dicom import DEFAULT_MAX_PIXELS, SliceHeader
 from detect.models.base import Detections, Detector
 from detect.models.detector import load_detector
 from detect.predict.histology import HeadOnSlices, load_head
@@ -85,7 +85,8 @@ class PredictConfig:
 
     ``workers`` None = automatic: slices are decoded in this process when the model runs
     on the CPU (torch already uses every core there), in up to 8 worker processes when it
-    runs on a GPU (decoding is then the bottleneck).
+    runs on a GPU (decoding is then the bottleneck). ``max_pixels``: slices declaring more
+    pixel samples are skipped (``image-too-large``), never decoded.
     """
 
     sources: tuple[Path, ...]
@@ -97,6 +98,7 @@ class PredictConfig:
     batch: int = 16
     workers: int | None = None
     histology: Path | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -110,6 +112,7 @@ class PredictConfig:
             raise ConfigError(f"--batch and --workers must be >= 1, got {self.batch}, "
                               f"{self.workers}")
         check_device_spec(self.device)
+        check_max_pixels(self.max_pixels)
 
 
 @dataclass(frozen=True)
@@ -144,9 +147,10 @@ class _Batch:
     items: list[tuple[Series, SliceHeader, Rendered]] = field(default_factory=list)
 
 
-def _jobs(series: Sequence[Series], info: ModelInfo, lung: bool) -> Iterator[SliceJob]:
+def _jobs(series: Sequence[Series], info: ModelInfo, lung: bool, max_pixels: int
+          ) -> Iterator[SliceJob]:
     for one in series:
-        yield from slice_jobs(one, info.recipe, lung)
+        yield from slice_jobs(one, info.recipe, lung, max_pixels=max_pixels)
 
 
 def _tagged(series: Sequence[Series]) -> Iterator[tuple[Series, SliceHeader]]:
@@ -228,7 +232,7 @@ def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series]
     (:class:`Prefetch`) so that reading and decoding overlap loading the model."""
     total = sum(len(s.slices) for s in series)
     workers = auto_workers(config) if total >= 64 else 1
-    jobs = _jobs(series, info, "png" in config.save)
+    jobs = _jobs(series, info, "png" in config.save, config.max_pixels)
     return Prefetch(bounded_map(render_job, jobs, workers, 2 * config.batch), 2 * config.batch)
 
 
@@ -262,7 +266,8 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
     start = time.monotonic()
     info, weights = resolve_weights(config.weights)
     out = choose_out(config.out)
-    scan = scan_sources(config.sources, workers=config.workers or default_workers())
+    scan = scan_sources(config.sources, workers=config.workers or default_workers(),
+                        max_pixels=config.max_pixels)
     if not scan.series:
         raise DicomError(_no_ct_message(scan, config.sources))
     try:

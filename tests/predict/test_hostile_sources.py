@@ -87,3 +87,24 @@ def test_a_deflated_slice_within_the_limit_still_reads(tmp_path):
     scan = scan_sources([tmp_path / "in"])
     assert scan.skipped == () and len(scan.series[0].slices) == 2
     assert (read_hu(deflated) == read_hu(plain)).all()
+
+
+def test_predict_max_pixels_skips_larger_slices_and_a_bad_value_is_one_line(tiny_run, tmp_path,
+                                                                           monkeypatch):
+    from typer.testing import CliRunner
+
+    from detect.cli import app
+
+    write_ct_series(tmp_path / "small", slices=2, size=64)
+    write_ct_series(tmp_path / "large", patient_id="Lung_Dx-A0002", slices=2, size=128)
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: SquareFinder())
+    result, _ = tiny_run
+    summary = predict(PredictConfig(sources=(tmp_path / "small", tmp_path / "large"),
+                                    weights=result.run_dir, out=tmp_path / "out",
+                                    save=("json",), device="cpu", workers=1,
+                                    max_pixels=64 * 64))
+    assert summary.slices == 2 and summary.skipped == {"image-too-large": 2}
+    done = CliRunner().invoke(app, ["predict", str(tmp_path / "small"), "--weights",
+                                    str(result.run_dir), "--max-pixels", "0"])
+    assert done.exit_code == 1
+    assert "--max-pixels must be >= 1" in done.output and "Traceback" not in done.output
