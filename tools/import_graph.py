@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "config": 1,
     "boxes": 1,
     "csvfile": 1,
+    "families": 1,
     "recipe": 1,
     "io": 1,
     "dataset": 2,
