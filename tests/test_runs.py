@@ -59,13 +59,13 @@ def test_a_valid_model_json_reads_back(tmp_path):
     [
         ({"format": "yolo"}, "expected format 'detect-model', found 'yolo'"),
         ({"version": 2}, "version 2 is not supported"),
-        ({"classes": []}, "classes must be distinct"),
-        ({"classes": ["A", "A"]}, "classes must be distinct"),
+        ({"classes": []}, "classes must be 1 to 100 distinct names"),
+        ({"classes": ["A", "A"]}, "classes must be 1 to 100 distinct names"),
         ({"class_mode": "letters"}, "class_mode must be"),
-        ({"imgsz": "512"}, "'imgsz' must be a int"),
-        ({"recipe": {"kind": "2.5d"}}, "recipe does not fit"),
+        ({"imgsz": "512"}, r"imgsz must be a multiple of 32 in \[32, 4096\] px, found '512'"),
+        ({"recipe": {"kind": "2.5d"}}, "recipe.windows must be a list"),
         ({"weights": {"best": "/etc/passwd"}}, "inside the run folder"),
-        ({"weights": {"last": "weights/last.pt"}}, "must name the best weights"),
+        ({"weights": {"last": "weights/last.pt"}}, "naming the best weights"),
     ],
 )
 def test_invalid_model_json_says_what_is_wrong(changes, expected):

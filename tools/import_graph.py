@@ -21,6 +21,8 @@ LAYERS: dict[str, int] = {
     "torch_check": 0,
     "config": 1,
     "boxes": 1,
+    "csvfile": 1,
+    "families": 1,
     "recipe": 1,
     "io": 1,
     "dataset": 2,

@@ -223,19 +223,36 @@ def report_blocks(result: EvalResult, drawn: dict[str, tuple[Path | None, str]]
     return resolved
 
 
+_MD_LINK_CHARS = str.maketrans({"[": "\\[", "]": "\\]", "`": "\\`"})
+
+
+def md_text(text: object) -> str:
+    """``text`` inert in Markdown: HTML escaped (``<`` ``>`` ``&``, as report.html does),
+    ``[``, ``]`` and backticks backslash-escaped (no link, image or code span from data),
+    line breaks as spaces (a value cannot start a heading or a block of its own)."""
+    flat = " ".join(str(text).splitlines())
+    return html.escape(flat, quote=False).translate(_MD_LINK_CHARS)
+
+
+def _md_cell(text: object) -> str:
+    return md_text(text).replace("|", "\\|")
+
+
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def to_markdown(blocks: Sequence[Block], out: Path) -> str:
-    """Render blocks as Markdown (figures linked by relative path)."""
+    """Render blocks as Markdown (figures linked by relative path); every text from the
+    blocks goes through :func:`md_text`, so data fields (patient IDs, paths) stay text."""
     render: dict[str, Callable[[Any], str]] = {
-        "h1": lambda t: f"# {t}", "h2": lambda t: f"## {t}", "h3": lambda t: f"### {t}",
-        "p": str, "note": lambda t: f"> **{t}**",
+        "h1": lambda t: f"# {md_text(t)}", "h2": lambda t: f"## {md_text(t)}",
+        "h3": lambda t: f"### {md_text(t)}",
+        "p": md_text, "note": lambda t: f"> **{md_text(t)}**",
         "table": lambda v: _md_table(*v),
-        "img": lambda v: f"![{v[1]}]({v[0].relative_to(out).as_posix()})",
+        "img": lambda v: f"![{md_text(v[1])}]({v[0].relative_to(out).as_posix()})",
     }
     return "\n\n".join(render[kind](value) for kind, value in blocks) + "\n"
 

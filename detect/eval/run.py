@@ -16,6 +16,7 @@ from detect.eval.report import write_report
 from detect.eval.result import EvalResult
 from detect.eval.score import check_options, evaluate_predictions
 from detect.predictions import Prediction, read_predictions, write_predictions
+from detect.runs import read_model_json
 
 logger = logging.getLogger(__name__)
 
@@ -130,19 +131,9 @@ def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None)
 
 
 def _read_model_json(weights: Path) -> dict[str, Any]:
-    path = _run_folder(weights) / "model.json"
-    if not path.is_file():
-        raise RunFolderError(
-            f"no model.json next to {weights} (looked for {path}); pass the weights of a "
-            f"run folder written by detect train"
-        )
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunFolderError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != "detect-model":
-        raise RunFolderError(f"{path}: expected format 'detect-model'")
-    return data
+    """The validated model.json of the run ``weights`` belongs to (what the leakage guard
+    reads), before any model is loaded."""
+    return dict(read_model_json(_run_folder(weights)).manifest)
 
 
 def _run_folder(weights: Path) -> Path:

@@ -11,8 +11,10 @@
 so ``detect predict --weights OUT/model.onnx`` (or ``--weights OUT``) runs it through ONNX
 Runtime with the preprocessing of the PyTorch path. Families:
 
-- YOLO: ultralytics' public exporter (``YOLO(pt).export``) on the CPU; ONNX with dynamic
-  batch and size, onnxslim-simplified; TorchScript traced at ``imgsz``.
+- YOLO: ultralytics' public exporter (``YOLO(yaml).load(net).export``: the network built
+  by detect and filled from the checkpoint's tensors, never unpickled by ultralytics) on
+  the CPU; ONNX with dynamic batch and size, onnxslim-simplified; TorchScript traced at
+  ``imgsz``.
 - Faster R-CNN: ``torch.onnx.export`` (dynamic H, W) and ``torch.jit.script``
   (:mod:`detect.export.faster_rcnn`).
 
@@ -147,8 +149,9 @@ def _export_file(info: ModelInfo, weights: Path, reference: Detector, config: Ex
     if info.family in YOLO_FAMILIES:
         from detect.models.yolo import export_yolo
 
-        return export_yolo(weights, config.format, imgsz=info.imgsz, work_dir=work,
-                           opset=config.opset)
+        return export_yolo(weights, config.format, family=info.family,
+                           size=str(info.manifest["size"]), classes=info.classes,
+                           imgsz=info.imgsz, work_dir=work, opset=config.opset)
     from detect.export import faster_rcnn as faster_rcnn_export
     from detect.models.faster_rcnn import FasterRCNNDetector
 

@@ -1,5 +1,6 @@
 """The model families detect knows, with their sizes and backbones: torch-free, so option
-checks (the CLI, the training configs) run before torch loads.
+checks (the CLI, the training configs) run before torch loads. The names themselves live in
+:mod:`detect.families` (below the layers that read model.json).
 
 Why each default is what it is: :mod:`detect.models.faster_rcnn` (Faster R-CNN backbones)
 and :mod:`detect.train.histology.config` (the histology head).
@@ -8,18 +9,31 @@ and :mod:`detect.train.histology.config` (the histology head).
 from __future__ import annotations
 
 from detect.errors import ConfigError
+from detect.families import (
+    FAMILIES,
+    FASTER_RCNN,
+    FASTER_RCNN_BACKBONES,
+    FASTER_RCNN_DEFAULT_BACKBONE,
+    HEAD_BACKBONES,
+    HEAD_DEFAULT_BACKBONE,
+    HISTOLOGY,
+    YOLO_FAMILIES,
+    YOLO_SIZES,
+)
 
-YOLO_FAMILIES = ("yolov8", "yolo11")
-YOLO_SIZES = ("n", "s", "m", "l", "x")
-FASTER_RCNN = "fasterrcnn"
-HISTOLOGY = "histology"
-#: Every family a run folder's model.json may name.
-FAMILIES = (*YOLO_FAMILIES, FASTER_RCNN, HISTOLOGY)
-
-FASTER_RCNN_BACKBONES = ("resnet50_fpn_v2", "mobilenet_v3_large_fpn")
-FASTER_RCNN_DEFAULT_BACKBONE = "resnet50_fpn_v2"
-HEAD_BACKBONES = ("resnet18", "mobilenet_v3_small")
-HEAD_DEFAULT_BACKBONE = "resnet18"
+__all__ = [
+    "FAMILIES",
+    "FASTER_RCNN",
+    "FASTER_RCNN_BACKBONES",
+    "FASTER_RCNN_DEFAULT_BACKBONE",
+    "HEAD_BACKBONES",
+    "HEAD_DEFAULT_BACKBONE",
+    "HISTOLOGY",
+    "YOLO_FAMILIES",
+    "YOLO_SIZES",
+    "check_backbone",
+    "check_head_backbone",
+]
 
 
 def check_backbone(backbone: str) -> str:

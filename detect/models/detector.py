@@ -18,7 +18,8 @@ def _yolo(info: ModelInfo, weights: Path, device: str) -> Detector:
     from detect.models.yolo import YoloDetector
 
     return YoloDetector.load(
-        weights, classes=info.classes, imgsz=info.imgsz, iou=info.iou, device=device
+        weights, family=info.family, size=str(info.manifest["size"]), classes=info.classes,
+        imgsz=info.imgsz, iou=info.iou, device=device,
     )
 
 

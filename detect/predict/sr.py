@@ -19,9 +19,11 @@ PACS viewers (OHIF, 3D Slicer) show the boxes on the CT:
     in the SR's Coding Scheme Identification Sequence);
   - algorithm identification: ``detect <family>``, detect's version, the run and the
     score threshold.
-- Patient and study modules copied from the source header (same Study Instance UID and
-  Patient ID); new Series and SOP Instance UIDs; every slice read is listed as evidence.
-  The document is complete, preliminary and unverified (a model's output).
+- Patient and study attributes from the source header, each validated before it is
+  copied (:mod:`detect.predict.sr_evidence`: nothing else of the source reaches the SR),
+  so the same Study Instance UID and Patient ID; new Series and SOP Instance UIDs; every
+  slice read is listed as evidence (highdicom's evidence handling). The document is
+  complete, preliminary and unverified (a model's output).
 - A series without findings gets no SR (see :func:`write_series_srs`).
 
 Coordinates: DICOM SCOORD graphic data are (column, row) with (0, 0) the top-left corner
@@ -41,6 +43,7 @@ from typing import Any
 import highdicom as hd
 import numpy as np
 import pydicom
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
@@ -48,6 +51,7 @@ from pydicom.uid import generate_uid
 from detect import __version__
 from detect.errors import DicomError
 from detect.predict.sources import Series
+from detect.predict.sr_evidence import character_set, evidence_of
 from detect.predict.writers import SliceResult, safe_name
 from detect.predictions import Prediction, histology_argmax
 
@@ -64,8 +68,6 @@ HISTOLOGY_CONCEPTS: Mapping[str, Any] = {
 }
 NO_HISTOLOGY = codes.SCT.Neoplasm
 SCORE = codes.DCM.CertaintyOfFinding
-_PATIENT_STUDY_TYPE2 = ("PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
-                        "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
 
 
 def probability_concept(letter: str) -> hd.sr.CodedConcept:
@@ -138,38 +140,18 @@ def _observation_context(model: SrModel) -> hd.sr.ObservationContext:
         observer_type=codes.DCM.Device, observer_identifying_attributes=device))
 
 
-def _source_header(path: Path) -> Dataset:
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except (OSError, pydicom.errors.InvalidDicomError) as exc:
-        raise DicomError(f"cannot re-read {path} for its DICOM SR ({exc})") from None
-    for keyword in _PATIENT_STUDY_TYPE2:  # highdicom reads these; empty when absent
-        if keyword not in ds:
-            setattr(ds, keyword, None)
-    return ds
-
-
 def _evidence(series: Series, results: Sequence[SliceResult]) -> list[Dataset]:
     headers = {h.sop_instance_uid: h for h in series.slices}
     read = [headers[r.sop_instance_uid] for r in results if r.sop_instance_uid in headers]
-    if not read:
-        raise DicomError(f"series {series.uid}: no slice that was read is in the series")
-    evidence = [_source_header(read[0].path)]
-    for header in read[1:]:
-        item = Dataset()
-        item.SOPClassUID, item.SOPInstanceUID = header.sop_class_uid, header.sop_instance_uid
-        item.StudyInstanceUID = header.study_instance_uid
-        item.SeriesInstanceUID = header.series_instance_uid
-        evidence.append(item)
-    return evidence
+    return evidence_of(series.uid, read)
 
 
-def _coding_scheme() -> Dataset:
-    item = Dataset()
-    item.CodingSchemeDesignator = SCHEME
-    item.CodingSchemeName = "detect histology probabilities"
-    item.CodingSchemeResponsibleOrganization = "detect"
-    return item
+def _coding_scheme() -> CodingSchemeIdentificationItem:
+    """detect's private scheme, declared in the SR (highdicom's ``coding_schemes``)."""
+    return CodingSchemeIdentificationItem(
+        designator=SCHEME, name="detect histology probabilities",
+        responsible_organization="detect",
+    )
 
 
 def _document(evidence: Sequence[Dataset], groups: Sequence[Any], model: SrModel
@@ -185,6 +167,8 @@ def _document(evidence: Sequence[Dataset], groups: Sequence[Any], model: SrModel
         series_number=SR_SERIES_NUMBER, sop_instance_uid=generate_uid(), instance_number=1,
         manufacturer="detect", is_complete=True, is_final=False,
         series_description=f"detect {model.family} detections"[:64],
+        coding_schemes=[_coding_scheme()],
+        specific_character_set=character_set(evidence[0]),
     )
 
 
@@ -213,9 +197,8 @@ def build_series_sr(
             warnings.filterwarnings("ignore", message=".*intended person name",
                                     category=UserWarning)
             sr = _document(evidence, groups, model)
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError) as exc:  # highdicom's checks of the content
         raise DicomError(f"series {series.uid}: cannot build its DICOM SR ({exc})") from None
-    sr.CodingSchemeIdentificationSequence = [_coding_scheme()]
     return sr
 
 

@@ -13,14 +13,16 @@ Layout of ``OUT``::
                                      --histology: the head's call per row)
     slices.csv                       one row per slice read
     skipped.csv                      every file not predicted on, with its reason
+
+CSV cells from headers and file names never start a spreadsheet formula
+(:func:`detect.csvfile.write_csv`, re-exported here).
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,11 +30,14 @@ import cv2
 import numpy as np
 
 from detect.boxes import xyxy_to_voc
+from detect.csvfile import write_csv
 from detect.errors import ConfigError
 from detect.histology import LETTERS
 from detect.io.voc import VocObject, voc_xml_bytes
 from detect.predict.histology import head_call
 from detect.predictions import Prediction, histology_argmax
+
+__all__ = ["write_csv"]  # the CSV writer predict uses, from detect.csvfile
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _COLOURS = ((0, 200, 255), (255, 120, 0), (80, 220, 80), (200, 80, 255), (0, 80, 255))
@@ -181,18 +186,6 @@ def summary_rows(
         slices = [r for r in results if r.patient_id == patient]
         rows.append(_summary_row("patient", patient, "", "", slices, head))
     return rows
-
-
-def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> int:
-    """Write rows with the given columns; returns how many rows were written."""
-    count = 0
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    return count
 
 
 def slice_rows(results: Sequence[SliceResult]) -> list[dict[str, object]]:

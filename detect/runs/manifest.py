@@ -15,7 +15,6 @@ from it, never from the command line.
 
 from __future__ import annotations
 
-import json
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -25,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from detect import __version__
 from detect.errors import ConfigError, RunFolderError
-from detect.histology import LETTERS
 from detect.io.atomic import write_json
 from detect.recipe import ChannelRecipe
+from detect.runs.fields import check_fields, parse_model_json
 
 if TYPE_CHECKING:
     from detect.dataset import DatasetInfo
@@ -35,15 +34,6 @@ if TYPE_CHECKING:
 MODEL_FORMAT = "detect-model"
 MODEL_VERSION = 1
 MODEL_JSON = "model.json"
-_REQUIRED = {
-    "family": str,
-    "classes": list,
-    "class_mode": str,
-    "recipe": dict,
-    "imgsz": int,
-    "thresholds": dict,
-    "weights": dict,
-}
 
 
 @dataclass(frozen=True)
@@ -90,34 +80,13 @@ class ModelInfo:
         return self.root / str(self.manifest["weights"][which])
 
 
-def _check_types(data: Mapping[str, Any], where: Path) -> None:
-    for key, kind in _REQUIRED.items():
-        if key not in data:
-            raise RunFolderError(f"{where}: incomplete model.json, missing {key!r}")
-        if not isinstance(data[key], kind):
-            raise RunFolderError(
-                f"{where}: {key!r} must be a {kind.__name__}, found {type(data[key]).__name__}"
-            )
-
-
-def _check_weights_entry(data: Mapping[str, Any], where: Path) -> None:
-    best = data["weights"].get("best")
-    if not isinstance(best, str) or not best:
-        raise RunFolderError(f"{where}: 'weights' must name the best weights file")
-    for name, value in data["weights"].items():
-        rel = Path(str(value))
-        if rel.is_absolute() or ".." in rel.parts:
-            raise RunFolderError(
-                f"{where}: weights[{name!r}] must be a path inside the run folder, got {value!r}"
-            )
-
-
 def validate_model_json(data: Any, where: Path) -> None:
-    """Check that ``data`` is a model.json this version of detect can use.
+    """Check that ``data`` is a model.json this version of detect can use: format, version,
+    then every field detect reads (:func:`detect.runs.fields.check_fields`).
 
     Raises:
-        RunFolderError: wrong format or version, missing or malformed fields, classes that
-            are empty or repeated, or a recipe that is not a channel recipe.
+        RunFolderError: wrong format or version, or a field that is missing, of the wrong
+            type or out of range (one line: the field, what it must be, what was found).
     """
     if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
@@ -130,47 +99,19 @@ def validate_model_json(data: Any, where: Path) -> None:
             f"{where}: model.json version {data.get('version')!r} is not supported (expected "
             f"{MODEL_VERSION}); retrain with this detect or install the detect that wrote it"
         )
-    _check_types(data, where)
-    classes = data["classes"]
-    if not classes or len(set(map(str, classes))) != len(classes):
-        raise RunFolderError(f"{where}: classes must be distinct names, found {classes!r}")
-    if data["class_mode"] not in ("histology", "tumor"):
-        raise RunFolderError(
-            f"{where}: class_mode must be 'histology' or 'tumor', found {data['class_mode']!r}"
-        )
+    check_fields(data, where)
     try:
         ChannelRecipe.from_dict(data["recipe"])
     except ConfigError as exc:
         raise RunFolderError(f"{where}: the recipe does not fit: {exc}") from None
-    if data["imgsz"] < 32:
-        raise RunFolderError(f"{where}: imgsz must be >= 32 px, found {data['imgsz']}")
-    _check_weights_entry(data, where)
-    if data["family"] == "histology":
-        _check_histology(data, where)
-
-
-def _check_histology(data: Mapping[str, Any], where: Path) -> None:
-    """A histology head says A, B, E, G and how it crops (``crop``: margin, min_margin_px)."""
-    if list(data["classes"]) != list(LETTERS):
-        raise RunFolderError(
-            f"{where}: a histology head has classes ['A', 'B', 'E', 'G'], found {data['classes']!r}"
-        )
-    crop = data.get("crop")
-    if not isinstance(crop, dict) or not all(
-        isinstance(crop.get(key), (int, float)) and crop[key] >= 0
-        for key in ("margin", "min_margin_px")
-    ):
-        raise RunFolderError(
-            f"{where}: a histology head needs 'crop' with margin and min_margin_px >= 0, found "
-            f"{crop!r}; retrain it with detect train --model histology"
-        )
 
 
 def read_model_json(path: Path) -> ModelInfo:
     """Read and validate ``path`` (a model.json, or a run folder holding one).
 
     Raises:
-        RunFolderError: missing, unreadable or invalid (see :func:`validate_model_json`).
+        RunFolderError: missing, unreadable, larger than 1 MB, nested deeper than 12 levels,
+            holding NaN/Infinity, or invalid (see :func:`validate_model_json`).
     """
     path = Path(path)
     if path.is_dir():
@@ -179,10 +120,7 @@ def read_model_json(path: Path) -> ModelInfo:
         raise RunFolderError(
             f"no model.json at {path}; pass a run folder written by detect train"
         )
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunFolderError(f"{path}: unreadable model.json ({exc})") from None
+    data = parse_model_json(path)
     validate_model_json(data, path)
     return ModelInfo(root=path.parent, manifest=data)
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from detect.csvfile import write_csv
 from detect.errors import RunFolderError
-from detect.io.atomic import atomic_path
 
 #: metrics.csv columns; losses are the family's own (YOLO: box, cls, dfl), time in s.
 METRIC_COLUMNS = (
@@ -32,11 +31,7 @@ def write_metrics_csv(
 ) -> None:
     """One row per epoch with ``columns`` (default :data:`METRIC_COLUMNS`; a family with
     other metrics passes its own), missing values left empty."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: _cell(row.get(key)) for key in columns})
+    write_csv(path, columns, ({key: _cell(row.get(key)) for key in columns} for row in rows))
 
 
 def _cell(value: Any) -> Any:

@@ -24,7 +24,6 @@ The same seed gives byte-identical files; no clock is read.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from detect import __version__
+from detect.csvfile import write_csv
 from detect.errors import ConfigError
 from detect.histology import LETTERS
 from detect.synth.dicom import SOP_CLASS_NAMES, TRANSFER_SYNTAXES, nbia_text
@@ -332,10 +332,7 @@ def _manifest_rows(writer: PatientWriter, out: Path, first: int) -> list[dict[st
 
 
 def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(_MANIFEST_COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(path, _MANIFEST_COLUMNS, rows)
 
 
 def _write_json(

@@ -137,7 +137,8 @@ def train_yolo(config: TrainConfig, on_epoch: EpochProgress | None = None) -> Tr
     if previous is None:  # load everything that can fail before the run folder exists
         model = yolo.new_model(config.model, config.size, config.weights)
     else:
-        model = yolo.resumable_model(run_dir)
+        model = yolo.resumable_model(run_dir, config.model, str(previous.get("size")),
+                                     previous["args"].get("ultralytics") or {})
     run_dir.mkdir(parents=True, exist_ok=True)
     weighting = config.class_weighting if previous is None else previous["args"]["sampling"]["mode"]
     data_yaml, sampling = write_run_data(run_dir, dataset, weighting)

@@ -191,8 +191,10 @@ def test_cli_eval_weights_refuses_leakage_before_predicting(tmp_path):
     run = tmp_path / "runs" / "yolov8" / "x"
     (run / "weights").mkdir(parents=True)
     (run / "weights" / "best.pt").write_bytes(b"not a checkpoint")
-    (run / "model.json").write_text(json.dumps(
-        {"format": "detect-model", "dataset": {"splits": {"train": ["A0001"]}}}))
+    demo = json.loads((Path(__file__).resolve().parents[2] / "weights" /
+                       "demo-yolov8n-phantom" / "model.json").read_text())
+    demo["dataset"]["splits"] = {"train": ["A0001"]}
+    (run / "model.json").write_text(json.dumps(demo))
     done = CliRunner().invoke(app, ["eval", "--weights", str(run / "weights" / "best.pt"),
                                     "--data", str(dataset.root)])
     assert done.exit_code == 1

@@ -74,7 +74,9 @@ def test_weights_that_are_not_a_detect_model(scans, run_copy, tmp_path):
     [
         ({"format": "detect-dataset"}, "expected format 'detect-model'"),
         ({"version": 7}, "version 7 is not supported"),
-        ({"recipe": {"kind": "windows", "windows": []}}, "recipe does not fit"),
+        ({"recipe": {"kind": "windows", "windows": []}}, "recipe.slice_offsets must be"),
+        ({"recipe": {"kind": "windows", "windows": [], "slice_offsets": [0, 0, 0]}},
+         "recipe does not fit"),
         ({"classes": ["tumor"], "class_mode": "tumor"}, "predicts classes"),
         ({"weights": {"best": "../../elsewhere.pt"}}, "inside the run folder"),
     ],

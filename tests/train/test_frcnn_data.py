@@ -231,7 +231,7 @@ def test_bad_weights_files_are_refused(tmp_path: Path):
         load_pretrained(model, garbage)
     pickled = tmp_path / "pickled.pt"
     torch.save({"x": _NotATensor()}, pickled)  # arbitrary objects are never unpickled
-    with pytest.raises(ConfigError, match="weights-only"):
+    with pytest.raises(ConfigError, match=r"^refused: .* holds .*_NotATensor, which"):
         load_pretrained(model, pickled)
     other = tmp_path / "other.pt"
     torch.save({"model": {"foo.weight": torch.zeros(2)}}, other)

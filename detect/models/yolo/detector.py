@@ -16,8 +16,9 @@ import torch  # noqa: E402  (after the check, so a broken pair fails with one li
 
 from detect.device import torch_device  # noqa: E402
 from detect.errors import RunFolderError  # noqa: E402
+from detect.models.yolo.checkpoint import read_yolo_checkpoint  # noqa: E402
 from detect.models.yolo.decode import YoloDecoding, letterboxed, model_input  # noqa: E402
-from detect.models.yolo.env import prepare_ultralytics  # noqa: E402
+from detect.models.yolo.network import build_network, load_exactly  # noqa: E402
 
 
 class YoloDetector(YoloDecoding):
@@ -42,35 +43,29 @@ class YoloDetector(YoloDecoding):
 
     @classmethod
     def load(
-        cls, weights: Path, *, classes: Sequence[str], imgsz: int, iou: float, device: str
+        cls, weights: Path, *, family: str, size: str, classes: Sequence[str], imgsz: int,
+        iou: float, device: str,
     ) -> YoloDetector:
-        """Load ``weights`` and check its classes against model.json's.
+        """Read ``weights`` with detect's safe reader (tensors and names only,
+        :mod:`detect.models.yolo.checkpoint`), build ``family`` ``size`` from ultralytics'
+        bundled YAML and load the tensors into it; the classes must be model.json's.
 
         Raises:
-            RunFolderError: not a loadable YOLO detection checkpoint, or other classes.
+            RunFolderError: refused, not a YOLO detection checkpoint, other classes, or
+                weights of another architecture than model.json's.
         """
-        prepare_ultralytics()
-        from ultralytics import YOLO
-
-        try:
-            yolo = YOLO(str(weights), task="detect")
-            net: Any = yolo.model
-            names = names_of(yolo.names)
-        except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
+        checkpoint = read_yolo_checkpoint(weights)
+        if checkpoint.names != tuple(classes):
             raise RunFolderError(
-                f"{weights} is not a loadable YOLO checkpoint ({type(exc).__name__}: {first}); "
-                f"pass the weights of a detect run"
-            ) from None
-        if tuple(names) != tuple(classes):
-            raise RunFolderError(
-                f"{weights} predicts classes {names}, but its model.json says {list(classes)}; "
-                f"the run folder is inconsistent, retrain or restore its files"
+                f"{weights} predicts classes {list(checkpoint.names)}, but its model.json says "
+                f"{list(classes)}; the run folder is inconsistent, retrain or restore its files"
             )
+        net = build_network(family, size, checkpoint.names)
+        load_exactly(net, checkpoint.state, weights,
+                     f"{family}{size} weights for {len(classes)} classes")
         target = torch_device(device)
         net = net.float().to(target).eval()
-        if hasattr(net, "fuse"):
-            net = net.fuse(verbose=False)  # Conv+BN folded, as ultralytics' predictor does
+        net = net.fuse(verbose=False)  # Conv+BN folded, as ultralytics' predictor does
         return cls(net, tuple(classes), imgsz, iou, target)
 
     @torch.inference_mode()

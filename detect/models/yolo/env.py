@@ -1,7 +1,13 @@
 """Ultralytics made offline and quiet before its first import.
 
-- Before ultralytics is first imported, :func:`prepare_ultralytics` sets its documented
-  environment switches unless the user set them: ``YOLO_OFFLINE=1`` (no online check, no
+- Before ultralytics is first imported, :func:`prepare_ultralytics` sets
+  ``ULTRALYTICS_SAFE_LOAD=1`` whatever the user set: every checkpoint ultralytics itself
+  reads (the ``last.pt`` it resumes from, the files it writes and re-reads in a run) is
+  loaded with ``weights_only=True`` and its allowlist, and models are built without
+  ``eval`` (detect reads every file a user hands over itself, see
+  :mod:`detect.models.yolo.checkpoint`; this covers what ultralytics reads on its own).
+  It also sets ultralytics' documented environment switches unless the user set them:
+  ``YOLO_OFFLINE=1`` (no online check, no
   pip-update check, no analytics), ``YOLO_AUTOINSTALL=false`` (ultralytics' requirement
   checks, e.g. in its exporter, never pip-install) and
   ``YOLO_CONFIG_DIR=<config home>/detect``, so detect
@@ -44,6 +50,7 @@ def detect_config_home() -> Path:
 def prepare_ultralytics() -> None:
     """Make ultralytics offline and quiet before first use (idempotent; see module doc)."""
     if "ultralytics" not in sys.modules:
+        os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"  # read once, at ultralytics' import
         os.environ.setdefault("YOLO_OFFLINE", "1")
         os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install at run time
         os.environ.setdefault("YOLO_CONFIG_DIR", str(detect_config_home()))

@@ -2,37 +2,54 @@
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from detect.errors import RunFolderError
+from detect.models.checkpoint import load_fault
+from detect.models.yolo.checkpoint import read_yolo_checkpoint
 from detect.models.yolo.env import prepare_ultralytics
+from detect.models.yolo.network import build_network, load_exactly, write_architecture
 
 
-def export_yolo(weights: Path, fmt: str, *, imgsz: int, work_dir: Path, opset: int) -> Path:
+def export_yolo(
+    weights: Path, fmt: str, *, family: str, size: str, classes: Sequence[str], imgsz: int,
+    work_dir: Path, opset: int,
+) -> Path:
     """Export ``weights`` with ultralytics' public ``YOLO(...).export`` on the CPU: ONNX with
     dynamic batch and size, simplified (onnxslim), at ``opset``; TorchScript traced at
-    ``imgsz``. ultralytics writes beside the weights it is given, so a copy in ``work_dir``
-    is exported (nothing lands in the run folder). Returns the exported file.
+    ``imgsz``.
+
+    ultralytics never opens ``weights``: detect reads its tensors
+    (:mod:`detect.models.yolo.checkpoint`) into ``family`` ``size`` built from the bundled
+    YAML, and ultralytics gets a ``YOLO`` made from that YAML (with ``nc`` = the number of
+    classes, written in ``work_dir``) loaded from that network. The exported file lands in
+    ``work_dir`` (nothing in the run folder). Returns the exported file.
 
     Raises:
-        RunFolderError: ultralytics could not export the checkpoint.
+        RunFolderError: the checkpoint is refused or does not fit, or ultralytics could not
+            export it.
     """
-    prepare_ultralytics()  # YOLO_AUTOINSTALL=false: its requirement check never pip-installs
+    checkpoint = read_yolo_checkpoint(weights)
+    net = build_network(family, size, classes)
+    load_exactly(net, checkpoint.state, weights,
+                 f"{family}{size} weights for {len(classes)} classes")
+    prepare_ultralytics()  # YOLO_AUTOINSTALL=false: its requirement check never pips
     from ultralytics import YOLO
 
     args: dict[str, Any] = {"format": fmt, "imgsz": imgsz, "device": "cpu", "batch": 1}
     if fmt == "onnx":
         args.update(dynamic=True, simplify=True, opset=opset)
-    copy = work_dir / "model.pt"
-    shutil.copyfile(weights, copy)
     try:
-        exported = YOLO(str(copy), task="detect").export(**args)
-    except Exception as exc:  # ultralytics raises many types for a file it cannot export
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        yolo = YOLO(str(write_architecture(work_dir, family, size, len(classes))),
+                    task="detect")
+        yolo.load(net)  # ultralytics' public load from a module: names and shapes match
+        yolo.model.names = dict(enumerate(classes))  # type: ignore[union-attr]
+        exported = yolo.export(**args)
+    except Exception as exc:  # ultralytics raises many types for a model it cannot export
         raise RunFolderError(
-            f"ultralytics could not export {weights} to {fmt} ({type(exc).__name__}: "
-            f"{first[:200]}); pass the weights of a detect YOLO run"
+            f"ultralytics could not export {weights} to {fmt} ({load_fault(exc)}); pass the "
+            f"weights of a detect YOLO run"
         ) from None
     return Path(str(exported))

@@ -4,6 +4,11 @@ Nothing downloads at run time:
 
 - Models are built from the architecture YAML (``yolov8n.yaml``) when no ``--weights`` is
   given, and ``pretrained=False``.
+- ``--weights`` and ``--resume`` files are read by detect's safe reader
+  (:mod:`detect.models.yolo.checkpoint`, which also says what is trusted): ``--weights``
+  gives only tensors, loaded into the YAML-built network where names and shapes fit;
+  ``--resume`` checks ``last.pt`` (:func:`check_resumable`) before ultralytics' trainer
+  reads it.
 - AMP: ultralytics' fp16 AMP check fetches ``yolo26n.pt``. ``amp="auto"`` therefore uses
   ``bf16`` on GPUs that support it (no check), fp16 only when the check weights are already
   in ultralytics' ``weights_dir``, and fp32 otherwise; CPU training is fp32. An explicit
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,9 +33,16 @@ require_working_torch()
 
 import torch  # noqa: E402  (after the check, so a broken pair fails with one line)
 
-from detect.errors import ConfigError  # noqa: E402
+from detect.errors import ConfigError, RunFolderError  # noqa: E402
 from detect.models.catalog import YOLO_FAMILIES, YOLO_SIZES  # noqa: E402
+from detect.models.yolo.checkpoint import YoloCheckpoint, read_yolo_checkpoint  # noqa: E402
 from detect.models.yolo.env import prepare_ultralytics  # noqa: E402
+from detect.models.yolo.network import (  # noqa: E402
+    architecture_yaml,
+    build_network,
+    load_matching,
+    same_architecture,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +64,6 @@ _RESULTS_COLUMNS = {
     "val/dfl_loss": "val_dfl_loss",
 }
 EpochCallback = Callable[[int, int], None]
-
-
-def architecture_yaml(family: str, size: str) -> str:
-    """``yolov8n.yaml`` / ``yolo11s.yaml``: ultralytics' bundled architecture files."""
-    if family not in FAMILIES or size not in SIZES:
-        raise ConfigError(
-            f"YOLO model must be one of {FAMILIES} with size in {SIZES}, got {family!r} {size!r}"
-        )
-    return f"{family}{size}.yaml"
 
 
 def amp_setting(amp: str, device: str) -> bool | str:
@@ -131,37 +134,94 @@ def _epoch_hook(on_epoch: EpochCallback | None) -> Callable[[Any], None]:
     return hook
 
 
-def _load_weights_into(model: Any, weights: Path) -> None:
-    try:
-        model.load(str(weights))
-    except Exception as exc:  # ultralytics raises many types for a bad file
-        raise ConfigError(
-            f"--weights {weights} is not a loadable YOLO checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); pass a .pt written by "
-            f"ultralytics or detect train"
-        ) from None
-
-
 def new_model(family: str, size: str, weights: Path | None) -> Any:
-    """A YOLO built from its architecture YAML, with ``weights`` loaded where they fit.
+    """A YOLO built from its architecture YAML, with the tensors of ``weights`` loaded
+    where names and shapes fit (ultralytics' public ``YOLO.load`` from a module). The file
+    is read by detect's safe reader only (:mod:`detect.models.yolo.checkpoint`).
 
     Raises:
-        ConfigError: the weights file cannot be loaded.
+        ConfigError: the weights file is refused, not a YOLO detection checkpoint, or none
+            of its tensors fit ``family`` ``size``.
     """
     prepare_ultralytics()
     from ultralytics import YOLO
 
     model = YOLO(architecture_yaml(family, size))
     if weights is not None:
-        _load_weights_into(model, weights)
+        try:
+            checkpoint = read_yolo_checkpoint(weights)
+        except RunFolderError as exc:
+            raise ConfigError(f"--weights: {exc}") from None
+        donor = build_network(family, size, checkpoint.names)
+        fitted = load_matching(donor, checkpoint.state)
+        if fitted == 0:
+            raise ConfigError(
+                f"--weights {weights}: none of its {len(checkpoint.state)} tensors fit "
+                f"{family}{size}; pass weights of that model (or pick its --model/--size)"
+            )
+        log.info("--weights: %d of %d tensors fit %s%s", fitted, len(checkpoint.state),
+                 family, size)
+        model.load(donor)
     return model
 
 
-def resumable_model(run_dir: Path) -> Any:
-    """The YOLO of an interrupted run (``run_dir/weights/last.pt`` with optimizer state).
+#: Training arguments ultralytics sets itself on resume (model, resume, data and save_dir
+#: come from detect's call) or resolves from a name (optimizer "auto" -> "AdamW").
+_SET_ON_RESUME = ("model", "resume", "data", "save_dir", "optimizer", "mode", "task")
+#: Text arguments detect passes (YoloTrainSpec.train_args) and records in model.json.
+_PASSED_BY_DETECT = ("device", "project", "name", "amp")
+
+
+def check_resumable(checkpoint: YoloCheckpoint, family: str, size: str, run_dir: Path,
+                    recorded: Mapping[str, Any]) -> None:
+    """What ultralytics' trainer takes from ``last.pt`` on resume, checked first (see
+    :mod:`detect.models.yolo.checkpoint`, "What is trusted"): it must be resumable, its
+    architecture the bundled one of ``family`` ``size`` (ultralytics rebuilds the network
+    from it), and its training arguments may name no file or folder detect did not pass:
+    every text argument is ultralytics' default, one ultralytics sets on resume itself
+    (``save_dir`` and ``data`` come from detect's call), or, for the text arguments detect
+    passes, the value recorded in model.json (``recorded``: ``args.ultralytics``).
 
     Raises:
-        ConfigError: last.pt is missing, or it is not resumable (the run finished).
+        ConfigError: finished, or a last.pt detect would not have written.
+    """
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    last = checkpoint.path
+    if not checkpoint.resumable:
+        raise ConfigError(
+            f"{run_dir} finished training; nothing to resume (fine-tune it with "
+            f"--weights {last.parent / 'best.pt'} in a new run)"
+        )
+    if checkpoint.architecture is None or not same_architecture(
+            checkpoint.architecture, family, size):
+        raise ConfigError(f"refused: {last} describes another network than {family}{size}; "
+                          f"it was not resumed, start a new run")
+    for key, value in checkpoint.train_args.items():
+        if key in _SET_ON_RESUME or not _names_a_file(value):
+            continue
+        passed = key in _PASSED_BY_DETECT and value == recorded.get(key)
+        if value != DEFAULT_CFG_DICT.get(key) and not passed:
+            raise ConfigError(f"refused: {last} sets training argument {key} to "
+                              f"{str(value)[:80]!r}, which detect never does; it was not "
+                              f"resumed, start a new run")
+
+
+def _names_a_file(value: Any) -> bool:
+    """Text (or text in a list) could name a file, a folder or a URL; numbers cannot."""
+    if isinstance(value, (list, tuple)):
+        return any(_names_a_file(v) for v in value)
+    return isinstance(value, str)
+
+
+def resumable_model(run_dir: Path, family: str, size: str,
+                    recorded: Mapping[str, Any]) -> Any:
+    """The YOLO that resumes ``run_dir/weights/last.pt``, after :func:`check_resumable`
+    read it with detect's safe reader. The YOLO is built from the bundled YAML; ultralytics'
+    trainer then reads last.pt itself (:func:`resume_yolo`).
+
+    Raises:
+        ConfigError: last.pt is missing, refused, finished, or not detect's.
     """
     prepare_ultralytics()
     from ultralytics import YOLO
@@ -169,14 +229,12 @@ def resumable_model(run_dir: Path) -> Any:
     last = run_dir / "weights" / "last.pt"
     if not last.is_file():
         raise ConfigError(f"nothing to resume in {run_dir}: no weights/last.pt; start a new run")
-    model = YOLO(str(last))
-    ckpt = model.ckpt or {}
-    if int(ckpt.get("epoch", -1)) < 0 or ckpt.get("optimizer") is None:
-        raise ConfigError(
-            f"{run_dir} finished training; nothing to resume (fine-tune it with "
-            f"--weights {last.parent / 'best.pt'} in a new run)"
-        )
-    return model
+    try:
+        checkpoint = read_yolo_checkpoint(last)
+    except RunFolderError as exc:
+        raise ConfigError(f"--resume: {exc}") from None
+    check_resumable(checkpoint, family, size, run_dir, recorded)
+    return YOLO(architecture_yaml(family, size))
 
 
 def train_yolo(model: Any, spec: YoloTrainSpec, on_epoch: EpochCallback | None = None) -> None:
@@ -189,10 +247,11 @@ def resume_yolo(
     model: Any, run_dir: Path, data_yaml: Path, device: str, workers: int,
     on_epoch: EpochCallback | None = None,
 ) -> None:
-    """Continue ``model`` (from :func:`resumable_model`) with ultralytics' resume."""
+    """Continue ``run_dir/weights/last.pt`` with ultralytics' resume (``model`` from
+    :func:`resumable_model`, which checked that file)."""
     model.add_callback("on_fit_epoch_end", _epoch_hook(on_epoch))
-    model.train(resume=True, data=str(data_yaml), device=device, workers=workers,
-                save_dir=str(run_dir.resolve()), plots=False)
+    model.train(resume=str((run_dir / "weights" / "last.pt").resolve()), data=str(data_yaml),
+                device=device, workers=workers, save_dir=str(run_dir.resolve()), plots=False)
 
 
 def read_results(run_dir: Path) -> list[dict[str, Any]]:
