@@ -50,6 +50,7 @@ from pydicom.uid import generate_uid
 
 from detect import __version__
 from detect.errors import DicomError
+from detect.io.paths import inside
 from detect.predict.sources import Series
 from detect.predict.sr_evidence import character_set, evidence_of
 from detect.predict.writers import SliceResult, safe_name
@@ -223,7 +224,7 @@ def write_series_srs(
         if not mine or not any(r.predictions for r in mine):
             continue
         sr = build_series_sr(one, mine, model)
-        path = out / SR_DIR / safe_name(mine[0].patient_id) / f"{safe_name(one.uid)}.dcm"
+        path = inside(out, SR_DIR, safe_name(mine[0].patient_id), f"{safe_name(one.uid)}.dcm")
         path.parent.mkdir(parents=True, exist_ok=True)
         sr.save_as(path, enforce_file_format=True)
         written.append(path)

@@ -21,7 +21,6 @@ CSV cells from headers and file names never start a spreadsheet formula
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +32,13 @@ from detect.boxes import xyxy_to_voc
 from detect.csvfile import write_csv
 from detect.errors import ConfigError
 from detect.histology import LETTERS
+from detect.io.paths import inside, safe_component
 from detect.io.voc import VocObject, voc_xml_bytes
 from detect.predict.histology import head_call
 from detect.predictions import Prediction, histology_argmax
 
 __all__ = ["write_csv"]  # the CSV writer predict uses, from detect.csvfile
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _COLOURS = ((0, 200, 255), (255, 120, 0), (80, 220, 80), (200, 80, 255), (0, 80, 255))
 SUMMARY_COLUMNS = (
     "level",
@@ -69,9 +68,10 @@ SLICE_COLUMNS = (
 
 
 def safe_name(text: str, fallback: str = "unknown") -> str:
-    """A single path component made of ``[A-Za-z0-9._-]`` (never ``.``, ``..`` or empty)."""
-    cleaned = _UNSAFE.sub("_", text.strip()).strip("._") or fallback
-    return cleaned[:128]
+    """A single path component from a data value (a patient ID, a UID): the value itself
+    when it is safe, else its safe characters and a hash, so distinct values never share
+    a file (:func:`detect.io.paths.safe_component`); ``fallback`` for an empty value."""
+    return safe_component(text.strip() or fallback)
 
 
 @dataclass
@@ -99,7 +99,8 @@ def write_voc(out: Path, result: SliceResult) -> Path:
     data = voc_xml_bytes(
         objects, result.width, result.height, 1, scores=[p.score for p in result.predictions]
     )
-    path = out / "voc" / safe_name(result.patient_id) / f"{safe_name(result.sop_instance_uid)}.xml"
+    path = inside(out, "voc", safe_name(result.patient_id),
+                  f"{safe_name(result.sop_instance_uid)}.xml")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
@@ -123,7 +124,8 @@ def draw_overlay(lung: np.ndarray, predictions: Sequence[Prediction]) -> np.ndar
 
 def write_overlay(out: Path, result: SliceResult, lung: np.ndarray) -> Path:
     """``out/png/<patient>/<SOP>.png``: the overlay of one slice."""
-    path = out / "png" / safe_name(result.patient_id) / f"{safe_name(result.sop_instance_uid)}.png"
+    path = inside(out, "png", safe_name(result.patient_id),
+                  f"{safe_name(result.sop_instance_uid)}.png")
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, buffer = cv2.imencode(".png", draw_overlay(lung, result.predictions))
     if not ok:

@@ -213,8 +213,11 @@ def test_parallel_scan_and_render_give_the_serial_results(tmp_path):
 def test_names_from_headers_cannot_leave_the_output_folder(tiny_run, tmp_path, monkeypatch):
     from detect.predict.writers import safe_name
 
-    assert safe_name("../../etc/passwd") == "etc_passwd"
-    assert safe_name("..") == "unknown" and safe_name(" ") == "unknown"
+    for hostile in ("../../etc/passwd", "..", "/etc/x", "a\\b"):
+        name = safe_name(hostile)
+        assert "/" not in name and "\\" not in name and not name.startswith(".")
+    assert safe_name(" ") == "unknown" and safe_name("Lung_Dx-A0002") == "Lung_Dx-A0002"
+    assert safe_name("a/b") != safe_name("a_b")  # distinct values never share a file
     result, _ = tiny_run
     write_ct_series(tmp_path / "in", patient_id="../../../escaped", slices=2)
     monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: SquareFinder())
@@ -223,4 +226,4 @@ def test_names_from_headers_cannot_leave_the_output_folder(tiny_run, tmp_path, m
                           save=("json", "voc"), device="cpu", workers=1))
     written = [p for p in tmp_path.rglob("*.xml")]
     assert len(written) == 2 and all(out in p.parents for p in written)
-    assert {p.parent.name for p in written} == {"escaped"}
+    assert {p.parent.name for p in written} == {safe_name("../../../escaped")}
