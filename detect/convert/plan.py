@@ -134,24 +134,22 @@ def _task(
     )
 
 
+#: How a slice's :meth:`~detect.io.dicom.SliceHeader.unusable` reason is accounted for.
+_KINDS = {"fused": "fused-image", "pet": "unsupported-dicom", "not-ct": "unsupported-dicom",
+          "multi-frame": "unsupported-dicom"}
+
+
 def _unusable(header: SliceHeader, fused_mode: str, max_pixels: int) -> tuple[str, str] | None:
-    too_large = header.size_problem(max_pixels)
-    if too_large is not None:
-        return "image-too-large", too_large
-    if header.is_fused:
+    found = header.unusable(max_pixels)
+    if found is None:
+        return None
+    reason, detail = found
+    if reason == "fused":
         if fused_mode == "include":
             return None
-        return "fused-image", (
-            "secondary-capture fused PET/CT image (RGB screenshot); excluded by default, "
-            "convert with --fused include"
-        )
-    if header.modality != "CT":
-        return "unsupported-dicom", f"modality {header.modality!r}; only CT slices are converted"
-    if header.number_of_frames > 1:
-        return "unsupported-dicom", f"multi-frame image ({header.number_of_frames} frames)"
-    if header.rescale_problem is not None:
-        return "missing-rescale", header.rescale_problem
-    return None
+        detail = ("secondary-capture fused PET/CT image (RGB screenshot); excluded by "
+                  "default, convert with --fused include")
+    return _KINDS.get(reason, reason), detail
 
 
 def _id_like(patient_id: str) -> str:

@@ -145,6 +145,27 @@ class SliceHeader:
         """Why a CT slice's HU cannot be trusted (no rescale), or None."""
         return None if self.has_rescale or not self.is_ct else _RESCALE_MISSING
 
+    def unusable(self, max_pixels: int) -> tuple[str, str] | None:
+        """Why this file is not a plain CT slice a model can read, as (reason, detail), or
+        None. Reasons, in the order checked: ``image-too-large``, ``fused`` (a fused PET/CT
+        screenshot), ``pet``, ``not-ct``, ``multi-frame``, ``missing-rescale``. Predict
+        reports them as they are; convert maps them to its accounting kinds."""
+        too_large = self.size_problem(max_pixels)
+        if too_large is not None:
+            return "image-too-large", too_large
+        if self.is_fused:
+            return "fused", (
+                f"fused/secondary-capture image (SOP class {self.sop_class_uid}, "
+                f"{self.samples_per_pixel} samples, {self.photometric})"
+            )
+        if self.modality == "PT":
+            return "pet", "PET slice (Modality PT); the models read CT"
+        if self.modality != "CT":
+            return "not-ct", f"Modality {self.modality or 'missing'}; the models read CT"
+        if self.number_of_frames > 1:
+            return "multi-frame", f"multi-frame image ({self.number_of_frames} frames)"
+        return ("missing-rescale", self.rescale_problem) if self.rescale_problem else None
+
 
 def _floats(value: object, count: int) -> tuple[float, ...] | None:
     try:

@@ -119,24 +119,9 @@ def header_or_skip(path: Path) -> SliceHeader | Skipped:
 def skip_reason(
     header: SliceHeader, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[str, str] | None:
-    """Why a readable slice is not predicted on, or None for a plain CT slice."""
-    too_large = header.size_problem(max_pixels)
-    if too_large is not None:
-        return "image-too-large", too_large
-    if header.is_fused:
-        return "fused", (
-            f"fused/secondary-capture image (SOP class {header.sop_class_uid}, "
-            f"{header.samples_per_pixel} samples, {header.photometric})"
-        )
-    if header.modality == "PT":
-        return "pet", "PET slice (Modality PT); the models read CT"
-    if header.modality != "CT":
-        return "not-ct", f"Modality {header.modality or 'missing'}; the models read CT"
-    if header.number_of_frames > 1:
-        return "multi-frame", f"{header.number_of_frames} frames in one file"
-    if header.rescale_problem is not None:
-        return "missing-rescale", header.rescale_problem
-    return None
+    """Why a readable slice is not predicted on, or None for a plain CT slice
+    (:meth:`detect.io.dicom.SliceHeader.unusable`, reasons as they are)."""
+    return header.unusable(max_pixels)
 
 
 def parallel_map(
