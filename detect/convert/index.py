@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
@@ -97,9 +98,17 @@ def _header_to_json(header: SliceHeader) -> dict[str, Any]:
     return data
 
 
+#: Header values that repeat across the slices of a series: one string object each.
+_SHARED = ("series_instance_uid", "study_instance_uid", "patient_id", "modality",
+           "sop_class_uid", "photometric", "series_description")
+
+
 def _header_from_json(data: dict[str, Any]) -> SliceHeader:
     values = dict(data)
     values["path"] = Path(values["path"])
+    for key in _SHARED:
+        if isinstance(values.get(key), str):
+            values[key] = sys.intern(values[key])
     for key in ("position", "orientation", "pixel_spacing"):
         if values[key] is not None:
             values[key] = tuple(values[key])
@@ -193,7 +202,7 @@ def _run_chunks(
 def _assemble(root: Path, files: list[Path], results: dict[str, Any]) -> DicomIndex:
     index = DicomIndex(root=root, files_seen=len(files))
     for path in files:
-        result = results[str(path)]
+        result = results.pop(str(path))  # freed as it becomes a header
         if "issue" in result:
             index.issues.append(Issue.from_json(result["issue"]))
             continue

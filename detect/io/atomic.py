@@ -38,5 +38,8 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any, *, indent: int | None = 1) -> None:
-    """Write ``data`` as JSON (and a final newline) to ``path`` atomically."""
-    write_text(path, json.dumps(data, indent=indent) + "\n")
+    """Write ``data`` as JSON (and a final newline) to ``path`` atomically, streamed (a
+    large document is never held as one string)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=indent)
+        handle.write("\n")

@@ -10,8 +10,8 @@ cache, and the script records:
 
 - wall time and time per file (every file under the DICOM root counts: the index reads
   them all);
-- peak RSS of the whole process tree (the command and its workers, summed, sampled every
-  20 ms from /proc);
+- peak memory of the whole process tree (the command and its workers, summed as PSS so
+  that pages forked workers share with their parent count once; sampled every 20 ms);
 - the size of the header index cache (OUT/.cache/dicom-index.json).
 
 Goals (issue 12): time per file flat within 10 % from 40 to 355 patients; peak RSS
@@ -52,25 +52,40 @@ from skeleton import build  # noqa: E402
 VOLATILE = ("converter", "created", "seconds", "args", "sources")
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size in bytes (shared pages split among their users), or RSS
+    where smaps_rollup is missing."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def tree_rss(pid: int) -> int:
-    """RSS in bytes of ``pid`` and all its descendants (from /proc)."""
+    """Memory in bytes of ``pid`` and all its descendants, summed as PSS: forked workers
+    share their parent's pages, which a sum of RSS would count once per process."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
-            ppid, pages = int(fields[1]), int(fields[21])
+            children.setdefault(int(fields[1]), []).append(int(entry))
         except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
     total, stack = 0, [pid]
     while stack:
         current = stack.pop()
-        total += rss.get(current, 0)
+        total += _pss(current)
         stack.extend(children.get(current, []))
     return total
 
@@ -204,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         row = scale_row(args.skeleton, everyone[:size], work, args.workers)
         rows.append(row)
         print(f"{row['patients']:>4} patients {row['files']:>7} files {row['seconds']:7.1f} s "
-              f"{row['ms_per_file']:.3f} ms/file peak RSS {row['peak_rss_bytes'] / 2**20:.0f} MiB "
+              f"{row['ms_per_file']:.3f} ms/file peak PSS {row['peak_rss_bytes'] / 2**20:.0f} MiB "
               f"cache {row['index_cache_bytes'] / 2**20:.1f} MiB", flush=True)
     shards = shard_check(args.skeleton, everyone[:args.shard_patients], work, args.workers,
                          [int(n) for n in args.shards.split(",") if n])
@@ -219,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
               "workers": args.workers, "rows": rows, "shards": shards,
               "time_per_file_spread": flat, "cpu_per_file_spread": cpu_flat,
               "when": time.strftime("%Y-%m-%d %H:%M")}
-    table = ["| patients | files | wall s | ms per file | CPU ms per file | peak RSS (tree) "
+    table = ["| patients | files | wall s | ms per file | CPU ms per file | peak PSS (tree) "
              "| index cache |", "|---|---|---|---|---|---|---|"]
     table += [f"| {r['patients']} | {r['files']:,} | {r['seconds']:.1f} | "
               f"{r['ms_per_file']:.3f} | {r['cpu_ms_per_file']:.3f} | "
