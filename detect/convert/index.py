@@ -20,7 +20,7 @@ from typing import Any
 
 from detect.convert.issues import Issue
 from detect.errors import DicomError
-from detect.io.atomic import write_json
+from detect.io.atomic import write_json_table
 from detect.io.dicom import NotDicomError, SliceHeader, read_header, sort_slices
 from detect.io.walk import walk_tree
 
@@ -137,7 +137,7 @@ def _load_cache(cache_path: Path | None) -> dict[str, Any]:
 
 def _save_cache(cache_path: Path, files: dict[str, Any]) -> None:
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(cache_path, {"version": _CACHE_VERSION, "files": files}, indent=None)
+    write_json_table(cache_path, {"version": _CACHE_VERSION}, "files", files)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,18 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any, *, indent: int | None = 1) -> None:
-    """Write ``data`` as JSON (and a final newline) to ``path`` atomically, streamed (a
-    large document is never held as one string)."""
+    """Write ``data`` as JSON (and a final newline) to ``path`` atomically."""
+    write_text(path, json.dumps(data, indent=indent) + "\n")
+
+
+def write_json_table(path: Path, head: Mapping[str, Any], key: str,
+                     table: Mapping[str, Any]) -> None:
+    """Write ``{**head, key: table}`` as compact JSON, atomically, one ``table`` entry at a
+    time: a table of a quarter of a million entries is never held as one string, and each
+    entry still goes through json's C encoder (``json.dump`` to a file would not)."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=indent)
-        handle.write("\n")
+        handle.write(json.dumps(dict(head))[:-1])
+        handle.write(("," if head else "") + json.dumps(key) + ":{")
+        for number, (name, value) in enumerate(table.items()):
+            handle.write(("," if number else "") + json.dumps(name) + ":" + json.dumps(value))
+        handle.write("}}\n")
