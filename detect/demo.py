@@ -1,9 +1,12 @@
 """``detect demo``: the whole chain on a built-in phantom cohort, offline, on the CPU.
 
 synth → convert → train yolov8n briefly → eval on the test split (report.html) →
-predict on the test patients' DICOM folders (JSON, VOC XML, overlays). Each stage is the
-same library call its own command makes, so the demo shows exactly what a user gets.
-Deterministic for a seed (phantom, split and CPU training are all seeded).
+predict on the test patients' DICOM folders (JSON, VOC XML, overlays) → real CT: the
+shipped real model (``weights/real-yolov8n``) on the repository's real sample (one real
+patient it never saw), scored against its boxes, with a side-by-side figure at the end of
+report.html (:mod:`detect.demo_real`). Each stage is the same library call its own
+command makes, so the demo shows exactly what a user gets. Deterministic for a seed
+(phantom, split and CPU training are all seeded).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from detect.errors import ConfigError
+from detect.shipped import RealSample
 
 log = logging.getLogger(__name__)
 Stage = Callable[[str], None]
@@ -35,6 +39,9 @@ class DemoConfig:
     seed: int = 0
     device: str = "auto"
     save: tuple[str, ...] = ("json", "voc", "png")
+    real: bool = True
+    real_sample: Path | None = None  # None: the clone's datasets/lung-pet-ct-dx/sample
+    real_weights: Path | None = None  # None: the clone's weights/real-yolov8n
 
     def __post_init__(self) -> None:
         if self.patients < 8:
@@ -58,6 +65,7 @@ class DemoSummary:
     run_dir: Path
     metrics: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
+    real: Path | None = None
 
 
 def _test_patient_folders(dicom_root: Path, patients: list[str]) -> list[Path]:
@@ -77,6 +85,8 @@ def run_demo(config: DemoConfig, stage: Stage | None = None,
     from detect.synth.cohort import SynthConfig, synthesize
     from detect.train import TrainConfig, train
 
+    real = _real_inputs(config)  # before any work: a missing sample fails in a second
+    steps = 6 if real is not None else 5
     say = stage or (lambda text: log.info(text))
     seconds: dict[str, float] = {}
     clock = time.monotonic()
@@ -87,39 +97,72 @@ def run_demo(config: DemoConfig, stage: Stage | None = None,
         clock = time.monotonic()
 
     out = config.out
-    say(f"1/5 synth: {config.patients} phantom patients, {config.slices} slices, {config.size} px")
+    say(f"1/{steps} synth: {config.patients} phantom patients, {config.slices} slices, "
+        f"{config.size} px")
     cohort = synthesize(out / "phantom", SynthConfig(
         patients=config.patients, slices=config.slices, size=config.size, seed=config.seed))
     lap("synth")
-    say("2/5 convert: DICOM + VOC → PNG dataset (COCO + YOLO), split by patient")
+    say(f"2/{steps} convert: DICOM + VOC → PNG dataset (COCO + YOLO), split by patient")
     convert(ConvertConfig(cohort.dicom_root, cohort.annotation_root, out / "dataset",
                           seed=config.seed, split=(0.6, 0.2, 0.2)))
     dataset = load_dataset(out / "dataset")
     lap("convert")
-    say(f"3/5 train: yolov8n from its YAML, {config.epochs} epochs (no download)")
+    say(f"3/{steps} train: yolov8n from its YAML, {config.epochs} epochs (no download)")
     result = train(TrainConfig(model="yolov8", data=dataset.root, size="n",
                                epochs=config.epochs, batch=config.batch, device=config.device,
                                project=out / "runs", name="demo", seed=config.seed),
                    on_epoch=on_epoch)
     lap("train")
-    say("4/5 eval: test split → metrics.json, report.md, report.html")
+    say(f"4/{steps} eval: test split → metrics.json, report.md, report.html")
     evaluation = run_eval(EvalConfig(data=dataset.root, split="test", weights=result.run_dir,
                                      out=out / "eval", device=config.device, seed=config.seed),
                           predict_split=predict_split)
     lap("eval")
-    say("5/5 predict: the test patients' DICOM folders → predictions, VOC XML, overlays")
+    say(f"5/{steps} predict: the test patients' DICOM folders → predictions, VOC XML, overlays")
     sources = _test_patient_folders(cohort.dicom_root, dataset.splits["test"])
     predicted = predict(PredictConfig(sources=tuple(sources), weights=result.run_dir,
                                       out=out / "predict", save=config.save,
                                       device=config.device))
     lap("predict")
-    metrics = {
+    real_result = None
+    if real is not None:
+        from detect.demo_real import run_real_stage
+        from detect.eval.report import write_report
+
+        say(f"6/{steps} real CT: the shipped real model on a real patient it never saw "
+            f"(Lung-PET-CT-Dx A0002) → scored against its boxes, side-by-side figure")
+        real_result = run_real_stage(out / "real", sample=real[0], weights=real[1],
+                                     device=config.device)
+        write_report(evaluation.result, evaluation.out, dataset, real_result.blocks)
+        lap("real")
+    metrics: dict[str, Any] = {
         "mAP50": evaluation.result.map50, "mAP50-95": evaluation.result.map50_95,
         "AP@0.1": evaluation.result.ap10, "FROC mean": evaluation.result.froc_mean,
         "patient sensitivity": evaluation.result.patient_sensitivity,
         "test patients": len(dataset.splits["test"]), "slices predicted": predicted.slices,
         "detections": predicted.detections,
     }
+    if real_result is not None:
+        score = real_result.score
+        metrics.update({
+            "real CT: tumour AP50 (annotated slices)": score.ap50_annotated,
+            "real CT: sensitivity at 8 FP/series": score.sensitivity_at(8.0),
+            "real CT: patient found": ", ".join(
+                f"{p} {'yes' if hit else 'no'}" for p, hit in score.patients_found.items()),
+        })
     return DemoSummary(out=out, report=evaluation.files["report_html"],
                        predictions=predicted.out, run_dir=result.run_dir, metrics=metrics,
-                       seconds=seconds)
+                       seconds=seconds, real=None if real_result is None else real_result.out)
+
+
+def _real_inputs(config: DemoConfig) -> tuple[RealSample, Path] | None:
+    """The real sample and model of the last stage, or None with ``real=False``.
+
+    Raises:
+        ShippedFileMissing: either is not found (the message says how to pass them).
+    """
+    if not config.real:
+        return None
+    from detect.shipped import real_sample, real_weights
+
+    return real_sample(config.real_sample), real_weights(config.real_weights)

@@ -18,7 +18,8 @@ def test_tiny_demo_end_to_end(tmp_path, yolo_env):
                                       "--slices", "12", "--size", "64", "--epochs", "1",
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    for stage in ("1/5 synth", "2/5 convert", "3/5 train", "4/5 eval", "5/5 predict"):
+    for stage in ("1/6 synth", "2/6 convert", "3/6 train", "4/6 eval", "5/6 predict",
+                  "6/6 real CT"):
         assert stage in result.output
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     report = (out / "eval" / "report.md").read_text()
@@ -30,6 +31,11 @@ def test_tiny_demo_end_to_end(tmp_path, yolo_env):
     assert f"| mAP50 (COCO) | {metrics['detection']['map50']:.3f} |" in report
     assert (out / "eval" / "report.html").stat().st_size > 10_000  # figures embedded
     assert str(out / "eval" / "report.html") in result.output
+    # the report ends on real CT: the shipped real model on the repository's real sample
+    real = json.loads((out / "real" / "metrics.json").read_text())
+    assert "## Real CT: Lung-PET-CT-Dx patient A0002 (never trained on)" in report
+    assert f"| tumour AP50, annotated slices | {real['ap50_annotated']:.3f} |" in report
+    assert "(../real/side_by_side.png)" in report
     model = json.loads((out / "runs" / "yolov8" / "demo" / "model.json").read_text())
     assert model["status"] == "complete" and model["family"] == "yolov8"
     summary = (out / "predict" / "summary.csv").read_text().splitlines()

@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "families": 1,
     "recipe": 1,
     "io": 1,
+    "shipped": 1,
     "dataset": 2,
     "runs": 2,
     "predictions": 2,
@@ -40,6 +41,7 @@ LAYERS: dict[str, int] = {
     "cli": 5,
     "histology": 1,
     "demo": 5,
+    "demo_real": 5,
     "__init__": 0,
 }
 

@@ -180,3 +180,67 @@ def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Pat
     cv2.imwrite(str(path), np.vstack(rows))
     note = f"{len(items) - absent} shown" + (f", {absent} without image" if absent else "")
     return path, note
+
+
+PANEL = 256
+PAIRS_PER_ROW = 2
+ORANGE = (0, 150, 255)  # BGR
+
+
+def _panel(grey: np.ndarray, boxes: Sequence[tuple[Sequence[float], tuple[int, int, int],
+           str]], caption: str) -> np.ndarray:
+    """A whole slice scaled to PANEL px with boxes (and their texts) and a caption strip."""
+    import cv2
+
+    height, width = grey.shape[:2]
+    scale = PANEL / max(height, width, 1)
+    image = cv2.resize(np.ascontiguousarray(grey), (round(width * scale), round(height * scale)),
+                       interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((PANEL, PANEL, 3), dtype=np.uint8)
+    canvas[: image.shape[0], : image.shape[1]] = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    for box, colour, text in boxes:
+        a = (round(float(box[0]) * scale), round(float(box[1]) * scale))
+        b = (round(float(box[2]) * scale), round(float(box[3]) * scale))
+        cv2.rectangle(canvas, a, b, colour, 1)
+        if text:
+            cv2.putText(canvas, text, (a[0], max(a[1] - 3, 9)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                        colour, 1, cv2.LINE_AA)
+    strip = np.zeros((18, PANEL, 3), dtype=np.uint8)
+    cv2.putText(strip, caption[:40], (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    return np.vstack([canvas, strip])
+
+
+def side_by_side(slices: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """Ground truth and predictions of whole slices, side by side: per slice, the lung
+    window with its gt boxes (green) on the left and the detections (red, with score) on
+    the right. Each item: ``image`` (H x W uint8 grey), ``gt`` (xyxy px boxes),
+    ``detections`` ((xyxy, score) pairs at the operating threshold), optional ``below``
+    ((xyxy, score) pairs under it, drawn in orange), ``caption``. Returns the PNG, or None
+    when there is nothing to draw."""
+    import cv2
+
+    pairs = []
+    for item in slices:
+        grey = np.asarray(item["image"])
+        truth = [(box, GREEN, "") for box in item["gt"]]
+        found = [(box, ORANGE, f"{score:.2f}") for box, score in item.get("below", ())]
+        found += [(box, RED, f"{score:.2f}") for box, score in item["detections"]]
+        caption = str(item["caption"])
+        spacer = np.full((PANEL + 18, 4, 3), 255, dtype=np.uint8)
+        pairs.append(np.hstack([_panel(grey, truth, f"{caption}: truth"), spacer,
+                                _panel(grey, found, f"{caption}: model")]))
+    if not pairs:
+        return None
+    gap = np.full((pairs[0].shape[0], 16, 3), 255, dtype=np.uint8)
+    while len(pairs) % PAIRS_PER_ROW:
+        pairs.append(np.full_like(pairs[0], 255))
+    rows = []
+    for start in range(0, len(pairs), PAIRS_PER_ROW):
+        row = [pairs[start]]
+        for pair in pairs[start + 1 : start + PAIRS_PER_ROW]:
+            row += [gap, pair]
+        rows.append(np.hstack(row))
+        rows.append(np.full((8, rows[-1].shape[1], 3), 255, dtype=np.uint8))
+    cv2.imwrite(str(path), np.vstack(rows[:-1]))
+    return path

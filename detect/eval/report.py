@@ -8,6 +8,7 @@ import base64
 import html
 import json
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from detect.errors import DetectError
 from detect.eval import figures
 from detect.eval.froc import FROC_RATES
 from detect.eval.result import EvalResult
+from detect.eval.series import SeriesScore
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +45,10 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def write_report(result: EvalResult, out: Path, dataset: DatasetInfo) -> dict[str, Path]:
-    """Write metrics.json, report.md, report.html and the PNG figures into ``out``.
+def write_report(result: EvalResult, out: Path, dataset: DatasetInfo,
+                 extra: Sequence[Block] = ()) -> dict[str, Path]:
+    """Write metrics.json, report.md, report.html and the PNG figures into ``out``;
+    ``extra`` blocks (e.g. :func:`series_blocks`) end the report.
 
     Raises:
         DetectError: ``out`` cannot be written.
@@ -59,7 +63,7 @@ def write_report(result: EvalResult, out: Path, dataset: DatasetInfo) -> dict[st
     files["metrics"] = metrics
     drawn = _draw(result, out, dataset)
     files.update({name: p for name, (p, _) in drawn.items() if p is not None})
-    blocks = report_blocks(result, drawn)
+    blocks = [*report_blocks(result, drawn), *extra]
     (out / "report.md").write_text(to_markdown(blocks, out))
     (out / "report.html").write_text(to_html(blocks, title=f"detect eval: {result.split}"))
     files["report_md"], files["report_html"] = out / "report.md", out / "report.html"
@@ -252,7 +256,7 @@ def to_markdown(blocks: Sequence[Block], out: Path) -> str:
         "h3": lambda t: f"### {md_text(t)}",
         "p": md_text, "note": lambda t: f"> **{md_text(t)}**",
         "table": lambda v: _md_table(*v),
-        "img": lambda v: f"![{md_text(v[1])}]({v[0].relative_to(out).as_posix()})",
+        "img": lambda v: f"![{md_text(v[1])}]({Path(os.path.relpath(v[0], out)).as_posix()})",
     }
     return "\n\n".join(render[kind](value) for kind, value in blocks) + "\n"
 
@@ -289,3 +293,31 @@ def to_html(blocks: Sequence[Block], *, title: str) -> str:
     body = "\n".join(render[kind](value) for kind, value in blocks)
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
             f"</title><style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def series_blocks(score: SeriesScore, figure: Path | None, *, title: str, about: str
+                  ) -> list[Block]:
+    """A report section for predictions scored over whole series
+    (:func:`detect.eval.series.score_series`), with its side-by-side figure."""
+    found = ", ".join(f"{p} {'found' if hit else 'missed'}"
+                      for p, hit in sorted(score.patients_found.items())) or "n/a"
+    rows = [
+        ["tumour AP50, annotated slices", fmt(score.ap50_annotated)],
+        ["AP at IoU 0.1, annotated slices", fmt(score.ap10_annotated)],
+        ["AP50, every slice", fmt(score.ap50_all_slices)],
+        ["sensitivity at 1 FP per series", fmt(score.sensitivity_at(1.0))],
+        ["sensitivity at 8 FP per series", fmt(score.sensitivity_at(8.0))],
+        [f"patient found at conf {score.conf:g}", found],
+    ]
+    counts = score.counts
+    blocks: list[Block] = [
+        ("h2", title), ("p", about), ("table", (["metric", "value"], rows)),
+        ("p", f"{counts['slices']} slices in {counts['series']} series predicted, "
+              f"{counts['annotated_slices']} of them annotated ({counts['boxes']} boxes); "
+              f"{counts['predictions']} detections, {counts['ignored_near_annotation']} ignored "
+              f"on unannotated slices within {score.near_slices} slices of a box they overlap; "
+              f"hits at IoU >= {score.iou}."),
+    ]
+    if figure is not None:
+        blocks.append(("img", (figure, "ground truth and predictions side by side")))
+    return blocks

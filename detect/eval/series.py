@@ -36,13 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from detect.boxes import XYXY
-from detect.convert.index import walk_files
+from detect.boxes import XYXY, box_iou
 from detect.errors import AnnotationError, DetectError
-from detect.eval.coco import coco_gt, coco_results, cocoeval_precision, iou_matrix, mean_ap
+from detect.eval.coco import coco_gt, coco_results, cocoeval_precision, mean_ap
 from detect.eval.froc import FROC_RATES, froc_table, match_lesions, patients_found
 from detect.eval.truth import Detection, GtBox, GtImage, SplitTruth, assign_predictions
-from detect.io.voc import normalise_label, parse_voc, short_patient_id
+from detect.histology import normalise_label, short_patient_id
+from detect.io.voc import parse_voc
+from detect.io.walk import walk_tree
 from detect.predictions import Prediction
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,9 @@ def read_annotation_boxes(annotation_root: Path) -> AnnotationBoxes:
     histology letter and unreadable files are skipped and listed, never fatal."""
     boxes: dict[str, tuple[XYXY, ...]] = {}
     skipped: list[tuple[str, str]] = []
-    for path in walk_files(annotation_root):
+    walked = walk_tree(annotation_root)
+    skipped.extend((str(skip.path), f"{skip.kind}: {skip.detail}") for skip in walked.skipped)
+    for path in walked.files:
         if path.suffix.lower() != ".xml":
             continue
         relative = str(path.relative_to(annotation_root))
@@ -176,7 +179,7 @@ def near_annotation_ignored(
         nearby = [np.asarray(b, dtype=float) for index, group in
                   annotated.get(where.series_instance_uid, [])
                   if abs(index - where.slice_index) <= near_slices for b in group]
-        overlap = iou_matrix(np.asarray([pred.xyxy], dtype=float),
+        overlap = box_iou(np.asarray([pred.xyxy], dtype=float),
                              np.asarray(nearby, dtype=float).reshape(-1, 4))
         (ignored if overlap.size and overlap.max() >= iou else kept).append(pred)
     return kept, ignored

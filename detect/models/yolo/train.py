@@ -33,6 +33,7 @@ require_working_torch()
 
 import torch  # noqa: E402  (after the check, so a broken pair fails with one line)
 
+from detect.config import default_workers  # noqa: E402
 from detect.errors import ConfigError, RunFolderError  # noqa: E402
 from detect.models.catalog import YOLO_FAMILIES, YOLO_SIZES  # noqa: E402
 from detect.models.yolo.checkpoint import YoloCheckpoint, read_yolo_checkpoint  # noqa: E402
@@ -237,8 +238,18 @@ def resumable_model(run_dir: Path, family: str, size: str,
     return YOLO(architecture_yaml(family, size))
 
 
+def _every_cpu(trainer: Any) -> None:
+    """On the CPU, train with every CPU this process may use. ultralytics sets torch to
+    CPUs - 1 threads (one left for dataloader workers), yet runs no workers on the CPU:
+    on a 2-core machine that halved training speed (yolov8n at 256 px, batch 16: 1.38 s
+    per forward + backward with 1 thread, 0.73 s with 2)."""
+    if getattr(trainer.device, "type", None) == "cpu":
+        torch.set_num_threads(default_workers())
+
+
 def train_yolo(model: Any, spec: YoloTrainSpec, on_epoch: EpochCallback | None = None) -> None:
     """Train ``model`` (from :func:`new_model`) into ``spec.run_dir``."""
+    model.add_callback("on_pretrain_routine_start", _every_cpu)
     model.add_callback("on_fit_epoch_end", _epoch_hook(on_epoch))
     model.train(**spec.train_args())
 
@@ -249,6 +260,7 @@ def resume_yolo(
 ) -> None:
     """Continue ``run_dir/weights/last.pt`` with ultralytics' resume (``model`` from
     :func:`resumable_model`, which checked that file)."""
+    model.add_callback("on_pretrain_routine_start", _every_cpu)
     model.add_callback("on_fit_epoch_end", _epoch_hook(on_epoch))
     model.train(resume=str((run_dir / "weights" / "last.pt").resolve()), data=str(data_yaml),
                 device=device, workers=workers, save_dir=str(run_dir.resolve()), plots=False)

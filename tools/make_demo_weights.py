@@ -1,0 +1,157 @@
+"""Rebuild the two shipped checkpoints with their recorded commands.
+
+- ``weights/demo-yolov8n-phantom``: ``detect demo --out WORK/demo --patients 40 --slices 48
+  --size 256 --epochs 60 --seed 0 --no-real`` (phantom only), its run folder packed.
+- ``weights/real-yolov8n``: real CT, trained only on B0021 and E0003 of
+  ``../shared/realdata`` (never A0002) with ``tools/real_protocol.py``'s protocol and
+  :data:`real_protocol.SHIPPED` (fine-tuned from the phantom checkpoint above), then
+  scored on A0002 (every slice of both CT series) into ``scores.json`` beside it. The
+  equivalent shell commands are printed first, and are in ``weights/real-yolov8n/CARD.md``.
+
+Packing keeps ``model.json`` (``weights.last`` pointed at best.pt, temporary paths written
+as ``<work>``), ``weights/best.pt`` and ``metrics.csv``; nothing else of the run.
+
+usage: python tools/make_demo_weights.py [--which phantom,real] [--realdata DIR]
+       [--work DIR] [--dry-run] [--real-run RUN]
+(on 2 CPU cores: phantom ~6 min, real ~40 min; run under nice -n 10)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/real_protocol.py
+
+from real_protocol import (
+    REALDATA,
+    REPO,
+    SHIPPED,
+    Recipe,
+    convert_real,
+    score_patient,
+    stage,
+    train_real,
+)
+
+PHANTOM_DIR = REPO / "weights" / "demo-yolov8n-phantom"
+REAL_DIR = REPO / "weights" / "real-yolov8n"
+REAL_TRAIN = ("B0021", "E0003")
+REAL_TEST = "A0002"
+PHANTOM_DEMO = ["--patients", "40", "--slices", "48", "--size", "256", "--epochs", "60",
+                "--seed", "0", "--no-real"]
+
+
+def real_commands(recipe: Recipe, work: str = "WORK") -> list[str]:
+    """The shell commands equivalent to :func:`make_real` (for the card)."""
+    weights = "" if recipe.pretrained is None else (
+        f" --weights {recipe.pretrained.relative_to(REPO)}")
+    return [
+        f"python tools/real_protocol.py stage {work}/data {' '.join(REAL_TRAIN)}",
+        f"detect convert {work}/data/Lung-PET-CT-Dx {work}/data/Annotation {work}/dataset "
+        f"--classes {recipe.classes} --channels {recipe.channels} --split 1,0,0 "
+        f"--negatives {recipe.negatives} --seed {recipe.seed}",
+        f"python tools/real_protocol.py val-from-train {work}/dataset",
+        f"detect train --model yolov8 --size n --data {work}/dataset --epochs {recipe.epochs} "
+        f"--imgsz {recipe.imgsz} --batch {recipe.batch} --seed {recipe.seed} --device cpu"
+        f"{weights} --project {work}/runs --name real-yolov8n",
+        f"detect predict ../shared/realdata/lung-pet-ct-dx-{REAL_TEST}/Lung-PET-CT-Dx "
+        f"--weights weights/real-yolov8n --conf 0.001 --out {work}/predict-{REAL_TEST}",
+    ]
+
+
+def _scrub(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, list):
+        return [_scrub(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v, old, new) for k, v in value.items()}
+    return value
+
+
+def pack(run: Path, target: Path, work: Path, dataset_note: str) -> None:
+    """Copy a run folder's model.json, best.pt and metrics.csv into ``target``."""
+    manifest = json.loads((run / "model.json").read_text())
+    for old, new in ((str(work.resolve()), "<work>"), (str(work), "<work>"),
+                     (f"{REPO}/", "")):
+        manifest = _scrub(manifest, old, new)
+    manifest["weights"] = {"best": "weights/best.pt", "last": "weights/best.pt"}
+    manifest["dataset"]["path"] = dataset_note
+    (target / "weights").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "weights" / "best.pt", target / "weights" / "best.pt")
+    shutil.copyfile(run / "metrics.csv", target / "metrics.csv")
+    (target / "model.json").write_text(json.dumps(manifest, indent=1))
+
+
+def make_phantom(work: Path) -> None:
+    out = work / "demo"
+    subprocess.run([sys.executable, "-m", "detect.cli", "demo", "--out", str(out),
+                    *PHANTOM_DEMO], check=True)
+    pack(out / "runs" / "yolov8" / "demo", PHANTOM_DIR, work,
+         "demo_out/dataset (made by `detect demo`, seed 0)")
+
+
+def make_real(work: Path, realdata: Path, recipe: Recipe, run: Path | None = None
+              ) -> dict[str, Any]:
+    """Train (or, with ``run``, take a finished run of the same recipe on the same two
+    patients, e.g. real_loo.py's fold A0002), pack it and score it on A0002."""
+    if run is None:
+        dicom, annotation = stage(realdata, REAL_TRAIN, work / "data")
+        dataset = convert_real(dicom, annotation, work / "dataset", recipe)
+        run = train_real(dataset, recipe, work / "runs", "real-yolov8n")
+    _check_trained_on(run, REAL_TRAIN)
+    note = (f"{'+'.join(REAL_TRAIN)} of Lung-PET-CT-Dx, converted by tools/real_protocol.py "
+            f"(weights/real-yolov8n/CARD.md)")
+    pack(run, REAL_DIR, run.parents[2], note)
+    scores = score_patient(REAL_DIR, realdata, REAL_TEST, work / f"predict-{REAL_TEST}")
+    result = {"patient": REAL_TEST, "data": "real CT, every slice of both CT series",
+              "recipe": recipe.describe(),
+              "near_slices_2": scores[2].to_dict(), "strict": scores[0].to_dict()}
+    (REAL_DIR / "scores.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _check_trained_on(run: Path, patients: tuple[str, ...]) -> None:
+    splits = json.loads((run / "model.json").read_text())["dataset"]["splits"]
+    if sorted(splits["train"]) != sorted(patients) or splits["val"] or splits["test"]:
+        raise SystemExit(f"{run} was trained on {splits}, not on {patients} only")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--which", default="phantom,real")
+    parser.add_argument("--realdata", type=Path, default=REALDATA)
+    parser.add_argument("--work", type=Path, default=None, help="keep the work here")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    parser.add_argument("--real-run", type=Path, default=None,
+                        help="pack this finished run (same recipe, B0021+E0003) instead of "
+                             "training again")
+    args = parser.parse_args(argv)
+    which = {w.strip() for w in args.which.split(",")}
+    print("phantom: detect demo --out WORK/demo " + " ".join(PHANTOM_DEMO))
+    print("real:\n  " + "\n  ".join(real_commands(SHIPPED)))
+    if args.dry_run:
+        return
+    work = args.work or Path(tempfile.mkdtemp(prefix="make-demo-weights-"))
+    if "phantom" in which:
+        make_phantom(work / "phantom")
+    if "real" in which:
+        result = make_real(work / "real", args.realdata, SHIPPED, args.real_run)
+        near, strict = result["near_slices_2"], result["strict"]
+        print(f"{REAL_TEST} (never trained on): AP50 annotated {near['ap50_annotated']}, "
+              f"sensitivity at 1 / 8 FP per series {near['froc']['sensitivity'][3]} / "
+              f"{near['froc']['sensitivity'][6]} (strict at 8: "
+              f"{strict['froc']['sensitivity'][6]}), found {near['patients_found']}")
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

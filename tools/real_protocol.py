@@ -1,0 +1,195 @@
+"""The protocol for training and scoring on the three shared real patients.
+
+Used by ``tools/make_demo_weights.py`` (the shipped ``weights/real-yolov8n``) and
+``tools/benchmarks/real_loo.py`` (leave one patient out), so both do exactly the same:
+
+1. stage: the chosen patients of ``../shared/realdata`` (read-only) into one
+   Lung-PET-CT-Dx tree (``<work>/Lung-PET-CT-Dx/Lung_Dx-<id>/...`` and
+   ``<work>/Annotation/<id>/``), as hard links where the file system allows, else copies
+   (detect's DICOM walker does not follow symbolic links);
+2. ``detect convert <work>/Lung-PET-CT-Dx <work>/Annotation DS --classes tumor
+   --split 1,0,0 --negatives K --seed 0``: every training patient in train;
+3. validation from train: with two patients there is no patient to spare for a val
+   split (and the held-out patient must not choose the epoch), so images/val holds every
+   4th training image (hard links, listed in ``val-from-train.txt``). ultralytics picks
+   best.pt by its fitness on them, i.e. the epoch that fits the training slices best; the
+   epoch count is fixed in advance. ``dataset.json`` is left as convert wrote it (val: no
+   patients);
+4. ``detect train --model yolov8 --size n --data DS --epochs E --imgsz S --batch 16
+   --seed 0 [--weights PHANTOM.pt]``;
+5. score a patient: ``detect predict <its DICOM folder> --conf 0.001`` over every slice of
+   every CT series, scored against its VOC XML by :func:`detect.eval.series.score_series`
+   (AP50 on the annotated slices, FROC sensitivity at 1 and 8 FP per series with IoU 0.1,
+   patient found at the model's threshold; a detection on an unannotated slice within 2
+   slices of an annotated one that overlaps its box is ignored, every other detection off
+   the annotated slices is a false positive).
+
+CLI (for the recorded commands): ``python tools/real_protocol.py stage OUT A0002 B0021``
+and ``python tools/real_protocol.py val-from-train DATASET``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from detect.eval.series import SeriesScore
+
+REPO = Path(__file__).resolve().parents[1]
+REALDATA = REPO.parent / "shared" / "realdata"
+PATIENTS = ("A0002", "B0021", "E0003")
+PHANTOM_WEIGHTS = REPO / "weights" / "demo-yolov8n-phantom" / "weights" / "best.pt"
+VAL_EVERY = 4
+VAL_LIST = "val-from-train.txt"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The knobs of one training on real patients; the defaults are the shipped model's."""
+
+    epochs: int = 25
+    imgsz: int = 384
+    negatives: int = 10
+    channels: str = "lung,mediastinum,wide"
+    classes: str = "tumor"
+    pretrained: Path | None = PHANTOM_WEIGHTS
+    batch: int = 16
+    seed: int = 0
+
+    def describe(self) -> str:
+        init = "scratch" if self.pretrained is None else f"phantom ({self.pretrained.name})"
+        return (f"{self.classes}, {self.channels}, negatives {self.negatives}, imgsz "
+                f"{self.imgsz}, {self.epochs} epochs, init {init}")
+
+
+#: The recipe of the shipped weights/real-yolov8n (tools/make_demo_weights.py), chosen on
+#: the leave-one-out folds that hold A0002 in training (tools/benchmarks/RESULTS.md).
+SHIPPED = Recipe()
+
+
+def patient_root(realdata: Path, patient: str) -> Path:
+    return realdata / f"lung-pet-ct-dx-{patient}"
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK):
+            raise
+        shutil.copy2(source, target)
+
+
+def stage(realdata: Path, patients: Sequence[str], out: Path) -> tuple[Path, Path]:
+    """One Lung-PET-CT-Dx tree holding ``patients``; returns (DICOM root, annotation root).
+
+    Raises:
+        SystemExit: a patient is not in ``realdata``.
+    """
+    dicom, annotation = out / "Lung-PET-CT-Dx", out / "Annotation"
+    for patient in patients:
+        root = patient_root(realdata, patient)
+        source = root / "Lung-PET-CT-Dx" / f"Lung_Dx-{patient}"
+        if not source.is_dir():
+            raise SystemExit(f"{source} not found: is {realdata} the shared realdata folder?")
+        for src, dst in ((source, dicom / source.name),
+                         (root / "Annotation" / patient, annotation / patient)):
+            if not dst.is_dir():
+                shutil.copytree(src, dst, copy_function=_link_or_copy)
+    return dicom, annotation
+
+
+def val_from_train(dataset: Path, every: int = VAL_EVERY) -> int:
+    """Fill images/val and labels/val with every ``every``-th training image (step 3 of the
+    module docstring); returns how many. A dataset that has val images is left alone."""
+    train, val = dataset / "images" / "train", dataset / "images" / "val"
+    if val.is_dir() and any(val.glob("*.png")):
+        return len(list(val.glob("*.png")))
+    (dataset / "labels" / "val").mkdir(parents=True, exist_ok=True)
+    val.mkdir(parents=True, exist_ok=True)
+    chosen = sorted(train.glob("*.png"))[::every]
+    for image in chosen:
+        _link_or_copy(str(image), str(val / image.name))
+        label = dataset / "labels" / "train" / f"{image.stem}.txt"
+        if label.is_file():
+            _link_or_copy(str(label), str(dataset / "labels" / "val" / label.name))
+    (dataset / VAL_LIST).write_text(
+        f"# images/val = every {every}th image of images/train (no patient to spare for a "
+        f"val split); written by tools/real_protocol.py\n"
+        + "".join(f"{image.name}\n" for image in chosen))
+    return len(chosen)
+
+
+def convert_real(dicom: Path, annotation: Path, out: Path, recipe: Recipe,
+                 workers: int = 2) -> Path:
+    """Step 2 and 3: the dataset folder, with val from train."""
+    from detect.config import ConvertConfig
+    from detect.convert import convert
+    from detect.recipe import parse_channels
+
+    convert(ConvertConfig(dicom, annotation, out, recipe=parse_channels(recipe.channels),
+                          class_mode=recipe.classes, split=(1.0, 0.0, 0.0), seed=recipe.seed,
+                          negatives=recipe.negatives, workers=workers))
+    val_from_train(out)
+    return out
+
+
+def train_real(dataset: Path, recipe: Recipe, project: Path, name: str,
+               workers: int = 2) -> Path:
+    """Step 4: returns the run folder."""
+    from detect.train.dispatch import TrainConfig, train
+
+    result = train(TrainConfig(model="yolov8", data=dataset, size="n", epochs=recipe.epochs,
+                               imgsz=recipe.imgsz, batch=recipe.batch, device="cpu",
+                               weights=recipe.pretrained, project=project, name=name,
+                               seed=recipe.seed, workers=workers))
+    return result.run_dir
+
+
+def score_patient(run: Path, realdata: Path, patient: str, out: Path,
+                  near_slices: Sequence[int] = (2, 0)) -> dict[int, SeriesScore]:
+    """Step 5 on one patient of ``realdata`` (predictions land in ``out``), scored once per
+    near-annotation rule in ``near_slices`` (0 = strict)."""
+    from detect.eval.series import read_annotation_boxes, read_slices_csv, score_series
+    from detect.predict.run import PredictConfig, predict
+    from detect.predictions import read_predictions
+    from detect.runs import read_model_json
+
+    root = patient_root(realdata, patient)
+    summary = predict(PredictConfig(sources=(root / "Lung-PET-CT-Dx",), weights=run, out=out,
+                                    conf=0.001, save=("json",), device="cpu"))
+    slices = read_slices_csv(summary.files["slices"])
+    boxes = read_annotation_boxes(root / "Annotation")
+    predictions = read_predictions(summary.files["predictions"])
+    conf = read_model_json(run).conf
+    return {near: score_series(slices, boxes, predictions, conf=conf, near_slices=near)
+            for near in near_slices}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    staging = sub.add_parser("stage", help="link patients of realdata into one tree")
+    staging.add_argument("out", type=Path)
+    staging.add_argument("patients", nargs="+", choices=PATIENTS)
+    staging.add_argument("--realdata", type=Path, default=REALDATA)
+    val = sub.add_parser("val-from-train", help="images/val = every 4th training image")
+    val.add_argument("dataset", type=Path)
+    val.add_argument("--every", type=int, default=VAL_EVERY)
+    args = parser.parse_args(argv)
+    if args.command == "stage":
+        dicom, annotation = stage(args.realdata, args.patients, args.out)
+        print(f"{dicom}\n{annotation}")
+    else:
+        print(f"{val_from_train(args.dataset, args.every)} val images in {args.dataset}")
+
+
+if __name__ == "__main__":
+    main()
