@@ -1,21 +1,27 @@
 # make demo: the whole chain on a phantom cohort.  make test: the default test run
 # (with the IDC extra, so the download tests run against a local S3 endpoint).
-# Both create .venv by themselves on a fresh machine (torch/torchvision pinned as a pair).
+# Both create .venv by themselves on a fresh machine (torch/torchvision pinned as a pair);
+# the demo installs the package alone, the tests add the dev and idc extras on top.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.installed-dev-stamp
 DEMO_OUT ?= demo_out
 
 .PHONY: demo test test-slow lint bench gpu-check clean venv
 
-venv: $(STAMP)
+venv: $(DEV_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev,idc]'
+	$(PY) -m pip install --quiet -e .
 	$(PY) -m detect.torch_check
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,idc]'
+	touch $(DEV_STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO_OUT)  # the demo's own output folder: each make demo starts afresh
@@ -23,14 +29,14 @@ demo: $(STAMP)
 
 # dciodvfy (dicom3tools) checks the DICOM SRs predict writes; installed when apt-get can,
 # never failing the target (the SR tests skip visibly without it)
-test: $(STAMP)
+test: $(DEV_STAMP)
 	command -v dciodvfy >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -qq dicom3tools >/dev/null 2>&1) || true
 	$(PY) -m pytest
 
-test-slow: $(STAMP)
+test-slow: $(DEV_STAMP)
 	$(PY) -m pytest -m slow
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check detect tests tools
 	$(VENV)/bin/mypy
 

@@ -6,7 +6,7 @@ Used by ``tools/make_demo_weights.py`` (the shipped ``weights/real-yolov8n``) an
 1. stage: the chosen patients of ``../shared/realdata`` (read-only) into one
    Lung-PET-CT-Dx tree (``<work>/Lung-PET-CT-Dx/Lung_Dx-<id>/...`` and
    ``<work>/Annotation/<id>/``), as hard links where the file system allows, else copies
-   (detect's DICOM walker does not follow symbolic links);
+   (real files, so that the convert benchmark can drop their pages from the cache);
 2. ``detect convert <work>/Lung-PET-CT-Dx <work>/Annotation DS --classes tumor
    --split 1,0,0 --negatives K --seed 0``: every training patient in train;
 3. validation from train: with two patients there is no patient to spare for a val

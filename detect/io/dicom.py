@@ -23,6 +23,7 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut
+from pydicom.tag import Tag
 
 from detect.errors import DicomError
 from detect.io.dicom_limits import (
@@ -68,7 +69,11 @@ _HEADER_TAGS = [
     "RescaleIntercept",
 ]
 _TAGS: dict[str, int] = {k: int(tag_for_keyword(k) or 0) for k in _HEADER_TAGS}
+#: The same as tags, for dcmread: pydicom resolves keywords again on every read.
+_HEADER_TAG_LIST = [Tag(_TAGS[k]) for k in _HEADER_TAGS]
 _ASCII_VRS = frozenset({"UI", "CS", "DS", "IS", "AS", "DA", "TM", "DT"})
+#: Single-valued text VRs read here (PatientID, SeriesDescription); see :func:`_value`.
+_TEXT_VRS = frozenset({"LO", "SH"})
 
 
 class NotDicomError(DicomError):
@@ -194,6 +199,11 @@ def _value(ds: pydicom.Dataset, keyword: str) -> Any:
     if vr in _ASCII_VRS:
         parts = raw.value.decode("ascii", "replace").strip(" \x00").split("\\")
         return parts if len(parts) > 1 else parts[0]
+    if vr in _TEXT_VRS and raw.value.isascii() and b"\x1b" not in raw.value:
+        # plain ASCII without an ISO 2022 escape reads the same under every character set
+        # DICOM allows (all are ASCII-compatible until an escape switches them)
+        text = raw.value.decode("ascii").rstrip(" \x00").split("\\")  # as pydicom: keep
+        return text if len(text) > 1 else text[0]  # leading spaces, split multi-values
     if vr == "US" and len(raw.value) >= 2:
         return struct.unpack_from("<H" if raw.is_little_endian else ">H", raw.value)[0]
     return ds[tag].value
@@ -214,7 +224,7 @@ def read_header(path: Path) -> SliceHeader:
         DicomError: DICOM, but without the UIDs or image attributes a slice needs.
     """
     try:
-        ds = read_dataset_bounded(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
+        ds = read_dataset_bounded(path, stop_before_pixels=True, specific_tags=_HEADER_TAG_LIST)
         values = {keyword: _value(ds, keyword) for keyword in _HEADER_TAGS}
     except InvalidDicomError:
         raise NotDicomError(f"{path.name}: not a DICOM file (no DICM preamble)") from None

@@ -131,13 +131,15 @@ def read_dataset_bounded(
     path: Path,
     *,
     stop_before_pixels: bool,
-    specific_tags: list[str] | None = None,
+    specific_tags: list[str] | list[BaseTag] | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> pydicom.Dataset:
     """``pydicom.dcmread`` that never inflates or decodes more than the limits allow.
 
     Plain files are read with large values (the pixel data) deferred, so nothing big is
     read before the caller checks the declared size (:func:`check_dataset_size`).
+    ``specific_tags`` may be keywords or tags; callers that read many files pass tags
+    (pydicom looks each keyword up again on every call).
 
     Raises:
         ImageTooLargeError: a deflated file declares, or inflates to, more than allowed.
@@ -154,7 +156,7 @@ def _read_deflated(
     path: Path,
     start: int,
     stop_before_pixels: bool,
-    specific_tags: list[str] | None,
+    specific_tags: list[str] | list[BaseTag] | None,
     max_pixels: int,
 ) -> pydicom.Dataset:
     raw = path.read_bytes()

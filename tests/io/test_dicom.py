@@ -98,3 +98,24 @@ def test_fused_secondary_capture_detected(tmp_path):
     ds.save_as(path)
     header = read_header(path)
     assert header.is_fused and not header.is_ct
+
+
+@pytest.mark.filterwarnings("ignore:Found unknown escape sequence")
+@pytest.mark.parametrize(
+    "raw", [b" AB ", b"AB\x00", b"A\\B ", b"  ", b"X Y  ", b"\x1b$B\x30\x21", "Zoë".encode("latin-1")]
+)
+def test_header_text_fast_path_reads_as_pydicom_does(raw: bytes) -> None:
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset
+    from pydicom.tag import Tag
+
+    from detect.io.dicom import _value
+
+    def dataset() -> Dataset:
+        ds = Dataset()
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        tag = Tag(0x00100020)  # PatientID, LO
+        ds._dict[tag] = RawDataElement(tag, "LO", len(raw), raw, 0, False, True)
+        return ds
+
+    assert _value(dataset(), "PatientID") == dataset()[0x00100020].value

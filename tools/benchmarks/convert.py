@@ -10,8 +10,16 @@ from the page cache (posix_fadvise DONTNEED):
 - ``floor``: only the unavoidable work: a header-only read of every file, then read +
   decode + window + PNG encode of the annotated slices (same workers, same PNG settings).
 
+Each run is its own process, timed from outside, so every one pays its interpreter
+start-up and its imports (pydicom, numpy, OpenCV), as any converter a user starts does.
+
+Cohorts: a phantom made here (``--patients``, ``--slices``, ``--size``), or an existing
+tree (``--cohort DIR`` holding ``Lung-PET-CT-Dx/`` and ``Annotation/``; e.g. the shared real
+patients staged by ``python tools/real_protocol.py stage DIR A0002 B0021 E0003``).
+
 Prints a table, writes tools/benchmarks/results/convert.json and appends to RESULTS.md.
 usage: python tools/benchmarks/convert.py [--patients 40] [--slices 64] [--workers 2] [--keep DIR]
+       python tools/benchmarks/convert.py --cohort DIR [--repeats 3]
 """
 
 from __future__ import annotations
@@ -33,19 +41,22 @@ import cv2
 import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut
+from pydicom.tag import Tag
 
 from detect.convert.images import PNG_PARAMS
 
 HERE = Path(__file__).resolve().parent
 WINDOWS = ((1400.0, -700.0), (350.0, 40.0), (1500.0, -400.0))
 PNG = PNG_PARAMS  # the floor encodes exactly as detect does
+#: As tags, not keywords: pydicom resolves keywords again on every dcmread.
+FLOOR_TAGS = [Tag(0x00080018), Tag(0x00280002)]  # SOPInstanceUID, SamplesPerPixel
 
 
 def drop_cache(root: Path) -> int:
     """Evict the cohort's file pages from the page cache; returns files touched."""
     os.sync()
     count = 0
-    for folder, _, files in os.walk(root):
+    for folder, _, files in os.walk(root, followlinks=True):
         for name in files:
             fd = os.open(os.path.join(folder, name), os.O_RDONLY)
             try:
@@ -57,7 +68,11 @@ def drop_cache(root: Path) -> int:
 
 
 def all_files(root: Path) -> list[str]:
-    return sorted(str(p) for p in root.rglob("*") if p.is_file())
+    return sorted(
+        os.path.join(folder, name)
+        for folder, _, names in os.walk(root, followlinks=True)
+        for name in names
+    )
 
 
 def window_png(ds: pydicom.Dataset, out: str) -> tuple[float, float]:
@@ -77,9 +92,7 @@ def window_png(ds: pydicom.Dataset, out: str) -> tuple[float, float]:
 
 def _header_uid(path: str) -> tuple[str, str | None]:
     try:
-        ds = pydicom.dcmread(
-            path, stop_before_pixels=True, specific_tags=["SOPInstanceUID", "SamplesPerPixel"]
-        )
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=FLOOR_TAGS)
         return path, _grey_uid(ds)
     except Exception:
         return path, None
@@ -103,10 +116,26 @@ def _convert_one(job: tuple[str, str]) -> tuple[float, float]:
 
 
 def reference_run(kind: str, cohort: Path, out: Path, workers: int) -> dict[str, float]:
-    """The naive converter (whole files) or the floor (headers only)."""
+    """The naive converter or the floor in a process of its own, timed from outside."""
     start = time.perf_counter()
-    files = [f for f in all_files(cohort / "Lung-PET-CT-Dx")]
-    wanted = {p.stem for p in (cohort / "Annotation").rglob("*.xml")}
+    done = subprocess.run(
+        [sys.executable, __file__, "--reference", kind, "--cohort", str(cohort),
+         "--out", str(out), "--workers", str(workers)],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(done.stdout) | {"total": time.perf_counter() - start}
+
+
+def reference_work(kind: str, cohort: Path, out: Path, workers: int) -> dict[str, float]:
+    """The naive converter (whole files) or the floor (headers only), in this process."""
+    start = time.perf_counter()
+    files = all_files(cohort / "Lung-PET-CT-Dx")
+    wanted = {
+        Path(name).stem
+        for _, _, names in os.walk(cohort / "Annotation", followlinks=True)
+        for name in names
+        if name.endswith(".xml")
+    }
     reader = _whole_uid if kind == "naive" else _header_uid
     with Pool(workers) as pool:
         uids = dict(pool.map(reader, files, chunksize=64))
@@ -117,7 +146,7 @@ def reference_run(kind: str, cohort: Path, out: Path, workers: int) -> dict[str,
         times = pool.map(_convert_one, jobs, chunksize=4)
     end = time.perf_counter()
     return {
-        "total": end - start,
+        "work": end - start,
         "index": index_done - start,
         "pixels_cpu": sum(t[0] for t in times),
         "encode_cpu": sum(t[1] for t in times),
@@ -174,12 +203,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the cohort here")
+    parser.add_argument("--cohort", type=Path, default=None, help="an existing cohort tree")
+    parser.add_argument("--tag", default="", help="results/convert-TAG.json; RESULTS heading")
+    parser.add_argument("--reference", choices=("floor", "naive"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from detect.synth.cohort import SynthConfig, synthesize
+    if args.reference:  # one reference run, in its own process (see reference_run)
+        print(json.dumps(reference_work(args.reference, args.cohort, args.out, args.workers)))
+        return
 
     work = Path(tempfile.mkdtemp(prefix="bench-convert-"))
-    cohort = args.keep or work / "cohort"
+    cohort = args.cohort or args.keep or work / "cohort"
     if not (cohort / "Annotation").is_dir():
+        from detect.synth.cohort import SynthConfig, synthesize
+
         synthesize(
             cohort,
             SynthConfig(
@@ -187,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
         )
     n_files = len(all_files(cohort / "Lung-PET-CT-Dx"))
-    n_xml = len(list((cohort / "Annotation").rglob("*.xml")))
+    n_xml = sum(f.endswith(".xml") for f in all_files(cohort / "Annotation"))
     rows: dict[str, list[dict[str, float]]] = {"detect": [], "naive": [], "floor": []}
     for _ in range(args.repeats):
         for kind in ("floor", "naive", "detect"):
@@ -200,34 +237,41 @@ def main(argv: list[str] | None = None) -> None:
                 rows[kind].append(reference_run(kind, cohort, out, args.workers))
     best = {k: min(v, key=lambda r: r["total"]) for k, v in rows.items()}
     start_s, heavy = startup_seconds()
-    report(args, best, n_files, n_xml, start_s, heavy)
-    if args.keep is None:
-        shutil.rmtree(work, ignore_errors=True)
+    report(args, best, rows, n_files, n_xml, start_s, heavy)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def report(
     args: argparse.Namespace,
     best: dict[str, dict[str, float]],
+    rows: dict[str, list[dict[str, float]]],
     n_files: int,
     n_xml: int,
     start_s: float,
     heavy: bool,
 ) -> None:
     floor = best["floor"]["total"]
+    shape = (
+        f"{args.cohort}" if args.cohort
+        else f"phantom {args.patients} patients x {args.slices} slices at {args.size} px"
+    )
     lines = [
-        f"cohort: {args.patients} patients x {args.slices} slices at {args.size} px, "
-        f"{n_files} DICOM files, {n_xml} XML; workers {args.workers}; cold cache each run",
-        "| run | seconds | images | vs floor |",
-        "|---|---|---|---|",
+        f"cohort: {shape}, {n_files} DICOM files, {n_xml} XML; workers {args.workers}; "
+        f"cold cache each run; best of {args.repeats}",
+        "| run | seconds (best) | all runs | images | vs floor |",
+        "|---|---|---|---|---|",
     ]
     for kind in ("detect", "naive", "floor"):
         row = best[kind]
+        every = ", ".join(f"{r['total']:.2f}" for r in rows[kind])
         lines.append(
-            f"| {kind} | {row['total']:.2f} | {int(row['images'])} | {row['total'] / floor:.2f}x |"
+            f"| {kind} | {row['total']:.2f} | {every} | {int(row['images'])} "
+            f"| {row['total'] / floor:.2f}x |"
         )
     f = best["floor"]
     lines.append(
-        f"floor breakdown: index {f['index']:.2f}s wall; decode+window "
+        f"floor breakdown: start-up + imports {f['total'] - f['work']:.2f}s; "
+        f"index {f['index']:.2f}s wall; decode+window "
         f"{f['pixels_cpu']:.2f}s CPU; PNG encode+write {f['encode_cpu']:.2f}s CPU"
     )
     phases = {k.removeprefix("phase_"): v for k, v in best["detect"].items() if "phase_" in k}
@@ -247,15 +291,17 @@ def report(
     result = {
         "date": stamp,
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
-        "args": vars(args) | {"keep": str(args.keep)},
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "runs": best,
+        "all_runs": rows,
         "startup_s": start_s,
         "imports_heavy": heavy,
     }
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "convert.json").write_text(json.dumps(result, indent=1))
+    name = f"convert-{args.tag}" if args.tag else "convert"
+    (HERE / "results" / f"{name}.json").write_text(json.dumps(result, indent=1))
     with open(HERE / "RESULTS.md", "a") as handle:
-        handle.write(f"\n## convert ({stamp}, {result['machine']})\n\n{text}\n")
+        handle.write(f"\n## {name} ({stamp}, {result['machine']})\n\n{text}\n")
 
 
 if __name__ == "__main__":
