@@ -327,3 +327,17 @@ def test_export_and_predict_through_the_cli(runs, tmp_path):
         assert predicted.exit_code == 0, predicted.output
         assert "predicted 2 slices of 1 CT series" in predicted.output
         assert len(read_predictions(target / "predictions.json")) > 0
+
+
+def test_yolo_export_writes_nothing_in_the_current_folder(runs, tmp_path, monkeypatch):
+    """ultralytics names a YAML-built model's export after the YAML and writes it into the
+    current folder: a user's own yolov8n.onnx there must survive an export elsewhere."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    mine = cwd / "yolov8n.onnx"
+    mine.write_bytes(b"the user's own file")
+    monkeypatch.chdir(cwd)
+    result = export_model(ExportConfig(runs["yolov8"], "onnx", tmp_path / "out"))
+    assert result.file == tmp_path / "out" / "model.onnx" and result.file.is_file()
+    assert sorted(p.name for p in cwd.iterdir()) == ["yolov8n.onnx"]
+    assert mine.read_bytes() == b"the user's own file"

@@ -102,7 +102,8 @@ def test_fused_secondary_capture_detected(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Found unknown escape sequence")
 @pytest.mark.parametrize(
-    "raw", [b" AB ", b"AB\x00", b"A\\B ", b"  ", b"X Y  ", b"\x1b$B\x30\x21", "Zoë".encode("latin-1")]
+    "raw",
+    [b" AB ", b"AB\x00", b"A\\B ", b"  ", b"X Y  ", b"\x1b$B\x30\x21", "Zoë".encode("latin-1")],
 )
 def test_header_text_fast_path_reads_as_pydicom_does(raw: bytes) -> None:
     from pydicom.dataelem import RawDataElement

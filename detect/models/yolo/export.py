@@ -25,7 +25,8 @@ def export_yolo(
     (:mod:`detect.models.yolo.checkpoint`) into ``family`` ``size`` built from the bundled
     YAML, and ultralytics gets a ``YOLO`` made from that YAML (with ``nc`` = the number of
     classes, written in ``work_dir``) loaded from that network. The exported file lands in
-    ``work_dir`` (nothing in the run folder). Returns the exported file.
+    ``work_dir`` (nothing in the run folder, nothing in the current folder). Returns the
+    exported file.
 
     Raises:
         RunFolderError: the checkpoint is refused or does not fit, or ultralytics could not
@@ -46,6 +47,9 @@ def export_yolo(
                     task="detect")
         yolo.load(net)  # ultralytics' public load from a module: names and shapes match
         yolo.model.names = dict(enumerate(classes))  # type: ignore[union-attr]
+        # ultralytics names the exported file after the model's source; a model built from
+        # a YAML would be written into the current folder, over any file of that name there
+        yolo.model.pt_path = str(work_dir / f"{family}{size}.pt")  # type: ignore[union-attr]
         exported = yolo.export(**args)
     except Exception as exc:  # ultralytics raises many types for a model it cannot export
         raise RunFolderError(
