@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -42,6 +41,7 @@ import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut
 from pydicom.tag import Tag
+from record import arguments, record
 
 from detect.convert.images import PNG_PARAMS
 
@@ -287,21 +287,10 @@ def report(
     )
     text = "\n".join(lines)
     print(text)
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    result = {
-        "date": stamp,
-        "machine": f"{platform.machine()} {os.cpu_count()} CPUs",
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "runs": best,
-        "all_runs": rows,
-        "startup_s": start_s,
-        "imports_heavy": heavy,
-    }
-    (HERE / "results").mkdir(exist_ok=True)
     name = f"convert-{args.tag}" if args.tag else "convert"
-    (HERE / "results" / f"{name}.json").write_text(json.dumps(result, indent=1))
-    with open(HERE / "RESULTS.md", "a") as handle:
-        handle.write(f"\n## {name} ({stamp}, {result['machine']})\n\n{text}\n")
+    result = {"args": arguments(args), "runs": best, "all_runs": rows, "startup_s": start_s,
+              "imports_heavy": heavy}
+    record(name, name, text, result)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from convert import drop_cache  # noqa: E402  (the convert benchmark's page-cache eviction)
+from record import record  # noqa: E402
 from skeleton import build  # noqa: E402
 
 #: dataset.json fields that differ between runs by design (times, arguments, shards).
@@ -228,12 +229,11 @@ def main(argv: list[str] | None = None) -> int:
               f"({row['files_compared']} files compared, {row['seconds']:.0f} s)", flush=True)
     flat = max(r["ms_per_file"] for r in rows) / min(r["ms_per_file"] for r in rows) - 1
     cpu_flat = max(r["cpu_ms_per_file"] for r in rows) / min(r["cpu_ms_per_file"] for r in rows) - 1
-    result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "processor": platform.processor() or platform.machine()},
+    result = {"platform": {"python": platform.python_version(),
+                           "processor": platform.processor() or platform.machine()},
               "skeleton": {k: v for k, v in skeleton.items() if k != "patients_list"},
               "workers": args.workers, "rows": rows, "shards": shards,
-              "time_per_file_spread": flat, "cpu_per_file_spread": cpu_flat,
-              "when": time.strftime("%Y-%m-%d %H:%M")}
+              "time_per_file_spread": flat, "cpu_per_file_spread": cpu_flat}
     table = ["| patients | files | wall s | ms per file | CPU ms per file | peak PSS (tree) "
              "| index cache |", "|---|---|---|---|---|---|---|"]
     table += [f"| {r['patients']} | {r['files']:,} | {r['seconds']:.1f} | "
@@ -244,17 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"time per file spread: {100 * flat:.1f} % wall, {100 * cpu_flat:.1f} % CPU "
           f"(goal <= 10 %)")
     if not args.no_record:
-        (HERE / "results").mkdir(exist_ok=True)
-        (HERE / "results" / "convert_scale.json").write_text(json.dumps(result, indent=1))
-        with open(HERE / "RESULTS.md", "a") as handle:
-            handle.write(f"\n## convert at scale ({result['when']}, {os.cpu_count()} CPUs, "
-                         f"{args.workers} workers)\n\nSkeleton of Lung-PET-CT-Dx from IDC's index "
-                         f"({skeleton['files']:,} files at {skeleton['size_px']} px, "
-                         f"{skeleton['xml']:,} XML).\n\n" + "\n".join(table) + "\n\n"
-                         f"Time per file spread {100 * flat:.1f} % wall, {100 * cpu_flat:.1f} % "
-                         f"CPU (goal <= 10 %). Shards: "
-                         + ", ".join(f"{r['shards']} shards identical={r['identical']}"
-                                     for r in shards) + "\n")
+        text = (f"Skeleton of Lung-PET-CT-Dx from IDC's index ({skeleton['files']:,} files at "
+                f"{skeleton['size_px']} px, {skeleton['xml']:,} XML); {args.workers} workers."
+                "\n\n" + "\n".join(table) + "\n\n"
+                f"Time per file spread {100 * flat:.1f} % wall, {100 * cpu_flat:.1f} % CPU "
+                "(goal <= 10 %). Shards: "
+                + ", ".join(f"{r['shards']} shards identical={r['identical']}" for r in shards))
+        record("convert_scale", "convert at scale", text, result)
     return 0 if all(r["identical"] for r in shards) else 1
 
 

@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from record import arguments, record
 
 HERE = Path(__file__).resolve().parent
 MIX = {"A": 1, "B": 1, "E": 1, "G": 1}
@@ -218,17 +218,10 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]],
     print(text)
     if args.no_record:
         return
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    machine = f"{platform.machine()} {os.cpu_count()} CPUs"
-    result = {"date": stamp, "machine": machine, "seconds": seconds,
-              "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+    result = {"seconds": seconds, "args": arguments(args), "rows": rows,
               "train_seconds": {k: v["seconds"] for k, v in runs.items()},
               "patients_per_letter": per_letter}
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "histology.json").write_text(json.dumps(result, indent=1))
-    with open(HERE / "RESULTS.md", "a") as handle:
-        handle.write(f"\n## histology: detector letters vs. histology head ({stamp}, "
-                     f"{machine})\n\n{text}\n")
+    record("histology", "histology: detector letters vs. histology head", text, result)
 
 
 def main(argv: list[str] | None = None) -> None:

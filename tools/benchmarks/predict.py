@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -36,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from record import arguments, record
 
 HERE = Path(__file__).resolve().parent
 
@@ -94,11 +94,12 @@ def inference_seconds(source: Path, weights: Path, batch: int, device: str) -> f
     info, path = resolve_weights(weights)
     detector = load_detector(info, path, device)
     (one,) = scan_sources([source]).series
-    images = [render_job(job).image for job in slice_jobs(one, info.recipe, False)]
+    rendered = [render_job(job).image for job in slice_jobs(one, info.recipe, False)]
+    images = [image for image in rendered if image is not None]
     detector.predict(images[:batch], 0.25)  # warm-up
     start = time.perf_counter()
     for i in range(0, len(images), batch):
-        detector.predict(images[i : i + batch], 0.25)  # type: ignore[arg-type]
+        detector.predict(images[i : i + batch], 0.25)
     if device != "cpu":
         import torch
 
@@ -173,14 +174,7 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]], weights: Path) 
     print(text)
     if args.no_save:
         return
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    machine = f"{platform.machine()} {os.cpu_count()} CPUs"
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "predict.json").write_text(json.dumps(
-        {"date": stamp, "machine": machine, "args": {k: str(v) for k, v in vars(args).items()},
-         "rows": rows}, indent=1))
-    with open(HERE / "RESULTS.md", "a") as handle:
-        handle.write(f"\n## predict ({stamp}, {machine})\n\n{text}\n")
+    record("predict", "predict", text, {"args": arguments(args), "rows": rows})
 
 
 def main(argv: list[str] | None = None) -> None:

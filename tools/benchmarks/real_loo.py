@@ -45,15 +45,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from record import arguments, record
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tools/real_protocol.py
@@ -169,15 +168,10 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     print(text)
     if args.no_save:
         return
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    machine = f"{platform.machine()} {os.cpu_count()} CPUs, device cpu"
-    result = {"date": stamp, "machine": machine, "data": "real (Lung-PET-CT-Dx, 3 patients)",
-              "args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}
-    (HERE / "results").mkdir(exist_ok=True)
     name = f"real_loo-{args.tag}" if args.tag else "real_loo"
-    (HERE / "results" / f"{name}.json").write_text(json.dumps(result, indent=1))
-    with open(HERE / "RESULTS.md", "a") as handle:
-        handle.write(f"\n## {name} ({stamp}, {machine})\n\n{text}\n")
+    result = {"data": "real (Lung-PET-CT-Dx, 3 patients)", "args": arguments(args),
+              "rows": rows}
+    record(name, name, text, result, device="cpu")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from record import arguments, record
 
 HERE = Path(__file__).resolve().parent
 MODES = ("none", "sampler")
@@ -192,15 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     text = report(args, dataset, runs)
     print(text)
     if not args.no_record:
-        stamp = time.strftime("%Y-%m-%d %H:%M")
-        machine = f"{platform.machine()} {os.cpu_count()} CPUs, device {args.device}"
-        result = {"date": stamp, "machine": machine,
-                  "args": vars(args) | {"keep": str(args.keep)}, "runs": runs}
-        (HERE / "results").mkdir(exist_ok=True)
-        name = f"train_frcnn_{args.backbone}.json"
-        (HERE / "results" / name).write_text(json.dumps(result, indent=1))
-        with open(HERE / "RESULTS.md", "a") as handle:
-            handle.write(f"\n## train_frcnn ({stamp}, {machine})\n\n{text}\n")
+        record(f"train_frcnn_{args.backbone}", "train_frcnn", text,
+               {"args": arguments(args), "runs": runs}, device=args.device)
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
 

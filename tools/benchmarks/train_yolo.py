@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -33,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from record import arguments, record
 
 HERE = Path(__file__).resolve().parent
 DIRECT = """
@@ -155,14 +155,8 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]], data: Path
     print(text)
     if args.no_save:
         return
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    machine = f"{platform.machine()} {os.cpu_count()} CPUs"
-    result = {"date": stamp, "machine": machine, "args": {k: str(v) for k, v in vars(args).items()},
-              "rows": rows, "counts": counts}
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "train_yolo.json").write_text(json.dumps(result, indent=1))
-    with open(HERE / "RESULTS.md", "a") as handle:
-        handle.write(f"\n## train_yolo ({stamp}, {machine})\n\n{text}\n")
+    record("train_yolo", "train_yolo", text,
+           {"args": arguments(args), "rows": rows, "counts": counts})
 
 
 def main(argv: list[str] | None = None) -> None:
