@@ -127,13 +127,12 @@ def run_demo(config: DemoConfig, stage: Stage | None = None,
     real_result = None
     if real is not None:
         from detect.demo_real import run_real_stage
-        from detect.eval.report import write_report
 
         say(f"6/{steps} real CT: the shipped real model on a real patient it never saw "
             f"(Lung-PET-CT-Dx A0002) → scored against its boxes, side-by-side figure")
         real_result = run_real_stage(out / "real", sample=real[0], weights=real[1],
                                      device=config.device)
-        write_report(evaluation.result, evaluation.out, dataset, real_result.blocks)
+        evaluation.report.append(real_result.blocks)  # the report ends on real CT
         lap("real")
     metrics: dict[str, Any] = {
         "mAP50": evaluation.result.map50, "mAP50-95": evaluation.result.map50_95,

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,26 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def write_report(result: EvalResult, out: Path, dataset: DatasetInfo,
-                 extra: Sequence[Block] = ()) -> dict[str, Path]:
-    """Write metrics.json, report.md, report.html and the PNG figures into ``out``;
-    ``extra`` blocks (e.g. :func:`series_blocks`) end the report.
+@dataclass(frozen=True)
+class Report:
+    """A written evaluation report: its files by name and the blocks report.md and
+    report.html were rendered from."""
+
+    out: Path
+    files: dict[str, Path]
+    blocks: list[Block]
+    title: str
+
+    def append(self, extra: Sequence[Block]) -> Report:
+        """Render report.md and report.html again with ``extra`` blocks (e.g.
+        :func:`series_blocks`) at the end; metrics.json and the figures stay as written."""
+        blocks = [*self.blocks, *extra]
+        files = {**self.files, **write_documents(blocks, self.out, self.title)}
+        return Report(self.out, files, blocks, self.title)
+
+
+def build_report(result: EvalResult, out: Path, dataset: DatasetInfo) -> Report:
+    """Write metrics.json, report.md, report.html and the PNG figures into ``out``.
 
     Raises:
         DetectError: ``out`` cannot be written.
@@ -63,12 +80,23 @@ def write_report(result: EvalResult, out: Path, dataset: DatasetInfo,
     files["metrics"] = metrics
     drawn = _draw(result, out, dataset)
     files.update({name: p for name, (p, _) in drawn.items() if p is not None})
-    blocks = [*report_blocks(result, drawn), *extra]
-    (out / "report.md").write_text(to_markdown(blocks, out))
-    (out / "report.html").write_text(to_html(blocks, title=f"detect eval: {result.split}"))
-    files["report_md"], files["report_html"] = out / "report.md", out / "report.html"
+    blocks = report_blocks(result, drawn)
+    title = f"detect eval: {result.split}"
+    files.update(write_documents(blocks, out, title))
     logger.info("report written to %s", out)
-    return files
+    return Report(out, files, blocks, title)
+
+
+def write_report(result: EvalResult, out: Path, dataset: DatasetInfo) -> dict[str, Path]:
+    """:func:`build_report`'s files by name (metrics, report_md, report_html, figures)."""
+    return build_report(result, out, dataset).files
+
+
+def write_documents(blocks: Sequence[Block], out: Path, title: str) -> dict[str, Path]:
+    """report.md and report.html from ``blocks``, by name."""
+    (out / "report.md").write_text(to_markdown(blocks, out))
+    (out / "report.html").write_text(to_html(blocks, title=title))
+    return {"report_md": out / "report.md", "report_html": out / "report.html"}
 
 
 def _draw(result: EvalResult, out: Path, dataset: DatasetInfo

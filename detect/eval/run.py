@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from detect.dataset import SPLITS, DatasetInfo, load_dataset
 from detect.errors import ConfigError, RunFolderError
 from detect.eval.leak import check_leakage, model_train_patients
-from detect.eval.report import write_report
+from detect.eval.report import Report, build_report
 from detect.eval.result import EvalResult
 from detect.eval.score import check_options, evaluate_predictions
 from detect.predictions import Prediction, read_predictions, write_predictions
@@ -81,11 +81,13 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class EvalRun:
-    """What ``run_eval`` did: the result, the folder and the files written."""
+    """What ``run_eval`` did: the result, the folder, the files written and the report
+    (which a caller may extend with :meth:`Report.append`)."""
 
     result: EvalResult
     out: Path
     files: dict[str, Path]
+    report: Report
 
 
 def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None) -> EvalRun:
@@ -123,11 +125,12 @@ def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None)
         allow_leak=config.allow_leak, bootstrap=config.bootstrap, seed=config.seed,
         iou_froc=config.iou_froc, conf=config.conf,
     )
-    files = write_report(result, out, dataset)
+    report = build_report(result, out, dataset)
+    files = dict(report.files)
     if config.weights is not None:
         files["predictions"] = out / "predictions.json"
     logger.debug("eval written: %s", json.dumps({k: str(v) for k, v in files.items()}))
-    return EvalRun(result, out, files)
+    return EvalRun(result, out, files, report)
 
 
 def _read_model_json(weights: Path) -> dict[str, Any]:
