@@ -25,12 +25,10 @@ from detect.eval.series import (
     AnnotationBoxes,
     PredictedSlice,
     SeriesScore,
-    read_annotation_boxes,
-    read_slices_csv,
-    score_series,
+    read_predicted_series,
 )
 from detect.io.dicom import read_hu
-from detect.predictions import Prediction, read_predictions
+from detect.predictions import Prediction
 from detect.recipe import WINDOW_PRESETS, Window
 from detect.runs import resolve_weights
 from detect.shipped import RealSample
@@ -102,10 +100,10 @@ def run_real_stage(out: Path, *, sample: RealSample, weights: Path,
     conf = info.conf
     summary = predict(PredictConfig(sources=(sample.dicom_root,), weights=weights, out=out,
                                     conf=SCORING_CONF, save=("json",), device=device))
-    slices = read_slices_csv(summary.files["slices"])
-    predictions = read_predictions(summary.files["predictions"])
-    boxes = read_annotation_boxes(sample.annotation_root)
-    score = score_series(slices, boxes, predictions, conf=conf)
+    series = read_predicted_series(summary.files["slices"], summary.files["predictions"],
+                                   sample.annotation_root)
+    slices, boxes, predictions = series.slices, series.annotations, series.predictions
+    score = series.score(conf=conf)
     items = _figure_items(_shown(slices, boxes, predictions, conf), boxes, predictions, conf)
     figure = side_by_side(items, out / "side_by_side.png")
     metrics = {"model": str(weights), "sample": str(sample.root), **score.to_dict()}

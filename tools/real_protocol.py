@@ -157,20 +157,17 @@ def score_patient(run: Path, realdata: Path, patient: str, out: Path,
                   near_slices: Sequence[int] = (2, 0)) -> dict[int, SeriesScore]:
     """Step 5 on one patient of ``realdata`` (predictions land in ``out``), scored once per
     near-annotation rule in ``near_slices`` (0 = strict)."""
-    from detect.eval.series import read_annotation_boxes, read_slices_csv, score_series
+    from detect.eval.series import read_predicted_series
     from detect.predict.run import PredictConfig, predict
-    from detect.predictions import read_predictions
     from detect.runs import read_model_json
 
     root = patient_root(realdata, patient)
     summary = predict(PredictConfig(sources=(root / "Lung-PET-CT-Dx",), weights=run, out=out,
                                     conf=0.001, save=("json",), device="cpu"))
-    slices = read_slices_csv(summary.files["slices"])
-    boxes = read_annotation_boxes(root / "Annotation")
-    predictions = read_predictions(summary.files["predictions"])
+    series = read_predicted_series(summary.files["slices"], summary.files["predictions"],
+                                   root / "Annotation")
     conf = read_model_json(run).conf
-    return {near: score_series(slices, boxes, predictions, conf=conf, near_slices=near)
-            for near in near_slices}
+    return {near: series.score(conf=conf, near_slices=near) for near in near_slices}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,7 +44,7 @@ from detect.eval.truth import Detection, GtBox, GtImage, SplitTruth, assign_pred
 from detect.histology import normalise_label, short_patient_id
 from detect.io.voc import parse_voc
 from detect.io.walk import walk_tree
-from detect.predictions import Prediction
+from detect.predictions import Prediction, read_predictions
 
 log = logging.getLogger(__name__)
 
@@ -273,3 +273,29 @@ def score_series(
         patients_found=patients_found(every, matches, conf),
         conf=conf, iou=iou, near_slices=near_slices, counts=counts,
     )
+
+
+@dataclass(frozen=True)
+class PredictedSeries:
+    """What ``detect predict`` wrote for whole series (its slices.csv and predictions.json)
+    and the annotation boxes of those series: everything :func:`score_series` reads."""
+
+    slices: list[PredictedSlice]
+    predictions: list[Prediction]
+    annotations: AnnotationBoxes
+
+    def score(self, *, conf: float, near_slices: int = 2, iou: float = 0.1) -> SeriesScore:
+        return score_series(self.slices, self.annotations, self.predictions, conf=conf,
+                            iou=iou, near_slices=near_slices)
+
+
+def read_predicted_series(slices_csv: Path, predictions_json: Path,
+                          annotation_root: Path) -> PredictedSeries:
+    """Read detect predict's slices.csv and predictions.json and the VOC boxes under
+    ``annotation_root``.
+
+    Raises:
+        DetectError: either predict file is missing or not detect predict's.
+    """
+    return PredictedSeries(read_slices_csv(slices_csv), read_predictions(predictions_json),
+                           read_annotation_boxes(annotation_root))
