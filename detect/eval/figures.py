@@ -129,15 +129,34 @@ def _tile(image: np.ndarray, focus: Sequence[float], boxes: Sequence[tuple[Seque
     right, bottom = min(width, left + int(side)), min(height, top + int(side))
     canvas = image.copy()
     for box, colour in boxes:
-        a = (round(float(box[0])), round(float(box[1])))
-        b = (round(float(box[2])), round(float(box[3])))
-        cv2.rectangle(canvas, a, b, colour, 1)
+        _draw_box(canvas, box, colour)
     crop = cv2.resize(canvas[top:bottom, left:right], (TILE, TILE),
                       interpolation=cv2.INTER_NEAREST)
-    strip = np.zeros((22, TILE, 3), dtype=np.uint8)
-    cv2.putText(strip, caption[:30], (4, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+    return np.vstack([crop, _caption_strip(caption[:30], TILE, 22, 15, 0.42)])
+
+
+def _draw_box(canvas: np.ndarray, box: Sequence[float], colour: tuple[int, int, int],
+              scale: float = 1.0, text: str = "") -> None:
+    """One xyxy box (px, times ``scale``) on ``canvas``, with ``text`` above it."""
+    import cv2
+
+    a = (round(float(box[0]) * scale), round(float(box[1]) * scale))
+    b = (round(float(box[2]) * scale), round(float(box[3]) * scale))
+    cv2.rectangle(canvas, a, b, colour, 1)
+    if text:
+        cv2.putText(canvas, text, (a[0], max(a[1] - 3, 9)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                    colour, 1, cv2.LINE_AA)
+
+
+def _caption_strip(text: str, width: int, height: int, baseline: int,
+                   font_scale: float) -> np.ndarray:
+    """A black strip ``height`` x ``width`` with ``text`` in white."""
+    import cv2
+
+    strip = np.zeros((height, width, 3), dtype=np.uint8)
+    cv2.putText(strip, text, (4, baseline), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
                 (255, 255, 255), 1, cv2.LINE_AA)
-    return np.vstack([crop, strip])
+    return strip
 
 
 def _load(root: Path, file_name: str) -> np.ndarray | None:
@@ -199,16 +218,8 @@ def _panel(grey: np.ndarray, boxes: Sequence[tuple[Sequence[float], tuple[int, i
     canvas = np.zeros((PANEL, PANEL, 3), dtype=np.uint8)
     canvas[: image.shape[0], : image.shape[1]] = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     for box, colour, text in boxes:
-        a = (round(float(box[0]) * scale), round(float(box[1]) * scale))
-        b = (round(float(box[2]) * scale), round(float(box[3]) * scale))
-        cv2.rectangle(canvas, a, b, colour, 1)
-        if text:
-            cv2.putText(canvas, text, (a[0], max(a[1] - 3, 9)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                        colour, 1, cv2.LINE_AA)
-    strip = np.zeros((18, PANEL, 3), dtype=np.uint8)
-    cv2.putText(strip, caption[:40], (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
-                (255, 255, 255), 1, cv2.LINE_AA)
-    return np.vstack([canvas, strip])
+        _draw_box(canvas, box, colour, scale, text)
+    return np.vstack([canvas, _caption_strip(caption[:40], PANEL, 18, 13, 0.38)])
 
 
 def side_by_side(slices: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
