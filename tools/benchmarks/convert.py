@@ -130,12 +130,7 @@ def reference_work(kind: str, cohort: Path, out: Path, workers: int) -> dict[str
     """The naive converter (whole files) or the floor (headers only), in this process."""
     start = time.perf_counter()
     files = all_files(cohort / "Lung-PET-CT-Dx")
-    wanted = {
-        Path(name).stem
-        for _, _, names in os.walk(cohort / "Annotation", followlinks=True)
-        for name in names
-        if name.endswith(".xml")
-    }
+    wanted = {Path(f).stem for f in all_files(cohort / "Annotation") if f.endswith(".xml")}
     reader = _whole_uid if kind == "naive" else _header_uid
     with Pool(workers) as pool:
         uids = dict(pool.map(reader, files, chunksize=64))
