@@ -270,18 +270,24 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
                         max_pixels=config.max_pixels)
     if not scan.series:
         raise DicomError(_no_ct_message(scan, config.sources))
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create output folder {out} ({exc.strerror}); pass --out "
                           f"to a folder you can write") from None
-    with _rendered(config, info, scan.series) as rendered:  # starts now, as the model loads
-        detector = load_detector(info, weights, config.device)
-        head = None
-        if config.histology is not None:
-            head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
-        runner = _Runner(detector, info, config, out, head)
-        _run(runner, scan.series, rendered, progress)
+    try:
+        with _rendered(config, info, scan.series) as rendered:  # starts now, as the model loads
+            detector = load_detector(info, weights, config.device)
+            head = None
+            if config.histology is not None:
+                head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
+            runner = _Runner(detector, info, config, out, head)
+            _run(runner, scan.series, rendered, progress)
+    except BaseException:
+        if created and not any(out.iterdir()):  # a refused model leaves no empty folder
+            out.rmdir()
+        raise
     files = _write_outputs(out, runner, scan, info)
     skipped = Counter(s.reason for s in scan.skipped)
     skipped.update("pixel-error" for _ in runner.pixel_errors)

@@ -140,6 +140,7 @@ def test_a_crafted_checkpoint_never_runs(tmp_path, monkeypatch, yolo_env, comman
     with NetGuard(monkeypatch):
         _one_line_refusal(args, marker, pattern)
     assert not (tmp_path / "new" / "yolov8").exists()  # refused before a run folder
+    assert not (tmp_path / "out").exists()  # predict leaves no empty output folder behind
 
 
 def read_dataset_fingerprint(dataset: Path) -> str:
