@@ -15,9 +15,12 @@ from typing import Any
 import numpy as np
 
 from detect.errors import DatasetError
+from detect.io.jsonfile import read_json
 from detect.recipe import ChannelRecipe
 
 DATASET_FORMAT = "detect-dataset"
+MAX_MANIFEST_BYTES = 512_000_000  # the phantom demo's is 38 kB; the collection's ~30 MB
+MAX_DEPTH = 16  # detect writes 5 levels
 DATASET_VERSION = 1
 SPLITS = ("train", "val", "test")
 
@@ -105,10 +108,9 @@ def load_dataset(path: Path | str) -> DatasetInfo:
             f"{root} is not a detect dataset (no dataset.json); make one with "
             f"'detect convert DICOM_ROOT ANNOTATION_ROOT {root}'"
         )
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{manifest_path}: unreadable ({exc})") from None
+    manifest = read_json(manifest_path, what="dataset.json", max_bytes=MAX_MANIFEST_BYTES,
+                         max_depth=MAX_DEPTH, error=DatasetError,
+                         hint="pass a dataset folder written by detect convert")
     if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise DatasetError(f"{manifest_path}: expected format {DATASET_FORMAT!r}, found {found!r}")

@@ -17,7 +17,6 @@ On disk, a list of COCO results objects with extra keys::
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,10 @@ from typing import Any
 from detect.boxes import XYXY, coco_to_xyxy, xyxy_to_coco
 from detect.errors import DetectError
 from detect.io.atomic import write_json
+from detect.io.jsonfile import read_json
+
+MAX_PREDICTIONS_BYTES = 2_000_000_000  # ~8 million detections at 250 bytes each
+MAX_DEPTH = 16  # detect writes 3 levels
 
 
 @dataclass(frozen=True)
@@ -110,12 +113,11 @@ def read_predictions(path: Path) -> list[Prediction]:
     Raises:
         DetectError: the file is missing, not JSON, or not a list of prediction records.
     """
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DetectError(f"predictions file not found: {path}") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DetectError(f"cannot read predictions {path}: {exc}") from None
+    if not Path(path).is_file():
+        raise DetectError(f"predictions file not found: {path}")
+    data = read_json(Path(path), what="predictions file", max_bytes=MAX_PREDICTIONS_BYTES,
+                     max_depth=MAX_DEPTH, hint="pass a predictions.json written by detect "
+                     "predict or detect eval (a JSON list of COCO result records)")
     if not isinstance(data, list):
         raise DetectError(
             f"{path}: expected a JSON list of prediction records (COCO results), "

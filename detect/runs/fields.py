@@ -9,7 +9,6 @@ must be and what was found. The file as text (size, nesting, ``NaN``) is checked
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from detect.families import (
     YOLO_SIZES,
 )
 from detect.histology import LETTERS
+from detect.io.jsonfile import read_json
 
 MAX_BYTES = 1_000_000  # a real model.json is a few kB (its largest part: the patient split)
 MAX_DEPTH = 12  # the deepest part detect writes (args.ultralytics, export.input) is 4
@@ -274,23 +274,6 @@ def check_fields(data: Mapping[str, Any], where: Path) -> None:
     _check_export(data, where)
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _depth(value: Any, limit: int) -> int:
-    """Nesting depth of parsed JSON, counted up to ``limit + 1``."""
-    if isinstance(value, dict):
-        items: Any = value.values()
-    elif isinstance(value, list):
-        items = value
-    else:
-        return 0
-    if limit < 0:
-        return 1
-    return 1 + max((_depth(v, limit - 1) for v in items), default=0)
-
-
 def parse_model_json(path: Path) -> Any:
     """The JSON in ``path``, read with limits: at most :data:`MAX_BYTES`, nesting at most
     :data:`MAX_DEPTH`, no ``NaN``/``Infinity``.
@@ -298,26 +281,6 @@ def parse_model_json(path: Path) -> Any:
     Raises:
         RunFolderError: unreadable, too large, too deep, or not JSON.
     """
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise RunFolderError(f"{path}: unreadable model.json ({exc.strerror or exc})") from None
-    if len(raw) > MAX_BYTES:
-        raise RunFolderError(
-            f"{path}: model.json is larger than {MAX_BYTES // 1_000_000} MB; a model.json "
-            f"written by detect train is a few kB, pass a run folder written by it"
-        )
-    too_deep = RunFolderError(
-        f"{path}: model.json is nested deeper than {MAX_DEPTH} levels; pass a run folder "
-        f"written by detect train"
-    )
-    try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except RecursionError:
-        raise too_deep from None
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise RunFolderError(f"{path}: unreadable model.json ({exc})") from None
-    if _depth(data, MAX_DEPTH) > MAX_DEPTH:
-        raise too_deep
-    return data
+    return read_json(path, what="model.json", max_bytes=MAX_BYTES, max_depth=MAX_DEPTH,
+                     hint="pass a run folder written by detect train (its model.json is a "
+                          "few kB)", error=RunFolderError)
