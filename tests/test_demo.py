@@ -38,6 +38,8 @@ def test_tiny_demo_end_to_end(tmp_path, yolo_env):
     assert "(../real/side_by_side.png)" in report
     model = json.loads((out / "runs" / "yolov8" / "demo" / "model.json").read_text())
     assert model["status"] == "complete" and model["family"] == "yolov8"
+    short = {"nbs": 16, "optimizer": "AdamW", "lr0": 0.004, "mosaic": 0.0}  # --hyp short
+    assert {key: model["args"]["ultralytics"][key] for key in short} == short
     summary = (out / "predict" / "summary.csv").read_text().splitlines()
     test_patients = json.loads((out / "dataset" / "dataset.json").read_text())["splits"]["test"]
     assert test_patients and all(any(p in row for row in summary) for p in test_patients)
@@ -49,3 +51,5 @@ def test_demo_refuses_a_used_folder_and_bad_sizes(tmp_path):
         DemoConfig(out=tmp_path)
     with pytest.raises(ConfigError, match="patients"):
         DemoConfig(out=tmp_path / "new", patients=3)
+    with pytest.raises(ConfigError, match="--hyp must be one of short, ultralytics"):
+        DemoConfig(out=tmp_path / "new", hyp="fast")

@@ -1,7 +1,8 @@
 """Rebuild the two shipped checkpoints with their recorded commands.
 
 - ``weights/demo-yolov8n-phantom``: ``detect demo --out WORK/demo --patients 40 --slices 48
-  --size 256 --epochs 60 --seed 0 --no-real`` (phantom only), its run folder packed.
+  --size 256 --epochs 60 --hyp ultralytics --seed 0 --no-real`` (phantom only), its run
+  folder packed.
 - ``weights/real-yolov8n``: real CT, trained only on B0021 and E0003 of
   ``../shared/realdata`` (never A0002) with ``tools/real_protocol.py``'s protocol and
   :data:`real_protocol.SHIPPED` (fine-tuned from the phantom checkpoint above), then
@@ -45,7 +46,7 @@ REAL_DIR = REPO / "weights" / "real-yolov8n"
 REAL_TRAIN = ("B0021", "E0003")
 REAL_TEST = "A0002"
 PHANTOM_DEMO = ["--patients", "40", "--slices", "48", "--size", "256", "--epochs", "60",
-                "--seed", "0", "--no-real"]
+                "--hyp", "ultralytics", "--seed", "0", "--no-real"]
 
 
 def real_commands(recipe: Recipe, work: str = "WORK") -> list[str]:
@@ -59,11 +60,19 @@ def real_commands(recipe: Recipe, work: str = "WORK") -> list[str]:
         f"--negatives {recipe.negatives} --seed {recipe.seed}",
         f"python tools/real_protocol.py val-from-train {work}/dataset",
         f"detect train --model yolov8 --size n --data {work}/dataset --epochs {recipe.epochs} "
-        f"--imgsz {recipe.imgsz} --batch {recipe.batch} --seed {recipe.seed} --device cpu"
-        f"{weights} --project {work}/runs --name real-yolov8n",
+        f"--imgsz {recipe.imgsz} --batch {recipe.batch}{_yolo_options(recipe)} "
+        f"--seed {recipe.seed} --device cpu{weights} --project {work}/runs --name real-yolov8n",
         f"detect predict ../shared/realdata/lung-pet-ct-dx-{REAL_TEST}/Lung-PET-CT-Dx "
         f"--weights weights/real-yolov8n --conf 0.001 --out {work}/predict-{REAL_TEST}",
     ]
+
+
+def _yolo_options(recipe: Recipe) -> str:
+    options = [f"--nbs {recipe.nbs}" if recipe.nbs is not None else "",
+               f"--optimizer {recipe.optimizer}" if recipe.optimizer != "auto" else "",
+               f"--lr0 {recipe.lr0}" if recipe.lr0 is not None else "",
+               f"--mosaic {recipe.mosaic}" if recipe.mosaic is not None else ""]
+    return "".join(f" {option}" for option in options if option)
 
 
 def _scrub(value: Any, old: str, new: str) -> Any:
@@ -107,6 +116,7 @@ def make_real(work: Path, realdata: Path, recipe: Recipe, run: Path | None = Non
         dataset = convert_real(dicom, annotation, work / "dataset", recipe)
         run = train_real(dataset, recipe, work / "runs", "real-yolov8n")
     _check_trained_on(run, REAL_TRAIN)
+    _check_recipe(run, recipe)
     note = (f"{'+'.join(REAL_TRAIN)} of Lung-PET-CT-Dx, converted by tools/real_protocol.py "
             f"(weights/real-yolov8n/CARD.md)")
     pack(run, REAL_DIR, run.parents[2], note)
@@ -122,6 +132,16 @@ def _check_trained_on(run: Path, patients: tuple[str, ...]) -> None:
     splits = json.loads((run / "model.json").read_text())["dataset"]["splits"]
     if sorted(splits["train"]) != sorted(patients) or splits["val"] or splits["test"]:
         raise SystemExit(f"{run} was trained on {splits}, not on {patients} only")
+
+
+def _check_recipe(run: Path, recipe: Recipe) -> None:
+    args = json.loads((run / "model.json").read_text())["args"]
+    wanted = {"epochs": recipe.epochs, "imgsz": recipe.imgsz, "batch": recipe.batch,
+              "nbs": recipe.nbs, "optimizer": recipe.optimizer, "lr0": recipe.lr0,
+              "mosaic": recipe.mosaic, "seed": recipe.seed}
+    found = {key: args.get(key) for key in wanted}
+    if found != wanted:
+        raise SystemExit(f"{run} was trained with {found}, not the shipped recipe {wanted}")
 
 
 def main(argv: list[str] | None = None) -> None:

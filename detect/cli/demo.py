@@ -24,7 +24,10 @@ def demo(
         Path, typer.Option("--out", help="Folder for everything the demo makes.")
     ] = (Path("demo_out")),
     patients: Annotated[int, typer.Option(help="Phantom patients.")] = 40,
-    epochs: Annotated[int, typer.Option(help="YOLO training epochs.")] = 60,
+    epochs: Annotated[int, typer.Option(help="YOLO training epochs.")] = 30,
+    hyp: Annotated[str, typer.Option(
+        help="YOLO hyperparameters: short (a step per batch, AdamW lr 0.004, no mosaic) or "
+             "ultralytics (its defaults; the shipped phantom model, 60 epochs).")] = "short",
     size: Annotated[int, typer.Option(help="Phantom image size, px.")] = 256,
     slices: Annotated[int, typer.Option(help="CT slices per phantom series.")] = 48,
     seed: Annotated[int, typer.Option(help="Seed of everything.")] = 0,
@@ -51,6 +54,7 @@ def demo(
             slices=slices,
             size=size,
             epochs=epochs,
+            hyp=hyp,
             seed=seed,
             device=device,
             real=real,

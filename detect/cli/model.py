@@ -135,6 +135,25 @@ def train_command(
                           "mobilenet_v3_large_fpn (about 3x faster, for CPUs); "
                           "histology: resnet18 (default), mobilenet_v3_small."),
     ] = None,
+    nbs: Annotated[
+        int | None,
+        typer.Option(help="YOLO nominal batch: gradients add up over batches until this many "
+                          "images, then one optimizer step (ultralytics' nbs, default 64). "
+                          "Small datasets learn faster with --nbs equal to --batch."),
+    ] = None,
+    optimizer: Annotated[
+        str, typer.Option(help="YOLO optimizer: auto (ultralytics' choice), SGD, Adam, AdamW, "
+                               "NAdam, RAdam, RMSProp.")
+    ] = "auto",
+    lr0: Annotated[
+        float | None,
+        typer.Option(help="YOLO initial learning rate (with --optimizer other than auto)."),
+    ] = None,
+    mosaic: Annotated[
+        float | None,
+        typer.Option(help="YOLO mosaic augmentation probability, 0-1 (default 1; 0 can "
+                          "converge in fewer epochs on small, uniform data)."),
+    ] = None,
 ) -> None:
     """Train a detector on a converted dataset; writes PROJECT/<model>/<name>/ with
     weights/best.pt, weights/last.pt, model.json and metrics.csv.
@@ -162,6 +181,10 @@ def train_command(
             class_weighting=class_weighting,
             amp=amp,
             backbone=backbone,
+            nbs=nbs,
+            optimizer=optimizer,
+            lr0=lr0,
+            mosaic=mosaic,
             **({"workers": workers} if workers is not None else {}),
         )
         try:

@@ -26,6 +26,8 @@ YOLO_MODELS = YOLO_FAMILIES
 SIZES = YOLO_SIZES
 CLASS_WEIGHTING = ("auto", "none", "loss", "sampler")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+#: ultralytics' optimizers (``auto``: AdamW with a class-count learning rate on short runs)
+YOLO_OPTIMIZERS = ("auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSProp")
 LOSS_CLS_PW = 0.5
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EpochProgress = Callable[[int, int, Mapping[str, Any]], None]
@@ -71,6 +73,11 @@ class TrainConfig(RunOptions):
     class_weighting: str = "auto"  # auto = none for detectors, loss for histology
     amp: str = "auto"
     backbone: str | None = None  # fasterrcnn / histology; None = the family's default
+    nbs: int | None = None  # YOLO nominal batch; None = ultralytics' 64
+    optimizer: str = "auto"  # YOLO
+    lr0: float | None = None  # YOLO; needs an optimizer other than auto
+    mosaic: float | None = None  # YOLO mosaic probability; None = ultralytics' 1.0
+
 
     def __post_init__(self) -> None:
         _one_of("--model", self.model, MODELS)
@@ -87,6 +94,25 @@ class TrainConfig(RunOptions):
                     f"--backbone is for --model fasterrcnn or histology, not {self.model}"
                 )
             (check_backbone if self.model == "fasterrcnn" else check_head_backbone)(self.backbone)
+        self._check_yolo_options()
+
+    def _check_yolo_options(self) -> None:
+        given = [option for option, value in (("--nbs", self.nbs), ("--lr0", self.lr0),
+                                              ("--mosaic", self.mosaic)) if value is not None]
+        given += ["--optimizer"] if self.optimizer != "auto" else []
+        if given and self.model not in YOLO_MODELS:
+            raise ConfigError(f"{', '.join(given)}: for the YOLO models, not {self.model}")
+        _one_of("--optimizer", self.optimizer, YOLO_OPTIMIZERS)
+        if self.nbs is not None and self.nbs < 1:
+            raise ConfigError(f"--nbs must be >= 1 images, got {self.nbs}")
+        if self.lr0 is not None:
+            if not 0 < self.lr0 <= 1:  # also refuses NaN
+                raise ConfigError(f"--lr0 must be in (0, 1], got {self.lr0}")
+            if self.optimizer == "auto":
+                raise ConfigError("--lr0 needs --optimizer (SGD, AdamW...): ultralytics' auto "
+                                  "optimizer sets its own learning rate")
+        if self.mosaic is not None and not 0 <= self.mosaic <= 1:
+            raise ConfigError(f"--mosaic must be a probability in [0, 1], got {self.mosaic}")
 
 
 def _one_of(option: str, value: str, allowed: tuple[str, ...]) -> None:

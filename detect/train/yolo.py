@@ -175,6 +175,7 @@ def _yolo_spec(
         epochs=config.epochs, imgsz=config.imgsz or default_imgsz(dataset), batch=config.batch,
         device=device, seed=config.seed, workers=config.workers, weights=config.weights,
         cls_pw=LOSS_CLS_PW if config.class_weighting == "loss" else 0.0, amp=config.amp,
+        nbs=config.nbs, optimizer=config.optimizer, lr0=config.lr0, mosaic=config.mosaic,
     )
 
 

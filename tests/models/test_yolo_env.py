@@ -91,6 +91,14 @@ def test_ultralytics_runs_from_detects_own_offline_config(tiny_run, yolo_env):
         ({"class_weighting": "focal"}, "--class-weighting must be one of"),
         ({"weights": Path("missing.pt")}, "nothing is downloaded"),
         ({"name": "../escape"}, "plain folder name"),
+        ({"nbs": 0}, "--nbs must be >= 1"),
+        ({"model": "fasterrcnn", "nbs": 16}, "--nbs: for the YOLO models"),
+        ({"model": "fasterrcnn", "optimizer": "SGD"}, "--optimizer: for the YOLO models"),
+        ({"optimizer": "adam"}, "--optimizer must be one of"),
+        ({"optimizer": "AdamW", "lr0": float("nan")}, r"--lr0 must be in \(0, 1\]"),
+        ({"optimizer": "SGD", "lr0": 0.0}, r"--lr0 must be in \(0, 1\]"),
+        ({"lr0": 0.01}, "--lr0 needs --optimizer"),
+        ({"mosaic": 1.5}, r"--mosaic must be a probability in \[0, 1\]"),
     ],
 )
 def test_train_config_is_validated(options, expected, tmp_path):

@@ -216,12 +216,15 @@ def tiny_dataset(tiny_cohort: Any, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def tiny_run(yolo_env: Path, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory):
-    """One yolov8n trained 1 epoch at 64 px on CPU, under NetGuard: (TrainResult, attempts)."""
+    """One yolov8n trained 1 epoch at 64 px on CPU with the demo's hyperparameters (an
+    optimizer step per batch, AdamW at lr 0.004, no mosaic), under NetGuard:
+    (TrainResult, attempts)."""
     from detect.train import TrainConfig, train
 
     project = tmp_path_factory.mktemp("runs")
     config = TrainConfig(model="yolov8", data=tiny_dataset, epochs=1, imgsz=64, batch=4,
-                         device="cpu", project=project, workers=0, seed=0)
+                         nbs=4, optimizer="AdamW", lr0=0.004, mosaic=0.0, device="cpu",
+                         project=project, workers=0, seed=0)
     with pytest.MonkeyPatch.context() as mp, NetGuard(mp) as guard:
         result = train(config)
     return result, list(guard.attempts)

@@ -12,6 +12,7 @@ import yaml
 from support.yolo import NetGuard
 
 from detect.dataset import load_dataset
+from detect.models.yolo.checkpoint import read_yolo_checkpoint
 from detect.runs import METRIC_COLUMNS, read_model_json
 from detect.train import TrainConfig, train
 from detect.train.yolo import image_classes, repeat_factors
@@ -49,6 +50,19 @@ def test_run_folder_is_complete(tiny_run, tiny_dataset):
     assert data["args"]["ultralytics"]["plots"] is False
     assert data["args"]["ultralytics"]["pretrained"] is False
     assert read_model_json(run).weights_path() == run / "weights" / "best.pt"
+
+
+def test_yolo_hyperparameters_reach_ultralytics(tiny_run):
+    """--nbs 4 --optimizer AdamW --lr0 0.004 --mosaic 0: ultralytics trained with them, as
+    its own checkpoint records, not with its defaults (nbs 64, auto, mosaic 1)."""
+    result, _ = tiny_run
+    recorded = json.loads((result.run_dir / "model.json").read_text())["args"]
+    expected = {"nbs": 4, "optimizer": "AdamW", "lr0": 0.004, "mosaic": 0.0}
+    for source in (recorded, recorded["ultralytics"]):
+        assert {key: source[key] for key in expected} == expected
+    used = read_yolo_checkpoint(result.run_dir / "weights" / "last.pt").train_args
+    assert {key: used[key] for key in expected} == expected
+    assert used["batch"] == 4
 
 
 def test_metrics_csv_has_one_row_per_epoch(tiny_run):

@@ -83,6 +83,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--imgsz", type=int, default=256)
     parser.add_argument("--negatives", type=int, default=10, help="unannotated slices/patient")
     parser.add_argument("--channels", default="lung,mediastinum,wide")
+    parser.add_argument("--nbs", type=int, default=None,
+                        help="YOLO nominal batch (default: ultralytics' 64; 16 = a step per batch)")
+    parser.add_argument("--optimizer", default="auto")
+    parser.add_argument("--lr0", type=float, default=None)
+    parser.add_argument("--mosaic", type=float, default=None)
     parser.add_argument("--near-slices", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None,
@@ -96,7 +101,8 @@ def run_fold(args: argparse.Namespace, held_out: str, init: str, work: Path
              ) -> dict[str, Any]:
     train_patients = [p for p in PATIENTS if p != held_out]
     recipe = Recipe(epochs=args.epochs, imgsz=args.imgsz, negatives=args.negatives,
-                    channels=args.channels,
+                    channels=args.channels, nbs=args.nbs, optimizer=args.optimizer,
+                    lr0=args.lr0, mosaic=args.mosaic,
                     pretrained=args.pretrained if init == "phantom" else None)
     fold = work / f"without-{held_out}"
     dicom, annotation = stage(args.realdata, train_patients, fold / "data")
@@ -105,6 +111,8 @@ def run_fold(args: argparse.Namespace, held_out: str, init: str, work: Path
     if not (dataset / "dataset.json").is_file():
         convert_real(dicom, annotation, dataset, recipe, workers=args.workers)
     name = f"{init}-e{args.epochs}-i{args.imgsz}-n{args.negatives}-{channels}"
+    for option in ("nbs", "lr0", "mosaic"):  # --keep never reuses another recipe's run
+        name += f"-{option}{getattr(args, option)}" if getattr(args, option) is not None else ""
     run = fold / "runs" / "yolov8" / name
     if not _complete(run):  # --keep: a finished run with the same recipe is reused
         shutil.rmtree(run, ignore_errors=True)

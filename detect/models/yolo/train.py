@@ -99,6 +99,10 @@ class YoloTrainSpec:
     weights: Path | None
     cls_pw: float
     amp: str
+    nbs: int | None = None  # None: ultralytics' nominal batch (64)
+    optimizer: str = "auto"
+    lr0: float | None = None  # None: ultralytics' (ignored by its auto optimizer)
+    mosaic: float | None = None  # None: ultralytics' 1.0
 
     def train_args(self) -> dict[str, Any]:
         """The keyword arguments of ``YOLO.train`` (all public, documented options)."""
@@ -120,6 +124,10 @@ class YoloTrainSpec:
             "val": True,
             "verbose": True,
         }
+        args["optimizer"] = self.optimizer
+        for name in ("nbs", "lr0", "mosaic"):
+            if getattr(self, name) is not None:
+                args[name] = getattr(self, name)
         if self.weights is None:
             args["pretrained"] = False  # built from the YAML: nothing to load or fetch
         return args
