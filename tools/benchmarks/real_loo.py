@@ -151,7 +151,9 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     lines = [
         f"real CT, leave one patient out ({', '.join(PATIENTS)}); yolov8n, --classes tumor, "
         f"{args.channels}, negatives {args.negatives}/patient, {args.epochs} epochs, imgsz "
-        f"{args.imgsz}, batch 16, seed 0, CPU; FROC IoU 0.1, near-annotation rule "
+        f"{args.imgsz}, batch 16, nbs {args.nbs or 64}, optimizer {args.optimizer}, lr0 "
+        f"{args.lr0 or 'auto'}, mosaic {'1.0' if args.mosaic is None else args.mosaic}, "
+        f"seed 0, CPU; FROC IoU 0.1, near-annotation rule "
         f"{args.near_slices} slices; found at conf 0.25",
         "| held out | trained on | init | AP50 annotated | AP@0.1 annotated | AP50 all slices "
         "| sens@1 FP/series | sens@8 FP/series | sens@8 strict | found | train s |",
