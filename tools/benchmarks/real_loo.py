@@ -31,7 +31,10 @@ usage (default, about 60 min on 2 idle CPU cores: 6 trainings of ~8 min + predic
 496 slices per init):
     nice -n 10 python tools/benchmarks/real_loo.py
 the shipped model's recipe (weights/real-yolov8n; its fold A0002 is that model), phantom
-init only (the three trainings took 12-19 min each on 2 shared cores):
+init only (the three trainings took 6-11 min each on 2 cores):
+    nice -n 10 python tools/benchmarks/real_loo.py --imgsz 384 --inits phantom --nbs 16 \
+        --optimizer AdamW --lr0 0.004 --tag i384-nbs16-lr4
+the previous shipped recipe (ultralytics' nbs 64 and auto optimizer; 12-19 min per fold):
     nice -n 10 python tools/benchmarks/real_loo.py --imgsz 384 --inits phantom --tag i384
 full size (more epochs, 512 px, more negatives; not run here: estimated 3-4 h on 2 cores,
 minutes on a GPU):
