@@ -28,24 +28,29 @@ if TYPE_CHECKING:  # the stages import torch and ultralytics: only when the demo
 
 log = logging.getLogger(__name__)
 
-#: The demo's YOLO hyperparameters. 128 training images are 8 batches an epoch, and
-#: ultralytics' defaults (an optimizer step per 64 images, AdamW at lr 0.00125 for 4
-#: classes, mosaic) needed 60 epochs for test mAP50 0.72. ``short`` steps on every batch,
-#: at lr 0.004, without mosaic: test mAP50 0.62 and a higher FROC in 30 epochs, half the
-#: time (both measured on the phantom; docs/demo-recipe.md). ``ultralytics``: its defaults
-#: (the shipped weights/demo-yolov8n-phantom, 60 epochs).
+
 @dataclass(frozen=True)
 class YoloHyperparameters:
+    """The YOLO training options the demo sets (``detect train --nbs --optimizer --lr0
+    --mosaic``)."""
+
     step_every_batch: bool = False  # nbs = batch; False: ultralytics' nbs 64
     optimizer: str = "auto"
     lr0: float | None = None
     mosaic: float | None = None
 
 
+#: The demo's YOLO hyperparameters. 128 training images are 8 batches an epoch, and
+#: ultralytics' defaults (an optimizer step per 64 images, AdamW at lr 0.00125 for 4
+#: classes, mosaic) needed 60 epochs for test mAP50 0.72. ``short`` steps on every batch,
+#: at lr 0.004, without mosaic: test mAP50 0.62 and a higher FROC in 30 epochs, half the
+#: time (phantom; tools/benchmarks/RESULTS.md, section demo_recipe). ``ultralytics``: its
+#: defaults (the shipped weights/demo-yolov8n-phantom, 60 epochs).
 HYPERPARAMETERS = {
     "short": YoloHyperparameters(step_every_batch=True, optimizer="AdamW", lr0=0.004, mosaic=0.0),
     "ultralytics": YoloHyperparameters(),
 }
+
 Stage = Callable[[str], None]
 Epoch = Callable[[int, int, Any], None]
 
