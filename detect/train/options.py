@@ -78,7 +78,6 @@ class TrainConfig(RunOptions):
     lr0: float | None = None  # YOLO; needs an optimizer other than auto
     mosaic: float | None = None  # YOLO mosaic probability; None = ultralytics' 1.0
 
-
     def __post_init__(self) -> None:
         _one_of("--model", self.model, MODELS)
         _one_of("--size", self.size, SIZES)
