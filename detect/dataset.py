@@ -20,7 +20,6 @@ from detect.recipe import ChannelRecipe
 
 DATASET_FORMAT = "detect-dataset"
 MAX_MANIFEST_BYTES = 512_000_000  # the phantom demo's is 38 kB; the collection's ~30 MB
-MAX_DEPTH = 16  # detect writes 5 levels
 DATASET_VERSION = 1
 SPLITS = ("train", "val", "test")
 
@@ -109,7 +108,7 @@ def load_dataset(path: Path | str) -> DatasetInfo:
             f"'detect convert DICOM_ROOT ANNOTATION_ROOT {root}'"
         )
     manifest = read_json(manifest_path, what="dataset.json", max_bytes=MAX_MANIFEST_BYTES,
-                         max_depth=MAX_DEPTH, error=DatasetError,
+                         error=DatasetError,
                          hint="pass a dataset folder written by detect convert")
     if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__

@@ -29,7 +29,6 @@ from detect.io.atomic import write_json
 from detect.io.jsonfile import read_json
 
 MAX_PREDICTIONS_BYTES = 2_000_000_000  # ~8 million detections at 250 bytes each
-MAX_DEPTH = 16  # detect writes 3 levels
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ def read_predictions(path: Path) -> list[Prediction]:
     if not Path(path).is_file():
         raise DetectError(f"predictions file not found: {path}")
     data = read_json(Path(path), what="predictions file", max_bytes=MAX_PREDICTIONS_BYTES,
-                     max_depth=MAX_DEPTH, hint="pass a predictions.json written by detect "
+                     hint="pass a predictions.json written by detect "
                      "predict or detect eval (a JSON list of COCO result records)")
     if not isinstance(data, list):
         raise DetectError(

@@ -29,7 +29,12 @@ def nesting_depth(value: Any, limit: int) -> int:
     return 1 + max((nesting_depth(v, limit - 1) for v in items), default=0)
 
 
-def read_json(path: Path, *, what: str, max_bytes: int, max_depth: int, hint: str,
+#: Nesting cap for detect's own files (dataset.json has 5 levels, predictions.json 3)
+DEFAULT_MAX_DEPTH = 16
+
+
+def read_json(path: Path, *, what: str, max_bytes: int, hint: str,
+              max_depth: int = DEFAULT_MAX_DEPTH,
               error: type[DetectError] = DetectError) -> Any:
     """The JSON value in ``path``.
 
