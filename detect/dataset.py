@@ -22,6 +22,8 @@ DATASET_FORMAT = "detect-dataset"
 MAX_MANIFEST_BYTES = 512_000_000  # the phantom demo's is 38 kB; the collection's ~30 MB
 DATASET_VERSION = 1
 SPLITS = ("train", "val", "test")
+#: ``detect convert --split`` default: train, val, test fractions by patient.
+DEFAULT_SPLIT = (0.7, 0.15, 0.15)
 
 
 @dataclass(frozen=True)

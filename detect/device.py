@@ -3,6 +3,7 @@ and deterministic CPU kernels for training."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,3 +70,11 @@ def deterministic(enabled: bool, device: Any) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous)
+
+
+def default_workers() -> int:
+    """Worker processes: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

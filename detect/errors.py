@@ -26,7 +26,7 @@ class DicomError(DetectError):
 class AnnotationError(DetectError):
     """A VOC XML annotation cannot be used.
 
-    ``kind`` is one of the accounting kinds of DESIGN.md contract 2 (``malformed-xml``,
+    ``kind`` is one of the accounting kinds of docs/contracts.md, contract 2 (``malformed-xml``,
     ``forbidden-entity``, ``unknown-label``, ...), so callers can report it as-is.
     """
 

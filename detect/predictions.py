@@ -10,9 +10,13 @@ On disk, a list of COCO results objects with extra keys::
     {"image_id": 12 | null, "category_id": 1, "bbox": [x, y, w, h], "score": 0.91,
      "xyxy": [x1, y1, x2, y2], "label": "A",
      "sop_instance_uid": "...", "series_instance_uid": "...", "patient_id": "A0002",
-     "histology": {"A": 0.7, "B": 0.1, "E": 0.05, "G": 0.15} | null}
+     "histology": {"A": 0.7, "B": 0.1, "E": 0.05, "G": 0.15} | null,
+     "score_threshold": 0.25}
 
 ``category_id`` is 1-based (COCO); ``label`` is the class name of the model's classes.
+``score_threshold`` (present when known) is the operating threshold of the run that wrote
+the record: that run kept no detection below it, so a file cut at 0.25 cannot give the
+precision-recall curve below 0.25 (``detect predict --conf 0`` keeps every box).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from detect.io.atomic import write_json
 from detect.io.jsonfile import read_json
 
 MAX_PREDICTIONS_BYTES = 2_000_000_000  # ~8 million detections at 250 bytes each
+#: The operating threshold assumed when neither a model nor the records say theirs: the
+#: detector families' default (model.json ``thresholds.conf``).
+DEFAULT_CONF = 0.25
 
 
 @dataclass(frozen=True)
@@ -44,15 +51,18 @@ class Prediction:
     category_id: int
     histology: Mapping[str, float] | None = None
     image_id: int | None = None
+    score_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.score <= 1.0) or math.isnan(self.score):
             raise ValueError(f"score must be in [0, 1], got {self.score}")
+        if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         if self.category_id < 1:
             raise ValueError(f"category_id is 1-based (COCO), got {self.category_id}")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        record = {
             "image_id": self.image_id,
             "category_id": self.category_id,
             "bbox": [round(v, 3) for v in xyxy_to_coco(self.xyxy)],
@@ -66,6 +76,9 @@ class Prediction:
             if self.histology is None
             else {k: round(float(v), 6) for k, v in self.histology.items()},
         }
+        if self.score_threshold is not None:
+            record["score_threshold"] = self.score_threshold
+        return record
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any]) -> Prediction:
@@ -82,6 +95,7 @@ class Prediction:
                 xyxy = coco_to_xyxy(record["bbox"])
             histology = record.get("histology")
             image_id = record.get("image_id")
+            threshold = record.get("score_threshold")
             return cls(
                 sop_instance_uid=str(record.get("sop_instance_uid") or ""),
                 series_instance_uid=str(record.get("series_instance_uid") or ""),
@@ -94,6 +108,7 @@ class Prediction:
                 if histology is None
                 else {k: float(v) for k, v in histology.items()},
                 image_id=None if image_id is None else int(image_id),
+                score_threshold=None if threshold is None else float(threshold),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a prediction record ({exc!r}): {dict(record)!r}") from None
@@ -129,6 +144,13 @@ def read_predictions(path: Path) -> list[Prediction]:
         except ValueError as exc:
             raise DetectError(f"{path}: record {index}: {exc}") from None
     return out
+
+
+def recorded_threshold(predictions: Sequence[Prediction]) -> float | None:
+    """The operating threshold the records say they were cut at (the highest, when they
+    disagree), or None when none says."""
+    found = {p.score_threshold for p in predictions if p.score_threshold is not None}
+    return max(found) if found else None
 
 
 def histology_argmax(probabilities: Mapping[str, float] | None) -> str | None:

@@ -118,12 +118,6 @@ class ChannelRecipe:
             raise ConfigError(f"not a channel recipe: {exc!r} in {dict(data)!r}") from None
 
 
-DEFAULT_RECIPE = ChannelRecipe(
-    "windows",
-    tuple(Window(name, *WINDOW_PRESETS[name]) for name in ("lung", "mediastinum", "wide")),
-)
-
-
 def _parse_window(token: str) -> Window:
     token = token.strip()
     if token in WINDOW_PRESETS:
@@ -158,3 +152,8 @@ def parse_channels(spec: str | Sequence[str]) -> ChannelRecipe:
             f"{len(tokens)}: {text!r}"
         )
     return ChannelRecipe("windows", tuple(_parse_window(t) for t in tokens))
+
+
+#: ``--channels`` default: three windows of one slice.
+DEFAULT_CHANNELS = "lung,mediastinum,wide"
+DEFAULT_RECIPE = parse_channels(DEFAULT_CHANNELS)

@@ -25,8 +25,8 @@ def cohort(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def dataset(cohort, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cohort converted with default options (read-only!)."""
-    from detect.config import ConvertConfig
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig
 
     out = tmp_path_factory.mktemp("dataset")
     convert(ConvertConfig(cohort.dicom_root, cohort.annotation_root, out, workers=2))

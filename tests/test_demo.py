@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from detect.cli import app
-from detect.demo import DemoConfig
+from detect.demo.run import DemoConfig
 from detect.errors import ConfigError
 
 

@@ -15,8 +15,8 @@ import pytest
 from support.realdata import real_patient
 from support.yolo import NetGuard
 
-from detect.demo import DemoConfig, run_demo
-from detect.demo_real import RealStageResult, run_real_stage
+from detect.demo.real import RealStageResult, run_real_stage
+from detect.demo.run import DemoConfig, run_demo
 from detect.eval.report import to_html
 from detect.predictions import read_predictions
 from detect.shipped import ShippedFileMissing, real_sample, real_weights

@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/gpu-check"))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    from detect.config import ConvertConfig
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig
     from detect.synth import SynthConfig, synthesize
 
     count, names = _gpus()

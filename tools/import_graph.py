@@ -17,34 +17,29 @@ from pathlib import Path
 
 # Layer of each top-level part of detect: a module may import its own layer or lower ones.
 LAYERS: dict[str, int] = {
+    "__init__": 0,
     "errors": 0,
     "torch_check": 0,
-    "config": 1,
     "boxes": 1,
-    "csvfile": 1,
-    "families": 1,
-    "recipe": 1,
+    "histology": 1,
     "io": 1,
+    "recipe": 1,
     "shipped": 1,
     "dataset": 2,
-    "runs": 2,
-    "predictions": 2,
     "device": 2,
-    "synth": 3,
+    "predictions": 2,
+    "runs": 2,
     "convert": 3,
     "models": 3,
-    "train": 4,
-    "eval": 4,
-    "predict": 4,
-    "export": 4,
+    "synth": 3,
     "download": 4,
+    "eval": 4,
+    "export": 4,
+    "predict": 4,
+    "train": 4,
     "cli": 5,
-    "histology": 1,
     "demo": 5,
-    "demo_real": 5,
-    "__init__": 0,
 }
-
 
 def module_name(path: Path, root: Path) -> str:
     rel = path.relative_to(root.parent).with_suffix("")
@@ -52,7 +47,6 @@ def module_name(path: Path, root: Path) -> str:
     if parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
-
 
 def resolve(current: str, is_package: bool, node: ast.ImportFrom) -> str:
     if node.level == 0:
@@ -62,7 +56,6 @@ def resolve(current: str, is_package: bool, node: ast.ImportFrom) -> str:
         base = base[:-1]
     base = base[: len(base) - (node.level - 1)]
     return ".".join([*base, node.module] if node.module else base)
-
 
 def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -88,12 +81,10 @@ def imports_of(path: Path, name: str, modules: set[str]) -> set[str]:
                     break
     return found
 
-
 def build_graph(root: Path) -> dict[str, set[str]]:
     files = {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
     modules = set(files)
     return {name: imports_of(path, name, modules) for name, path in files.items()}
-
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
     """Tarjan's algorithm, iterative; components of more than one module are cycles."""
@@ -143,13 +134,11 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
                     components.append(sorted(component))
     return sorted(components)
 
-
 def layer_of(module: str) -> int | None:
     parts = module.split(".")
     if len(parts) < 2:
         return LAYERS.get("__init__")
     return LAYERS.get(parts[1])
-
 
 def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
     found = []
@@ -163,10 +152,8 @@ def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
                 found.append((source, target))
     return sorted(found)
 
-
 def unlayered(graph: dict[str, set[str]]) -> list[str]:
     return sorted(m for m in graph if layer_of(m) is None)
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -190,7 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no layer: {module} (add its top-level part to LAYERS)")
     print(f"{len(cycles)} cycles, {len(upward)} upward imports, {len(missing)} without a layer")
     return 1 if cycles or upward or missing else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

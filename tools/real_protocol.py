@@ -135,8 +135,8 @@ def val_from_train(dataset: Path, every: int = VAL_EVERY) -> int:
 def convert_real(dicom: Path, annotation: Path, out: Path, recipe: Recipe,
                  workers: int = 2) -> Path:
     """Step 2 and 3: the dataset folder, with val from train."""
-    from detect.config import ConvertConfig
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig
     from detect.recipe import parse_channels
 
     convert(ConvertConfig(dicom, annotation, out, recipe=parse_channels(recipe.channels),
@@ -149,7 +149,7 @@ def convert_real(dicom: Path, annotation: Path, out: Path, recipe: Recipe,
 def train_real(dataset: Path, recipe: Recipe, project: Path, name: str,
                workers: int = 2) -> Path:
     """Step 4: returns the run folder."""
-    from detect.train.dispatch import TrainConfig, train
+    from detect.train.run import TrainConfig, train
 
     result = train(TrainConfig(model="yolov8", data=dataset, size="n", epochs=recipe.epochs,
                                imgsz=recipe.imgsz, batch=recipe.batch, nbs=recipe.nbs,

@@ -14,6 +14,8 @@ from detect.cli.app import (
     progress_bar,
     user_errors,
 )
+from detect.dataset import DEFAULT_SPLIT
+from detect.recipe import DEFAULT_CHANNELS
 
 
 @app.command()
@@ -87,12 +89,12 @@ def convert(
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Dataset folder to write.")],
     channels: Annotated[
         str, typer.Option(help="Three windows (names or W/L in HU) or 2.5d[:WINDOW].")
-    ] = "lung,mediastinum,wide",
+    ] = DEFAULT_CHANNELS,
     classes: Annotated[str, typer.Option(help="histology (A,B,E,G) or tumor (1 class).")] = (
         "histology"
     ),
     split: Annotated[str, typer.Option(help="train,val,test fractions by patient.")] = (
-        "0.7,0.15,0.15"
+        ",".join(f"{f:g}" for f in DEFAULT_SPLIT)
     ),
     seed: Annotated[int, typer.Option(help="Seed of the patient split.")] = 0,
     negatives: Annotated[int, typer.Option(help="Unannotated slices per patient.")] = 0,
@@ -116,8 +118,9 @@ def convert(
 
     Example: detect convert Lung-PET-CT-Dx Annotation dataset --negatives 2
     """
-    from detect.config import ConvertConfig, Shard, default_workers, parse_fractions
     from detect.convert import convert as run_convert
+    from detect.convert.config import ConvertConfig, Shard, parse_fractions
+    from detect.device import default_workers
     from detect.io.dicom_limits import DEFAULT_MAX_PIXELS
     from detect.recipe import parse_channels
 

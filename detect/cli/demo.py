@@ -45,7 +45,7 @@ def demo(
 
     Needs no data, no GPU and no network. Example: detect demo --out demo_out
     """
-    from detect.demo import DemoConfig, run_demo
+    from detect.demo.run import DemoConfig, run_demo
 
     with user_errors():
         config = DemoConfig(

@@ -17,6 +17,10 @@ from detect.cli.app import (
     progress_bar,
     user_errors,
 )
+from detect.models.registry import defaults_text, family_names
+
+_MODEL_HELP = (", ".join(family_names()[:-1]) + f" or {family_names()[-1]} (the histology "
+               f"head on detected boxes).")
 
 
 @app.command("eval")
@@ -39,7 +43,11 @@ def eval_command(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for 95% CIs.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     iou_froc: Annotated[float, typer.Option(help="IoU of a lesion hit (FROC, patients).")] = 0.1,
-    conf: Annotated[float, typer.Option(help="Operating score threshold.")] = 0.25,
+    conf: Annotated[
+        float | None,
+        typer.Option(help="Operating score threshold (default: the model's, model.json "
+                          "thresholds.conf; with --predictions, the one they were cut at)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="Device for --weights: auto, cpu, 0.")] = "auto",
     histology: Annotated[
         Path | None,
@@ -77,7 +85,8 @@ def eval_command(
         ("mAP50-95", number(result.map50_95)),
         ("AP@0.1", number(result.ap10)),
         ("FROC mean", number(result.froc_mean)),
-        (f"patient sensitivity @ {config.conf}", number(result.patient_sensitivity)),
+        (f"patient sensitivity @ {result.settings['conf']:g}",
+         number(result.patient_sensitivity)),
         ("predictions outside split", result.counts["predictions_outside_split"]),
     ]
     for source, section in result.histology.items():
@@ -99,16 +108,23 @@ def _split_predictor(weights: Path | None) -> Any:
 
 @app.command("train")
 def train_command(
-    model: Annotated[
-        str, typer.Option("--model", help="yolov8, yolo11, fasterrcnn or histology (head).")
-    ],
+    model: Annotated[str, typer.Option("--model", help=_MODEL_HELP)],
     data: Annotated[Path, typer.Option("--data", help="Converted dataset folder.")],
-    size: Annotated[str, typer.Option(help="Model size: n, s, m, l or x.")] = "n",
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 100,
-    imgsz: Annotated[
-        int | None, typer.Option(help="Training size in px (default: the dataset's image size).")
+    size: Annotated[
+        str | None, typer.Option(help=f"YOLO model size: n, s, m, l or x (default "
+                                      f"{defaults_text('size')}).")
     ] = None,
-    batch: Annotated[int, typer.Option(help="Images per batch (all GPUs together).")] = 16,
+    epochs: Annotated[
+        int | None, typer.Option(help=f"Training epochs (default {defaults_text('epochs')}).")
+    ] = None,
+    imgsz: Annotated[
+        int | None, typer.Option(help="Training size in px (default: the dataset's image size "
+                                      "rounded up to 32; histology: its crop size, 64).")
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(help=f"Images per batch, all GPUs together (default "
+                                      f"{defaults_text('batch')}).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, 0, or 0,1 (DDP on two GPUs).")] = "auto",
     weights: Annotated[
         Path | None, typer.Option(help="Local .pt to fine-tune (default: train from scratch).")
@@ -124,16 +140,22 @@ def train_command(
     ] = False,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     class_weighting: Annotated[
-        str,
-        typer.Option(help="Class imbalance: none, loss, sampler; auto = none (loss: histology)."),
-    ] = "auto",
-    workers: Annotated[int | None, typer.Option(help="Data-loader workers.")] = None,
-    amp: Annotated[str, typer.Option(help="GPU mixed precision: auto, bf16, fp16, off.")] = "auto",
+        str | None,
+        typer.Option(help=f"Class imbalance: none, loss or sampler (default "
+                          f"{defaults_text('class_weighting')}).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Data-loader workers (default: up to the CPUs).")
+    ] = None,
+    amp: Annotated[
+        str | None, typer.Option(help=f"GPU mixed precision: auto, bf16, fp16 or off (default "
+                                      f"{defaults_text('amp')}; not for histology).")
+    ] = None,
     backbone: Annotated[
         str | None,
-        typer.Option(help="fasterrcnn: resnet50_fpn_v2 (default, for GPUs), "
-                          "mobilenet_v3_large_fpn (about 3x faster, for CPUs); "
-                          "histology: resnet18 (default), mobilenet_v3_small."),
+        typer.Option(help="fasterrcnn: resnet50_fpn_v2 (for GPUs) or mobilenet_v3_large_fpn "
+                          "(about 3x faster, for CPUs); histology: resnet18 or "
+                          f"mobilenet_v3_small. Default: {defaults_text('backbone')}."),
     ] = None,
     nbs: Annotated[
         int | None,
@@ -142,9 +164,9 @@ def train_command(
                           "Small datasets learn faster with --nbs equal to --batch."),
     ] = None,
     optimizer: Annotated[
-        str, typer.Option(help="YOLO optimizer: auto (ultralytics' choice), SGD, Adam, AdamW, "
-                               "NAdam, RAdam, RMSProp.")
-    ] = "auto",
+        str | None, typer.Option(help="YOLO optimizer: auto (ultralytics' choice), SGD, Adam, "
+                                      "Adamax, AdamW, NAdam, RAdam, RMSprop, MuSGD.")
+    ] = None,
     lr0: Annotated[
         float | None,
         typer.Option(help="YOLO initial learning rate (with --optimizer other than auto)."),
@@ -155,8 +177,9 @@ def train_command(
                           "converge in fewer epochs on small, uniform data)."),
     ] = None,
 ) -> None:
-    """Train a detector on a converted dataset; writes PROJECT/<model>/<name>/ with
-    weights/best.pt, weights/last.pt, model.json and metrics.csv.
+    """Train a model on a converted dataset; writes PROJECT/<model>/<name>/ with
+    weights/best.pt, weights/last.pt, model.json and metrics.csv. Options a family does
+    not take are refused; unset ones are the family's defaults.
 
     Example: detect train --model yolov8 --data dataset --size s --epochs 100
     (or: detect train --model fasterrcnn --data dataset --batch 8 --device 0,1;
@@ -166,33 +189,18 @@ def train_command(
         from detect.train import TrainConfig, train
 
         config = TrainConfig(
-            model=model,
-            data=data,
-            size=size,
-            epochs=epochs,
-            imgsz=imgsz,
-            batch=batch,
-            device=device,
-            weights=weights,
-            project=project,
-            name=name,
-            resume=resume,
-            seed=seed,
-            class_weighting=class_weighting,
-            amp=amp,
-            backbone=backbone,
-            nbs=nbs,
-            optimizer=optimizer,
-            lr0=lr0,
-            mosaic=mosaic,
-            **({"workers": workers} if workers is not None else {}),
+            model=model, data=data, size=size, epochs=epochs, imgsz=imgsz, batch=batch,
+            device=device, weights=weights, project=project, name=name, resume=resume,
+            seed=seed, class_weighting=class_weighting, amp=amp, backbone=backbone, nbs=nbs,
+            optimizer=optimizer, lr0=lr0, mosaic=mosaic, workers=workers,
         )
         try:
             result = train(config, on_epoch=print_epoch)
         except KeyboardInterrupt:
             console.print(
-                "interrupted: weights/last.pt is kept; continue with the same command plus "
-                "--resume (and --name NAME for a run other than the latest)"
+                "interrupted: a run that finished an epoch keeps weights/last.pt; continue "
+                "with the same command plus --resume (and --name NAME for a run other than "
+                "the latest)"
             )
             raise typer.Exit(130) from None
     out.print(f"run: {result.run_dir}")
@@ -212,7 +220,11 @@ def predict_command(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: ./predictions[-N]).")
     ] = None,
-    conf: Annotated[float, typer.Option(help="Keep detections with score >= conf.")] = 0.25,
+    conf: Annotated[
+        float | None,
+        typer.Option(help="Keep detections with score >= conf (default: the model's operating "
+                          "threshold, model.json thresholds.conf; 0 keeps every box)."),
+    ] = None,
     save: Annotated[
         str, typer.Option(help="What to write: json, voc, png, sr (DICOM SR; comma list).")
     ] = "json,voc",
@@ -259,7 +271,7 @@ def _report_predict(summary: Any) -> None:
     out.print(
         f"predicted {summary.slices} slices of {summary.series} CT series in "
         f"{summary.seconds:.1f}s: {summary.detections} detections on "
-        f"{summary.slices_with_findings} slices"
+        f"{summary.slices_with_findings} slices (score >= {summary.conf:g})"
     )
     skipped = sum(summary.skipped.values())
     rows: list[tuple[str, Any]] = [

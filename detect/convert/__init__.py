@@ -1,4 +1,4 @@
-"""DICOM + VOC XML → windowed PNG dataset in COCO and YOLO form (DESIGN.md contract 2).
+"""DICOM + VOC XML → windowed PNG dataset in COCO and YOLO form (docs/contracts.md, contract 2).
 
 ``convert(config)`` is the entry point; the modules are its stages: ``index`` (headers),
 ``plan`` (match XMLs to slices), ``split`` (patients → splits), ``images`` (the workers),

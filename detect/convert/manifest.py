@@ -161,7 +161,7 @@ def build_manifest(
     xml_files: Sequence[str],
     sr_files: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """dataset.json content (see DESIGN.md contract 2)."""
+    """dataset.json content (see docs/contracts.md, contract 2)."""
     sizes = [max(r["width"], r["height"]) for r in records]
     patients = {
         patient: {

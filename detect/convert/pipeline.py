@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from detect import __version__
-from detect.config import ConvertConfig, Shard
 from detect.convert.annotations import reconcile_index_issues
+from detect.convert.config import ConvertConfig, Shard
 from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
 from detect.convert.issues import Issue
@@ -167,7 +167,7 @@ def _write_part(parts: Path, plan: PatientPlan, key: str, results: list[TaskResu
 
 
 def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertSummary:
-    """Convert a Lung-PET-CT-Dx style tree into a dataset folder (DESIGN.md contract 2).
+    """Convert a Lung-PET-CT-Dx style tree into a dataset folder (docs/contracts.md, contract 2).
 
     Raises:
         OutputFolderError: OUT holds files detect did not write (without ``overwrite``),

@@ -17,6 +17,7 @@ import numpy as np
 
 from detect.eval.histology import LETTERS
 from detect.eval.result import EvalResult
+from detect.io.atomic import atomic_path, write_bytes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,11 +36,21 @@ def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def _write_png(path: Path, image: np.ndarray) -> None:
+    import cv2
+
+    ok, buffer = cv2.imencode(".png", image)
+    if not ok:
+        raise OSError(f"PNG encoding failed for {path.name}")
+    write_bytes(path, buffer.tobytes())
+
+
 def _save(figure: Figure, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
-    figure.savefig(path, format="png")
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
     return path
 
 
@@ -174,7 +185,6 @@ def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Pat
     """Overlay tiles of ``kind`` ``false_positives`` (red: detection, green: gt) or
     ``missed`` (yellow: missed gt box, red: detections >= conf). Returns the PNG (or None)
     and a note for the report."""
-    import cv2
 
     if not items:
         return None, "none" if kind == "missed" else "no false positives"
@@ -196,7 +206,7 @@ def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Pat
     while len(tiles) > COLUMNS and len(tiles) % COLUMNS:
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.hstack(tiles[i:i + COLUMNS]) for i in range(0, len(tiles), COLUMNS)]
-    cv2.imwrite(str(path), np.vstack(rows))
+    _write_png(path, np.vstack(rows))
     note = f"{len(items) - absent} shown" + (f", {absent} without image" if absent else "")
     return path, note
 
@@ -229,7 +239,6 @@ def side_by_side(slices: Sequence[Mapping[str, Any]], path: Path) -> Path | None
     ``detections`` ((xyxy, score) pairs at the operating threshold), optional ``below``
     ((xyxy, score) pairs under it, drawn in orange), ``caption``. Returns the PNG, or None
     when there is nothing to draw."""
-    import cv2
 
     pairs = []
     for item in slices:
@@ -253,5 +262,5 @@ def side_by_side(slices: Sequence[Mapping[str, Any]], path: Path) -> Path | None
             row += [gap, pair]
         rows.append(np.hstack(row))
         rows.append(np.full((8, rows[-1].shape[1], 3), 255, dtype=np.uint8))
-    cv2.imwrite(str(path), np.vstack(rows[:-1]))
+    _write_png(path, np.vstack(rows[:-1]))
     return path

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from detect.dataset import DatasetInfo
-from detect.errors import DetectError
+from detect.errors import OutputFolderError
 from detect.eval import figures
 from detect.eval.froc import FROC_RATES
 from detect.eval.result import EvalResult
 from detect.eval.series import SeriesScore
+from detect.io.atomic import write_text
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +74,11 @@ def build_report(result: EvalResult, out: Path, dataset: DatasetInfo) -> Report:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DetectError(f"cannot create the output folder {out}: {exc}") from None
+        raise OutputFolderError(f"cannot create the output folder {out} ({exc.strerror}); pass "
+                                f"--out to a folder you can write") from None
     files: dict[str, Path] = {}
     metrics = out / "metrics.json"
-    metrics.write_text(json.dumps(result.to_dict(), indent=1))
+    write_text(metrics, json.dumps(result.to_dict(), indent=1))
     files["metrics"] = metrics
     drawn = _draw(result, out, dataset)
     files.update({name: p for name, (p, _) in drawn.items() if p is not None})
@@ -94,8 +96,8 @@ def write_report(result: EvalResult, out: Path, dataset: DatasetInfo) -> dict[st
 
 def write_documents(blocks: Sequence[Block], out: Path, title: str) -> dict[str, Path]:
     """report.md and report.html from ``blocks``, by name."""
-    (out / "report.md").write_text(to_markdown(blocks, out))
-    (out / "report.html").write_text(to_html(blocks, title=title))
+    write_text(out / "report.md", to_markdown(blocks, out))
+    write_text(out / "report.html", to_html(blocks, title=title))
     return {"report_md": out / "report.md", "report_html": out / "report.html"}
 
 

@@ -15,7 +15,13 @@ from detect.eval.leak import check_leakage, model_train_patients
 from detect.eval.report import Report, build_report
 from detect.eval.result import EvalResult
 from detect.eval.score import check_options, evaluate_predictions
-from detect.predictions import Prediction, read_predictions, write_predictions
+from detect.predictions import (
+    DEFAULT_CONF,
+    Prediction,
+    read_predictions,
+    recorded_threshold,
+    write_predictions,
+)
 from detect.runs import read_model_json
 
 logger = logging.getLogger(__name__)
@@ -37,7 +43,9 @@ class EvalConfig:
     ``<predictions folder>/eval-<split>`` or ``<run folder>/eval-<split>``. ``iou_froc``
     is the IoU at which a detection hits a lesion for FROC, per-patient sensitivity and
     histology (0.1, the medical-detection convention); ``conf`` the operating score
-    threshold for per-patient sensitivity and histology. ``histology``: a histology head
+    threshold for per-patient sensitivity and histology: None = the model's (model.json
+    ``thresholds.conf``) with ``weights``, the one the records say they were cut at with
+    ``predictions``, else :data:`detect.predictions.DEFAULT_CONF`. ``histology``: a histology head
     run (with ``weights`` only) whose probabilities fill the report's ``head`` section.
     """
 
@@ -50,7 +58,7 @@ class EvalConfig:
     bootstrap: int = 1000
     seed: int = 0
     iou_froc: float = 0.1
-    conf: float = 0.25
+    conf: float | None = None
     device: str = "auto"
     histology: Path | None = None
 
@@ -103,6 +111,7 @@ def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None)
     dataset = load_dataset(config.data)
     out = config.out_dir
     train: list[str] | None = None
+    model_json: dict[str, Any] | None = None
     if config.weights is not None:
         model_json = _read_model_json(config.weights)
         check_leakage(model_json, dataset, config.split, config.allow_leak)
@@ -120,10 +129,11 @@ def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None)
         write_predictions(out / "predictions.json", predictions)
     else:
         predictions = read_predictions(config.predictions or Path("predictions.json"))
+    conf = _operating_threshold(config, model_json, predictions)
     result = evaluate_predictions(
         dataset, config.split, predictions, train_patients=train,
         allow_leak=config.allow_leak, bootstrap=config.bootstrap, seed=config.seed,
-        iou_froc=config.iou_froc, conf=config.conf,
+        iou_froc=config.iou_froc, conf=conf,
     )
     report = build_report(result, out, dataset)
     files = dict(report.files)
@@ -131,6 +141,17 @@ def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None)
         files["predictions"] = out / "predictions.json"
     logger.debug("eval written: %s", json.dumps({k: str(v) for k, v in files.items()}))
     return EvalRun(result, out, files, report)
+
+
+def _operating_threshold(config: EvalConfig, model_json: dict[str, Any] | None,
+                         predictions: Sequence[Prediction]) -> float:
+    """``--conf``, else the model's, else the records', else the default (EvalConfig)."""
+    if config.conf is not None:
+        return config.conf
+    if model_json is not None:
+        return float(model_json.get("thresholds", {}).get("conf", DEFAULT_CONF))
+    recorded = recorded_threshold(predictions)
+    return DEFAULT_CONF if recorded is None else recorded
 
 
 def _read_model_json(weights: Path) -> dict[str, Any]:

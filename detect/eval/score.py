@@ -9,7 +9,7 @@ scored by the same code. What is computed, and exactly how:
   COCOeval at ``iouThrs=[0.1]``; on a multi-class dataset also class-agnostic AP.
 - FROC (``eval_froc``): sensitivity at 1/8 ... 8 false positives per CT series, and their
   mean; lesion-level, class-agnostic hits at IoU >= ``iou_froc`` (0.1).
-- Per-patient sensitivity at the operating threshold ``conf`` (0.25): a patient's tumour is
+- Per-patient sensitivity at the operating threshold ``conf`` (the model's): a patient's tumour is
   found when one of its gt boxes is hit (IoU >= ``iou_froc``, score >= conf).
 - Histology (``eval_histology``) from the detector's letters and, separately, from a
   histology head's probabilities, slice- and patient-level.
@@ -36,17 +36,17 @@ from detect.eval.sections import (
     patient_section,
 )
 from detect.eval.truth import Assignment, SplitTruth, assign_predictions, load_truth
-from detect.predictions import Prediction
+from detect.predictions import DEFAULT_CONF, Prediction
 
 logger = logging.getLogger(__name__)
 
 
-def check_options(bootstrap: int, iou_froc: float, conf: float) -> None:
+def check_options(bootstrap: int, iou_froc: float, conf: float | None) -> None:
     if bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0 replicates, got {bootstrap}")
     if not 0.0 < iou_froc <= 1.0:
         raise ConfigError(f"--iou-froc must be in (0, 1], got {iou_froc}")
-    if not 0.0 <= conf <= 1.0:
+    if conf is not None and not 0.0 <= conf <= 1.0:
         raise ConfigError(f"--conf must be in [0, 1], got {conf}")
 
 
@@ -60,7 +60,7 @@ def evaluate_predictions(
     bootstrap: int = 1000,
     seed: int = 0,
     iou_froc: float = 0.1,
-    conf: float = 0.25,
+    conf: float = DEFAULT_CONF,
 ) -> EvalResult:
     """Score ``predictions`` against ``split`` of ``dataset`` (module docstring).
 

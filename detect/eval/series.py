@@ -44,7 +44,7 @@ from detect.eval.truth import Detection, GtBox, GtImage, SplitTruth, assign_pred
 from detect.histology import normalise_label, short_patient_id
 from detect.io.voc import parse_voc
 from detect.io.walk import walk_tree
-from detect.predictions import Prediction, read_predictions
+from detect.predictions import DEFAULT_CONF, Prediction, read_predictions
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ def _ap(truth: SplitTruth, by_image: Mapping[int, Sequence[Detection]], iou: flo
 
 def score_series(
     slices: Sequence[PredictedSlice], annotations: AnnotationBoxes,
-    predictions: Sequence[Prediction], *, conf: float = 0.25, iou: float = 0.1,
+    predictions: Sequence[Prediction], *, conf: float = DEFAULT_CONF, iou: float = 0.1,
     near_slices: int = 2,
 ) -> SeriesScore:
     """Score predictions on every slice of whole series (module docstring).

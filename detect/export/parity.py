@@ -12,7 +12,8 @@ Two comparisons:
   every box that counts toward mAP is checked). Per image, each PyTorch detection is paired
   with the exported detection of the same class whose corners differ least; a pair agrees
   when every corner is within ``box_tol_px`` and the scores within ``score_tol``.
-- YOLO only: the raw head output (B, 4 + classes, anchors), anchor by anchor, before NMS.
+- YOLO with NMS only: the raw head output (B, 4 + classes, anchors), anchor by anchor,
+  before NMS (an NMS-free head's output is already its top-k: compared as detections).
   It tests every anchor even when a weakly trained model has few detections.
 
 Tolerances (defaults) and why:
@@ -339,16 +340,18 @@ def check_parity(
     cap: int,
     nms_iou: float | None,
     conf: float = PARITY_CONF,
+    compare_head: bool = False,
 ) -> ParityResult:
     """Run both detectors on ``images`` and compare their detections
-    (:func:`compare_detections`) and, where both expose it (YOLO), their raw head outputs
-    (:func:`compare_heads`), which a weakly trained model's few detections would not test."""
+    (:func:`compare_detections`) and, with ``compare_head`` (a family whose head output is
+    per anchor, before NMS: YOLO), their raw head outputs (:func:`compare_heads`), which a
+    weakly trained model's few detections would not test."""
     batch = list(images)
     result = compare_detections(
         reference.predict(batch, conf), exported.predict(batch, conf), conf=conf, cap=cap,
         nms_iou=nms_iou,
     )
-    heads = _heads(reference, exported, batch)
+    heads = _heads(reference, exported, batch) if compare_head else None
     if heads is not None:
         box, score, failures = compare_heads(*heads)
         result = replace(

@@ -9,14 +9,15 @@
                                          versions (see detect.models.runtime.record)
 
 so ``detect predict --weights OUT/model.onnx`` (or ``--weights OUT``) runs it through ONNX
-Runtime with the preprocessing of the PyTorch path. Families:
+Runtime with the preprocessing of the PyTorch path. Each family exports itself
+(:meth:`detect.models.family.Family.export`):
 
 - YOLO: ultralytics' public exporter (``YOLO(yaml).load(net).export``: the network built
   by detect and filled from the checkpoint's tensors, never unpickled by ultralytics) on
   the CPU; ONNX with dynamic batch and size, onnxslim-simplified; TorchScript traced at
-  ``imgsz``.
+  ``imgsz`` (:mod:`detect.models.yolo.export`).
 - Faster R-CNN: ``torch.onnx.export`` (dynamic H, W) and ``torch.jit.script``
-  (:mod:`detect.export.faster_rcnn`).
+  (:mod:`detect.models.faster_rcnn.export`).
 
 After every export the parity check (:mod:`detect.export.parity`) runs the exported file
 and the PyTorch model on the same phantom slices; a failure removes the exported file and
@@ -36,11 +37,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detect.errors import ConfigError, EnvironmentProblem, ExportError, RunFolderError
+from detect.errors import (
+    ConfigError,
+    EnvironmentProblem,
+    ExportError,
+    OutputFolderError,
+    RunFolderError,
+)
 from detect.export.parity import ParityResult, check_parity, parity_images
 from detect.models.base import Detector
-from detect.models.catalog import FASTER_RCNN, YOLO_FAMILIES
 from detect.models.detector import load_detector
+from detect.models.family import Family
+from detect.models.registry import family_of
 from detect.models.runtime.record import EXPORT_SUFFIXES, file_sha256
 from detect.runs import (
     MODEL_JSON,
@@ -58,8 +66,6 @@ SUFFIX = {fmt: suffix for suffix, fmt in EXPORT_SUFFIXES.items()}
 #: ONNX opset 17: every ONNX Runtime since 1.14 runs it, and it has every operator both
 #: families need (Resize, RoiAlign, NonMaxSuppression); ``opset`` may raise it.
 ONNX_OPSET = 17
-EXPORTABLE = (*YOLO_FAMILIES, FASTER_RCNN)
-YOLO_MAX_DETECTIONS = 300  # detect.models.yolo.decode.decode_output
 
 
 @dataclass(frozen=True)
@@ -91,29 +97,28 @@ class ExportResult:
     seconds: float
 
 
-def _source(weights: Path) -> tuple[ModelInfo, Path]:
+def _source(weights: Path, fmt: str) -> tuple[ModelInfo, Path, Family]:
     info, path = resolve_weights(weights)
     if path.suffix in EXPORT_SUFFIXES or "export" in info.manifest:
         raise RunFolderError(
             f"{weights} is already an exported model; pass the run folder written by detect "
             f"train (model.json 'export.source' names it)"
         )
-    if info.family not in EXPORTABLE:
+    family = family_of(info)
+    if fmt not in family.export_formats:
         raise RunFolderError(
-            f"{info.root}: model family {info.family!r} cannot be exported (only "
-            f"{', '.join(EXPORTABLE)} can)"
+            f"{info.root}: a {family.name} model cannot be exported to {fmt} (it exports to "
+            f"{', '.join(family.export_formats) or 'nothing'})"
         )
-    return info, path
+    return info, path, family
 
 
-def _check_tools(fmt: str, family: str) -> None:
-    if fmt != "onnx":
-        return
-    needed = ["onnx", "onnxruntime"] + (["onnxslim"] if family in YOLO_FAMILIES else [])
-    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+def _check_tools(fmt: str, family: Family) -> None:
+    missing = [name for name in family.export_packages(fmt)
+               if importlib.util.find_spec(name) is None]
     if missing:
         raise EnvironmentProblem(
-            f"ONNX export needs {', '.join(missing)}, which is not installed (detect never "
+            f"{fmt} export needs {', '.join(missing)}, which is not installed (detect never "
             f"installs at run time); pip install {' '.join(missing)}"
         )
 
@@ -137,54 +142,11 @@ def choose_export_out(out: Path | None, fmt: str) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(
+        raise OutputFolderError(
             f"cannot create output folder {out} ({exc.strerror}); pass --out to a folder you "
             f"can write"
         ) from None
     return out
-
-
-def _export_file(info: ModelInfo, weights: Path, reference: Detector, config: ExportConfig,
-                 work: Path) -> Path:
-    if info.family in YOLO_FAMILIES:
-        from detect.models.yolo import export_yolo
-
-        return export_yolo(weights, config.format, family=info.family,
-                           size=str(info.manifest["size"]), classes=info.classes,
-                           imgsz=info.imgsz, work_dir=work, opset=config.opset)
-    from detect.export import faster_rcnn as faster_rcnn_export
-    from detect.models.faster_rcnn import FasterRCNNDetector
-
-    if not isinstance(reference, FasterRCNNDetector):
-        raise TypeError(f"expected a FasterRCNNDetector, got {type(reference).__name__}")
-    path = work / f"model{SUFFIX[config.format]}"
-    if config.format == "onnx":
-        faster_rcnn_export.export_onnx(reference.net, path, imgsz=info.imgsz,
-                                       opset=config.opset)
-    else:
-        faster_rcnn_export.export_torchscript(reference.net, path)
-    return path
-
-
-def _input_spec(family: str, fmt: str, imgsz: int) -> dict[str, Any]:
-    if family in YOLO_FAMILIES:
-        return {
-            "name": "images", "dtype": "float32", "range": [0.0, 1.0], "size_px": imgsz,
-            "shape": ["batch", 3, "height", "width"] if fmt == "onnx"
-            else ["batch", 3, imgsz, imgsz],
-            "preprocess": f"ultralytics letterbox to {imgsz} x {imgsz} px (aspect kept, "
-            f"centred, pad 114), channels in recipe order, /255",
-            "output": "(batch, 4 + classes, anchors): box cx, cy, w, h in input px, then "
-            "class sigmoids; NMS runs outside the graph",
-        }
-    return {
-        "name": "image", "dtype": "float32", "range": [0.0, 1.0], "size_px": imgsz,
-        "shape": [3, "height", "width"],
-        "preprocess": f"none outside the graph: it resizes the longer side to {imgsz} px "
-        f"and normalises (ImageNet mean/std); one image per run",
-        "output": "boxes [N, 4] xyxy px of the input image, labels [N] 1-based, scores [N]"
-        if fmt == "onnx" else "(losses, [{boxes, labels, scores}]) as torchvision scripted",
-    }
 
 
 def _versions() -> dict[str, str]:
@@ -198,21 +160,19 @@ def _versions() -> dict[str, str]:
 
 
 def _record(info: ModelInfo, weights: Path, reference: Detector, config: ExportConfig,
-            target: Path) -> dict[str, Any]:
-    yolo = info.family in YOLO_FAMILIES
-    record: dict[str, Any] = {
+            target: Path, family: Family) -> dict[str, Any]:
+    return {
         "format": config.format,
         "file": target.name,
         "sha256": file_sha256(target),
         "opset": config.opset if config.format == "onnx" else None,
-        "input": _input_spec(info.family, config.format, info.imgsz),
-        "stride": int(getattr(reference, "stride", 32)) if yolo else None,
+        "input": family.export_input(config.format, info.imgsz),
+        "stride": family.export_stride(reference),
         "source": {"run": str(info.root.resolve()), "weights": str(weights.resolve()),
                    "sha256": file_sha256(weights)},
         "versions": _versions(),
         "created": now_iso(),
     }
-    return record
 
 
 def _exported_info(info: ModelInfo, out: Path, record: Mapping[str, Any]) -> ModelInfo:
@@ -220,48 +180,39 @@ def _exported_info(info: ModelInfo, out: Path, record: Mapping[str, Any]) -> Mod
     return ModelInfo(root=out, manifest=manifest)
 
 
-def _open(info: ModelInfo, target: Path, record: Mapping[str, Any]) -> Detector:
-    if record["format"] == "onnx":
-        from detect.models.runtime.onnx import open_onnx_detector
-
-        return open_onnx_detector(info, target, record, "cpu")
-    from detect.models.runtime.torchscript import open_torchscript_detector
-
-    return open_torchscript_detector(info, target, record, "cpu")
-
-
-def _parity(info: ModelInfo, reference: Detector, exported: Detector) -> ParityResult:
-    if info.family in YOLO_FAMILIES:
-        cap = YOLO_MAX_DETECTIONS
-    else:
-        from detect.models.faster_rcnn import DETECTIONS_PER_IMAGE as cap
-    return check_parity(reference, exported, parity_images(info.recipe, info.imgsz), cap=cap,
-                        nms_iou=info.iou)
+def _parity(info: ModelInfo, family: Family, reference: Detector, exported: Detector
+            ) -> ParityResult:
+    return check_parity(reference, exported, parity_images(info.recipe, info.imgsz),
+                        cap=family.max_detections, nms_iou=info.iou,
+                        compare_head=family.compares_raw_head)
 
 
 def export_model(config: ExportConfig) -> ExportResult:
     """Export ``config.weights`` and check it against PyTorch (module docstring).
 
     Raises:
-        RunFolderError: W is not a detect run of an exportable family, or is an export.
+        RunFolderError: W is not a detect run of a family that exports to the format, or
+            is an export.
         EnvironmentProblem: onnx / onnxruntime / onnxslim missing, or the exporter failed.
-        ConfigError: options, or an output folder that cannot be used.
+        ConfigError: options, or an output folder that already holds a model.
+        OutputFolderError: the output folder cannot be created.
         ExportError: the parity check failed (the exported file is removed).
     """
     start = time.monotonic()
-    info, weights = _source(config.weights)
-    _check_tools(config.format, info.family)
+    info, weights, family = _source(config.weights, config.format)
+    _check_tools(config.format, family)
     out = choose_export_out(config.out, config.format)
     reference = load_detector(info, weights, "cpu")
     target = out / f"model{SUFFIX[config.format]}"
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     try:
-        _export_file(info, weights, reference, config, work).replace(target)
+        family.export(config.format, info, weights, work, config.opset).replace(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    record = _record(info, weights, reference, config, target)
+    record = _record(info, weights, reference, config, target, family)
     exported = _exported_info(info, out, record)
-    parity = _parity(info, reference, _open(exported, target, record))
+    opened = family.open_exported(config.format, exported, target, record, "cpu")
+    parity = _parity(info, family, reference, opened)
     record["parity"] = parity.to_dict()
     if not parity.passed:
         target.unlink(missing_ok=True)

@@ -33,7 +33,7 @@ from pydicom.filereader import read_dataset, read_file_meta_info
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from detect.errors import DicomError
+from detect.errors import ConfigError, DicomError
 
 DEFAULT_MAX_PIXELS = 4096 * 4096 * 3
 #: A header read of a deflated file inflates at most this much (headers are < 100 kB).
@@ -188,3 +188,16 @@ def _read_deflated(
 
 def _file_dataset(path: Path, raw: bytes, dataset: Any) -> pydicom.Dataset:
     return FileDataset(str(path), dataset, raw[:128], read_file_meta_info(path), False, True)
+
+
+def check_max_pixels(max_pixels: int) -> None:
+    """``--max-pixels`` (convert, predict): the largest image decoded, in pixel samples.
+
+    Raises:
+        ConfigError: below 1.
+    """
+    if max_pixels < 1:
+        raise ConfigError(
+            f"--max-pixels must be >= 1 pixel samples (default {DEFAULT_MAX_PIXELS:,} = "
+            f"4096 x 4096 x 3), got {max_pixels}"
+        )

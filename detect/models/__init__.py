@@ -1,3 +1,5 @@
-"""The detector families behind one interface (:mod:`.base`), loaded by model.json's
-family (:mod:`.detector`); the catalogue of families and backbones (:mod:`.catalog`) is
-torch-free. Exported files run through :mod:`.runtime`."""
+"""Model families. What a family is (:mod:`.family`), every family detect knows
+(:mod:`.families`, one module each) and how to look one up (:mod:`.registry`): all
+torch-free. Each family's engine lives beside them (:mod:`.yolo`, :mod:`.faster_rcnn`,
+:mod:`.histology`); every detector offers :class:`.base.Detector`, loaded by
+:func:`.detector.load_detector`; exported files run through :mod:`.runtime`."""

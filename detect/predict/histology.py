@@ -24,14 +24,14 @@ import numpy as np
 
 from detect.errors import RunFolderError
 from detect.histology import LETTERS
-from detect.models.catalog import HISTOLOGY as FAMILY
+from detect.models.detector import load_head as load_run_head
 from detect.predict.sources import Rendered, Series, SliceJob, render_job, slice_jobs
 from detect.predictions import Prediction
 from detect.recipe import ChannelRecipe
 from detect.runs import resolve_weights
 
 if TYPE_CHECKING:
-    from detect.models.histology import HistologyHead
+    from detect.models.histology.network import HistologyHead
 
 NO_CALL = "none"
 
@@ -43,14 +43,7 @@ def load_head(path: Path, device: str = "auto") -> HistologyHead:
         RunFolderError: not a detect run, or a run of another family (a detector).
     """
     info, weights = resolve_weights(path)
-    if info.family != FAMILY:
-        raise RunFolderError(
-            f"--histology {path} is a {info.family} run, not a histology head; pass a run "
-            f"folder written by detect train --model histology"
-        )
-    from detect.models.histology import HistologyHead
-
-    return HistologyHead.load(info, weights, device)
+    return load_run_head(info, weights, device)
 
 
 def with_head(

@@ -22,8 +22,10 @@ def to_predictions(
     series: str,
     patient: str,
     image_id: int | None = None,
+    score_threshold: float | None = None,
 ) -> list[Prediction]:
-    """Contract-4 records of one image's detections (module docstring: histology)."""
+    """Contract-4 records of one image's detections (module docstring: histology);
+    ``score_threshold``: the operating threshold they were cut at, recorded in each."""
     out = []
     for i in range(len(det)):
         cls = int(det.classes[i])
@@ -42,6 +44,7 @@ def to_predictions(
                 category_id=cls + 1,
                 histology=histology,
                 image_id=image_id,
+                score_threshold=score_threshold,
             )
         )
     return out

@@ -26,11 +26,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detect.config import check_max_pixels, default_workers
-from detect.device import check_device_spec
-from detect.errors import ConfigError, DicomError
+from detect.device import check_device_spec, default_workers
+from detect.errors import ConfigError, DicomError, OutputFolderError
 from detect.histology import short_patient_id
 from detect.io.dicom import DEFAULT_MAX_PIXELS, SliceHeader
+from detect.io.dicom_limits import check_max_pixels
 from detect.models.base import Detections, Detector
 from detect.models.detector import load_detector
 from detect.predict.histology import HeadOnSlices, load_head
@@ -81,7 +81,8 @@ def parse_save(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """Options of ``detect predict`` (see its --help). ``out`` None = ./predictions[-N].
+    """Options of ``detect predict`` (see its --help). ``out`` None = ./predictions[-N];
+    ``conf`` None = the model's operating threshold (model.json ``thresholds.conf``).
 
     ``workers`` None = automatic: slices are decoded in this process when the model runs
     on the CPU (torch already uses every core there), in up to 8 worker processes when it
@@ -92,7 +93,7 @@ class PredictConfig:
     sources: tuple[Path, ...]
     weights: Path
     out: Path | None = None
-    conf: float = 0.25
+    conf: float | None = None
     save: tuple[str, ...] = ("json", "voc")
     device: str = "auto"
     batch: int = 16
@@ -103,7 +104,7 @@ class PredictConfig:
     def __post_init__(self) -> None:
         if not self.sources:
             raise ConfigError("detect predict needs at least one SOURCE (DICOM folder or file)")
-        if not 0.0 <= self.conf <= 1.0:
+        if self.conf is not None and not 0.0 <= self.conf <= 1.0:
             raise ConfigError(f"--conf must be in [0, 1], got {self.conf}")
         for kind in self.save:
             if kind not in SAVE_KINDS:
@@ -128,6 +129,7 @@ class PredictSummary:
     detections: int
     skipped: dict[str, int]
     seconds: float
+    conf: float
 
 
 def _no_ct_message(scan: SourceScan, sources: Sequence[Path]) -> str:
@@ -182,6 +184,8 @@ class _Runner:
     def __init__(self, detector: Detector, info: ModelInfo, config: PredictConfig, out: Path,
                  head: HeadOnSlices | None = None):
         self.detector, self.info, self.config, self.out = detector, info, config, out
+        #: The operating threshold: --conf, else the model's.
+        self.conf = info.conf if config.conf is None else config.conf
         self.head = head
         self.results: list[SliceResult] = []
         self.pixel_errors: list[tuple[str, str]] = []
@@ -190,7 +194,7 @@ class _Runner:
         if not batch.items:
             return
         images = [r.image for _, _, r in batch.items if r.image is not None]  # all have one
-        detections = self.detector.predict(images, self.config.conf)
+        detections = self.detector.predict(images, self.conf)
         for (series, header, rendered), det in zip(batch.items, detections):
             self._write(series, header, rendered, det)
         batch.items.clear()
@@ -200,7 +204,7 @@ class _Runner:
         patient = short_patient_id(header.patient_id) or "unknown"
         predictions = to_predictions(
             det, self.info.classes, self.info.class_mode, sop=header.sop_instance_uid,
-            series=series.uid, patient=patient,
+            series=series.uid, patient=patient, score_threshold=self.conf,
         )
         if self.head is not None:
             predictions = self.head.attach(series, rendered, predictions)
@@ -222,8 +226,8 @@ class _Runner:
             if result.predictions and "png" in self.config.save and rendered.lung is not None:
                 write_overlay(self.out, result, rendered.lung)
         except OSError as exc:
-            raise ConfigError(f"cannot write into {self.out} ({exc}); free space or pass "
-                              f"another --out") from None
+            raise OutputFolderError(f"cannot write into {self.out} ({exc}); free space or "
+                                    f"pass another --out") from None
 
 
 def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series]
@@ -274,8 +278,8 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create output folder {out} ({exc.strerror}); pass --out "
-                          f"to a folder you can write") from None
+        raise OutputFolderError(f"cannot create output folder {out} ({exc.strerror}); pass "
+                                f"--out to a folder you can write") from None
     try:
         with _rendered(config, info, scan.series) as rendered:  # starts now, as the model loads
             detector = load_detector(info, weights, config.device)
@@ -301,6 +305,7 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
         detections=sum(len(r.predictions) for r in runner.results),
         skipped=dict(sorted(skipped.items())),
         seconds=time.monotonic() - start,
+        conf=runner.conf,
     )
 
 
@@ -315,7 +320,8 @@ def _write_outputs(
     descriptions = {s.uid: s.description for s in scan.series}
     files["summary"] = out / "summary.csv"
     write_csv(files["summary"], SUMMARY_COLUMNS,
-              summary_rows(runner.results, descriptions, head=runner.head is not None))
+              summary_rows(runner.results, descriptions, threshold=runner.conf,
+                           head=runner.head is not None))
     files["slices"] = out / "slices.csv"
     write_csv(files["slices"], SLICE_COLUMNS, slice_rows(runner.results))
     files["skipped"] = out / "skipped.csv"
@@ -337,10 +343,10 @@ def _write_outputs(
 def _write_srs(out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo) -> Path:
     from detect.predict.sr import SR_DIR, SrModel, write_series_srs
 
-    model = SrModel(family=info.family, run=info.root.name, conf=runner.config.conf)
+    model = SrModel(family=info.family, run=info.root.name, conf=runner.conf)
     try:
         write_series_srs(out, scan.series, runner.results, model)
     except OSError as exc:
-        raise ConfigError(f"cannot write DICOM SR files into {out} ({exc}); free space or "
-                          f"pass another --out") from None
+        raise OutputFolderError(f"cannot write DICOM SR files into {out} ({exc}); free "
+                                f"space or pass another --out") from None
     return out / SR_DIR

@@ -62,6 +62,7 @@ def predict_split(
                 series=str(image.get("series_instance_uid", "")),
                 patient=str(image.get("patient_id", "")),
                 image_id=int(image["id"]),
+                score_threshold=conf,
             )
             out.extend(records if head is None else with_head(records, pixel, head))
     return out

@@ -50,6 +50,7 @@ from pydicom.uid import generate_uid
 
 from detect import __version__
 from detect.errors import DicomError
+from detect.io.atomic import atomic_path
 from detect.io.paths import inside
 from detect.predict.sources import Series
 from detect.predict.sr_evidence import character_set, evidence_of
@@ -225,8 +226,8 @@ def write_series_srs(
             continue
         sr = build_series_sr(one, mine, model)
         path = inside(out, SR_DIR, safe_name(mine[0].patient_id), f"{safe_name(one.uid)}.dcm")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sr.save_as(path, enforce_file_format=True)
+        with atomic_path(path) as tmp:
+            sr.save_as(tmp, enforce_file_format=True)
         written.append(path)
     log.info("wrote %d DICOM SR files under %s", len(written), out / SR_DIR)
     return written

@@ -15,7 +15,7 @@ Layout of ``OUT``::
     skipped.csv                      every file not predicted on, with its reason
 
 CSV cells from headers and file names never start a spreadsheet formula
-(:func:`detect.csvfile.write_csv`, re-exported here).
+(:func:`detect.io.csvfile.write_csv`, re-exported here).
 """
 
 from __future__ import annotations
@@ -29,15 +29,16 @@ import cv2
 import numpy as np
 
 from detect.boxes import xyxy_to_voc
-from detect.csvfile import write_csv
-from detect.errors import ConfigError
+from detect.errors import ConfigError, OutputFolderError
 from detect.histology import LETTERS
+from detect.io.atomic import write_bytes
+from detect.io.csvfile import write_csv
 from detect.io.paths import inside, safe_component
 from detect.io.voc import VocObject, voc_xml_bytes
 from detect.predict.histology import head_call
 from detect.predictions import Prediction, histology_argmax
 
-__all__ = ["write_csv"]  # the CSV writer predict uses, from detect.csvfile
+__all__ = ["write_csv"]  # the CSV writer predict uses, from detect.io.csvfile
 
 _COLOURS = ((0, 200, 255), (255, 120, 0), (80, 220, 80), (200, 80, 255), (0, 80, 255))
 SUMMARY_COLUMNS = (
@@ -53,6 +54,7 @@ SUMMARY_COLUMNS = (
     "most_likely_histology",
     "histology_head",
     "histology_head_probability",
+    "score_threshold",
 )
 SLICE_COLUMNS = (
     "patient_id",
@@ -101,8 +103,7 @@ def write_voc(out: Path, result: SliceResult) -> Path:
     )
     path = inside(out, "voc", safe_name(result.patient_id),
                   f"{safe_name(result.sop_instance_uid)}.xml")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    write_bytes(path, data)
     return path
 
 
@@ -126,11 +127,10 @@ def write_overlay(out: Path, result: SliceResult, lung: np.ndarray) -> Path:
     """``out/png/<patient>/<SOP>.png``: the overlay of one slice."""
     path = inside(out, "png", safe_name(result.patient_id),
                   f"{safe_name(result.sop_instance_uid)}.png")
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, buffer = cv2.imencode(".png", draw_overlay(lung, result.predictions))
     if not ok:
         raise OSError(f"PNG encoding failed for {path.name}")
-    path.write_bytes(buffer.tobytes())
+    write_bytes(path, buffer.tobytes())
     return path
 
 
@@ -148,7 +148,7 @@ def _histology(predictions: Sequence[Prediction]) -> str:
 
 def _summary_row(
     level: str, patient: str, series: str, description: str, slices: Sequence[SliceResult],
-    head: bool = False,
+    head: bool, threshold: float,
 ) -> dict[str, object]:
     predictions = [p for s in slices for p in s.predictions]
     top = max(slices, key=lambda s: s.max_score, default=None)
@@ -166,13 +166,16 @@ def _summary_row(
         "most_likely_histology": _histology(predictions),
         "histology_head": call,
         "histology_head_probability": "" if probability is None else f"{probability:.4f}",
+        "score_threshold": threshold,
     }
 
 
 def summary_rows(
-    results: Sequence[SliceResult], descriptions: Mapping[str, str], head: bool = False
+    results: Sequence[SliceResult], descriptions: Mapping[str, str], *, threshold: float,
+    head: bool = False,
 ) -> list[dict[str, object]]:
-    """One row per series (``level`` = series), then one per patient (``level`` = patient).
+    """One row per series (``level`` = series), then one per patient (``level`` = patient);
+    ``score_threshold`` is the operating threshold the detections were kept at.
     With ``head`` (predict --histology), ``histology_head`` is the head's call and
     ``histology_head_probability`` its mean probability (``none`` and empty without
     detections; see :func:`detect.predict.histology.head_call`); else both are empty."""
@@ -180,13 +183,13 @@ def summary_rows(
     for result in results:
         by_series.setdefault((result.patient_id, result.series_instance_uid), []).append(result)
     rows = [
-        _summary_row("series", patient, uid, descriptions.get(uid, ""), slices, head)
+        _summary_row("series", patient, uid, descriptions.get(uid, ""), slices, head, threshold)
         for (patient, uid), slices in sorted(by_series.items())
     ]
     patients = sorted({patient for patient, _ in by_series})
     for patient in patients:
         slices = [r for r in results if r.patient_id == patient]
-        rows.append(_summary_row("patient", patient, "", "", slices, head))
+        rows.append(_summary_row("patient", patient, "", "", slices, head, threshold))
     return rows
 
 
@@ -213,7 +216,7 @@ def _check_writable(out: Path) -> None:
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(
+        raise OutputFolderError(
             f"output folder {out} is not writable ({probe} does not let this user write); "
             f"pass --out to a folder you can write"
         )
@@ -224,7 +227,7 @@ def choose_out(out: Path | None) -> Path:
     ``predictions``, ``predictions-2``... in the working folder.
 
     Raises:
-        ConfigError: the folder holds an earlier prediction run, or is not writable.
+        OutputFolderError: the folder holds an earlier prediction run, or is not writable.
     """
     if out is None:
         out, number = Path("predictions"), 1
@@ -232,7 +235,8 @@ def choose_out(out: Path | None) -> Path:
             number += 1
             out = Path(f"predictions-{number}")
     elif (out / "predictions.json").exists() or (out / "summary.csv").exists():
-        raise ConfigError(f"{out} already holds predictions; pass another --out or remove it")
+        raise OutputFolderError(f"{out} already holds predictions; pass another --out or "
+                                f"remove it")
     elif out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a folder")
     _check_writable(out)

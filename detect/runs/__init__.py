@@ -4,10 +4,12 @@
     runs/<family>/<name>/model.json    (:mod:`detect.runs.manifest`)
     runs/<family>/<name>/metrics.csv   (:mod:`detect.runs.metrics`)
 
-Choosing and finding run folders: :mod:`detect.runs.folder`.
+Choosing and finding run folders: :mod:`detect.runs.folder`; the life of a run folder
+(start, resume, complete, clean up): :mod:`detect.runs.lifecycle`.
 """
 
 from detect.runs.folder import choose_run_dir, latest_run, resolve_weights, unique_run_dir
+from detect.runs.lifecycle import RunFolder
 from detect.runs.manifest import (
     MODEL_FORMAT,
     MODEL_JSON,
@@ -30,6 +32,7 @@ __all__ = [
     "MODEL_JSON",
     "MODEL_VERSION",
     "ModelInfo",
+    "RunFolder",
     "best_epoch",
     "check_fits_dataset",
     "choose_run_dir",

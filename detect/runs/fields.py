@@ -3,8 +3,11 @@
 A model.json is a file like any other: it may come from someone else, be edited by hand
 or be crafted. :func:`check_fields` checks each field predict, eval, export, train
 (``--resume``) and the leakage guard read, and raises one line naming the field, what it
-must be and what was found. The file as text (size, nesting, ``NaN``) is checked by
-:func:`parse_model_json` before and while it is parsed.
+must be and what was found. The fields only one family writes (a YOLO's size, a
+backbone, the histology head's crop) are that family's to check
+(:meth:`detect.models.family.Family.check_manifest`), when a model is looked up. The
+file as text (size, nesting, ``NaN``) is checked by :func:`parse_model_json` before and
+while it is parsed.
 """
 
 from __future__ import annotations
@@ -16,16 +19,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeGuard
 
 from detect.errors import RunFolderError
-from detect.families import (
-    FAMILIES,
-    FASTER_RCNN,
-    FASTER_RCNN_BACKBONES,
-    HEAD_BACKBONES,
-    HISTOLOGY,
-    YOLO_FAMILIES,
-    YOLO_SIZES,
-)
-from detect.histology import LETTERS
 from detect.io.jsonfile import read_json
 
 MAX_BYTES = 1_000_000  # a real model.json is a few kB (its largest part: the patient split)
@@ -71,16 +64,13 @@ def _name(value: Any, limit: int = MAX_NAME) -> bool:
 
 
 def _check_model(data: Mapping[str, Any], where: Path) -> None:
-    family = data.get("family")
-    if family not in FAMILIES:
-        raise _fail(where, "family", f"one of {', '.join(FAMILIES)}", family)
-    if family in YOLO_FAMILIES and data.get("size") not in YOLO_SIZES:
-        raise _fail(where, "size", f"one of {', '.join(YOLO_SIZES)} for {family}",
-                    data.get("size"))
-    backbones = {FASTER_RCNN: FASTER_RCNN_BACKBONES, HISTOLOGY: HEAD_BACKBONES}.get(family)
-    if backbones is not None and data.get("backbone") not in backbones:
-        raise _fail(where, "backbone", f"one of {', '.join(backbones)} for {family}",
-                    data.get("backbone"))
+    """The family is a name here; its own fields are the family's to check
+    (:func:`detect.models.registry.family_of`, before any model is loaded)."""
+    if not _name(data.get("family")):
+        raise _fail(where, "family", "a model family's name", data.get("family"))
+    for key in ("size", "backbone"):
+        if data.get(key) is not None and not _name(data.get(key)):
+            raise _fail(where, key, "a short name or null", data.get(key))
     if data.get("status", "complete") not in ("training", "complete"):
         raise _fail(where, "status", "'training' or 'complete'", data.get("status"))
 
@@ -93,8 +83,6 @@ def _check_classes(data: Mapping[str, Any], where: Path) -> None:
                     f"printable characters", classes)
     if data.get("class_mode") not in ("histology", "tumor"):
         raise _fail(where, "class_mode", "'histology' or 'tumor'", data.get("class_mode"))
-    if data.get("family") == HISTOLOGY and classes != list(LETTERS):
-        raise _fail(where, "classes", f"{list(LETTERS)} for a histology head", classes)
 
 
 def _check_recipe(data: Mapping[str, Any], where: Path) -> None:
@@ -215,19 +203,6 @@ def _check_record(data: Mapping[str, Any], where: Path) -> None:
         raise _fail(where, "args.resumed", "a list of times", args["resumed"])
 
 
-def _check_histology(data: Mapping[str, Any], where: Path) -> None:
-    crop = data.get("crop")
-    if not isinstance(crop, dict):
-        raise _fail(where, "crop", "an object with margin and min_margin_px (retrain with "
-                    "detect train --model histology)", crop)
-    for key, high in (("margin", 2.0), ("min_margin_px", 256.0)):
-        value = crop.get(key)
-        if not _number(value) or not 0.0 <= value <= high:
-            raise _fail(where, f"crop.{key}", f"a finite number in [0, {high:g}]", value)
-    if not isinstance(data.get("geometry", True), bool):
-        raise _fail(where, "geometry", "true or false", data.get("geometry"))
-
-
 def _check_export(data: Mapping[str, Any], where: Path) -> None:
     record = _object(data, "export", where, required=False)
     if record is None:
@@ -269,8 +244,6 @@ def check_fields(data: Mapping[str, Any], where: Path) -> None:
     _check_weights(data, where)
     _check_dataset(data, where)
     _check_record(data, where)
-    if data["family"] == HISTOLOGY:
-        _check_histology(data, where)
     _check_export(data, where)
 
 

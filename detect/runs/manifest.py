@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from detect import __version__
 from detect.errors import ConfigError, RunFolderError
 from detect.io.atomic import write_json
+from detect.predictions import DEFAULT_CONF
 from detect.recipe import ChannelRecipe
 from detect.runs.fields import check_fields, parse_model_json
 
@@ -65,7 +66,7 @@ class ModelInfo:
 
     @property
     def conf(self) -> float:
-        return float(self.manifest["thresholds"].get("conf", 0.25))
+        return float(self.manifest["thresholds"].get("conf", DEFAULT_CONF))
 
     @property
     def iou(self) -> float:

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from detect.csvfile import write_csv
 from detect.errors import RunFolderError
+from detect.io.csvfile import write_csv
 
 #: metrics.csv columns; losses are the family's own (YOLO: box, cls, dfl), time in s.
 METRIC_COLUMNS = (

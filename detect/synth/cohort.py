@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from detect import __version__
-from detect.csvfile import write_csv
 from detect.errors import ConfigError
 from detect.histology import LETTERS
+from detect.io.csvfile import write_csv
 from detect.synth.dicom import SOP_CLASS_NAMES, TRANSFER_SYNTAXES, nbia_text
 from detect.synth.patient import ORDERINGS, Options, PatientPlan, PatientWriter
 from detect.synth.records import PatientRecord, patient_detail, patient_record

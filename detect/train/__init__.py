@@ -1,6 +1,9 @@
-"""``detect train``: every model family behind one entry (see :mod:`detect.train.dispatch`)."""
+"""``detect train``: every model family behind one entry (:func:`train`, see
+:mod:`detect.train.run`); the options are
+:class:`detect.models.registry.TrainConfig`, the result :mod:`detect.models.training`'s."""
 
-from detect.train.dispatch import TRAINERS, train
-from detect.train.options import EpochProgress, TrainConfig, TrainResult
+from detect.models.registry import TrainConfig
+from detect.models.training import EpochProgress, TrainResult
+from detect.train.run import SERVICES, train, train_config
 
-__all__ = ["TRAINERS", "EpochProgress", "TrainConfig", "TrainResult", "train"]
+__all__ = ["SERVICES", "EpochProgress", "TrainConfig", "TrainResult", "train", "train_config"]

@@ -11,8 +11,8 @@ import pytest
 from conftest import REALDATA
 
 from detect.boxes import clip_xyxy, coco_to_xyxy, yolo_to_xyxy
-from detect.config import ConvertConfig, Shard
 from detect.convert import convert
+from detect.convert.config import ConvertConfig, Shard
 from detect.dataset import load_dataset
 from detect.io.dicom import read_hu
 from detect.io.voc import parse_voc

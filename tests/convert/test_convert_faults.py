@@ -1,4 +1,4 @@
-"""Every fault kind of DESIGN.md contract 2, planted in a copy of the phantom cohort."""
+"""Every fault kind of docs/contracts.md, contract 2, planted in a copy of the phantom cohort."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from detect.cli import app
-from detect.config import ConvertConfig
 from detect.convert import convert
+from detect.convert.config import ConvertConfig
 from detect.convert.index import build_index
 from detect.histology import patient_letter, short_patient_id
 from detect.io.voc import VocObject, voc_xml_bytes

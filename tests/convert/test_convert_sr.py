@@ -23,8 +23,8 @@ from support.idc_sr import (
 from typer.testing import CliRunner
 
 from detect.cli import app
-from detect.config import ConvertConfig
 from detect.convert import convert
+from detect.convert.config import ConvertConfig
 from detect.convert.index import build_index
 from detect.histology import patient_letter
 from detect.io.idc_sr import VocBox, build_idc_sr

@@ -16,8 +16,8 @@ import pytest
 from support.idc_sr import assert_same_boxes, boxes_by_slice, write_idc_srs_for
 from support.realdata import PATIENTS, real_patient
 
-from detect.config import ConvertConfig
 from detect.convert import convert
+from detect.convert.config import ConvertConfig
 from detect.io.sr import read_sr_boxes
 from detect.io.voc import parse_voc
 

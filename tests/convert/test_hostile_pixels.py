@@ -90,7 +90,7 @@ def test_decompression_bombs_are_skipped_before_decoding(small_cohort, bombs, tm
 
 
 def test_max_pixels_is_checked_and_can_be_lowered(small_cohort, tmp_path):
-    from detect.config import ConvertConfig
+    from detect.convert.config import ConvertConfig
     from detect.errors import ConfigError
 
     roots = (small_cohort.dicom_root, small_cohort.annotation_root)

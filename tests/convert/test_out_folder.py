@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from support.hostile import one_line_error, run_cli
 
-from detect.config import ConvertConfig
 from detect.convert import convert
+from detect.convert.config import ConvertConfig
 
 
 def _user_files(out: Path) -> dict[str, bytes]:

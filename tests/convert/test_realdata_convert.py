@@ -12,8 +12,8 @@ import pytest
 from support.realdata import PATIENTS, real_patient
 
 from detect.boxes import clip_xyxy, xyxy_to_coco
-from detect.config import ConvertConfig
 from detect.convert import convert
+from detect.convert.config import ConvertConfig
 from detect.io.voc import parse_voc
 
 #: Annotated slices (= XML files) per patient, from each sample's README.

@@ -54,8 +54,8 @@ def test_downloaded_cohort_converts_like_the_original(
 ) -> None:
     import idc_index_data
 
-    from detect.config import ConvertConfig
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig
 
     index = tmp_path / "index.parquet"
     files = cohort_as_idc(cohort.dicom_root, local_s3, index)
@@ -87,8 +87,8 @@ def test_real_patient_downloads_and_converts(
     selection and URLs; TCIA's files, whose byte sums equal the index's sizes), come
     down whole and convert with the real VOC boxes: 18 images, 18 boxes."""
     pytest.importorskip("idc_index_data", reason="idc-index is not installed")
-    from detect.config import ConvertConfig
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig
     from detect.download import DownloadConfig, select_series
 
     files: dict[str, list[Path]] = defaultdict(list)

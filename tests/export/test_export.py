@@ -32,13 +32,13 @@ CASES = [("yolov8", "onnx"), ("yolov8", "torchscript"), ("fasterrcnn", "onnx"),
 @pytest.fixture(scope="module")
 def frcnn_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A mobilenet Faster R-CNN, one training step at 64 px (untrained scores ~0.2)."""
-    from detect.train.frcnn.config import FasterRCNNConfig
-    from detect.train.frcnn.launch import train_fasterrcnn
+    from detect.models.faster_rcnn.config import FasterRCNNConfig
+    from detect.train import train_config
 
     config = FasterRCNNConfig(data=tiny_dataset, backbone="mobilenet_v3_large_fpn", epochs=1,
                               imgsz=64, batch=2, device="cpu", workers=0, max_steps=1,
                               project=tmp_path_factory.mktemp("frcnn"))
-    return train_fasterrcnn(config).run_dir
+    return train_config(config).run_dir
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def yolo_run(tiny_run: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from ultralytics.nn.tasks import DetectionModel
 
     from detect.export.parity import parity_images
-    from detect.models.yolo import prepare_ultralytics
+    from detect.models.yolo.env import prepare_ultralytics
     from detect.runs import read_model_json
 
     run = tmp_path_factory.mktemp("random-yolo") / "run"
@@ -182,12 +182,12 @@ def test_predict_through_onnxruntime_equals_predict_through_torch(
 def test_a_wrong_runtime_preprocessing_fails_the_parity_check(runs, tmp_path, monkeypatch):
     import torch
 
-    from detect.models.runtime import torchscript as torchscript_detector
+    from detect.models.yolo import runtime as yolo_runtime
 
     def not_normalised(batch: np.ndarray, device: str) -> torch.Tensor:  # forgot the /255
         return torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float()
 
-    monkeypatch.setattr(torchscript_detector, "model_input", not_normalised)
+    monkeypatch.setattr(yolo_runtime, "model_input", not_normalised)
     out = tmp_path / "broken"
     with pytest.raises(ExportError, match=r"parity check failed, model\.torchscript removed: .*"
                                           r"raw head") as caught:
@@ -298,7 +298,7 @@ def test_ultralytics_never_pip_installs(tmp_path):
         "import subprocess\n"
         "def refuse(*a, **k): raise SystemExit('pip was called')\n"
         "subprocess.check_output = refuse\n"
-        "from detect.models.yolo import prepare_ultralytics\n"
+        "from detect.models.yolo.env import prepare_ultralytics\n"
         "prepare_ultralytics()\n"
         "from ultralytics.utils import AUTOINSTALL\n"
         "from ultralytics.utils.checks import check_requirements\n"

@@ -19,7 +19,7 @@ from detect.dataset import load_dataset
 from detect.errors import ConfigError, EnvironmentProblem
 from detect.torch_check import FIX_COMMAND, main, require_working_torch
 from detect.train import TrainConfig
-from detect.train.yolo import repeat_factors, write_run_data
+from detect.models.yolo.run import repeat_factors, run_sampling, write_run_data
 
 runner = CliRunner()
 
@@ -92,8 +92,10 @@ def test_ultralytics_runs_from_detects_own_offline_config(tiny_run, yolo_env):
         ({"weights": Path("missing.pt")}, "nothing is downloaded"),
         ({"name": "../escape"}, "plain folder name"),
         ({"nbs": 0}, "--nbs must be >= 1"),
-        ({"model": "fasterrcnn", "nbs": 16}, "--nbs: for the YOLO models"),
-        ({"model": "fasterrcnn", "optimizer": "SGD"}, "--optimizer: for the YOLO models"),
+        ({"model": "fasterrcnn", "nbs": 16}, "--nbs is for --model yolov8, yolo11, yolo26, not fas"),
+        ({"model": "histology", "optimizer": "SGD"}, "--optimizer is for --model yolov8, yolo11, yolo26"),
+            ({"model": "histology", "amp": "bf16"}, "--amp is for --model yolov8, yolo11, yolo26, fasterr"),
+            ({"model": "yolo26", "backbone": "resnet18"}, "--backbone is for --model fasterrcnn, histology"),
         ({"optimizer": "adam"}, "--optimizer must be one of"),
         ({"optimizer": "AdamW", "lr0": float("nan")}, r"--lr0 must be in \(0, 1\]"),
         ({"optimizer": "SGD", "lr0": 0.0}, r"--lr0 must be in \(0, 1\]"),
@@ -142,7 +144,7 @@ def test_sampler_writes_a_balanced_train_list_for_ultralytics(tmp_path):
     dataset = load_dataset(dataset_root)
     run = tmp_path / "run"
     run.mkdir()
-    data_yaml, sampling = write_run_data(run, dataset, "sampler")
+    data_yaml, sampling = write_run_data(run, dataset, "sampler"), run_sampling(dataset, "sampler")
     content = yaml.safe_load(data_yaml.read_text())
     listing = Path(content["train"]).read_text().split()
     assert content["val"] == "images/val"  # validation is never resampled
@@ -169,11 +171,11 @@ def test_help_imports_neither_torch_nor_ultralytics():
 
 def test_default_training_size_is_the_dataset_size_on_the_stride(tmp_path):
     from detect.dataset import DatasetInfo
-    from detect.train.yolo import default_imgsz
+    from detect.models.training import training_imgsz
 
     sizes = {96: 96, 100: 128, 512: 512, 20: 32}
     for native, expected in sizes.items():
-        assert default_imgsz(DatasetInfo(tmp_path, {"image_size": native})) == expected
+        assert training_imgsz(None, DatasetInfo(tmp_path, {"image_size": native}).image_size) == expected
 
 
 def test_shared_yolo_decoding_sets_offline_switches_before_importing_ultralytics(tmp_path: Path):

@@ -12,7 +12,7 @@ import pytest
 from support.detectors import SquareFinder
 from support.yolo import write_ct_series
 
-from detect.csvfile import FORMULA_STARTS
+from detect.io.csvfile import FORMULA_STARTS
 from detect.predict.run import PredictConfig, predict
 from detect.predict.writers import write_csv
 from detect.runs import write_metrics_csv

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from detect.cli import app
 from detect.errors import RunFolderError
-from detect.runs import read_model_json, validate_model_json
+from detect.models.registry import family_of
+from detect.runs import ModelInfo, read_model_json, validate_model_json
 
 DEMO = Path(__file__).resolve().parents[2] / "weights" / "demo-yolov8n-phantom"
 BASE: dict[str, Any] = json.loads((DEMO / "model.json").read_text())
@@ -56,8 +57,9 @@ BAD: list[tuple[dict[str, Any], str]] = [
     (_with("imgsz", 100), "imgsz must be a multiple of 32 in [32, 4096] px, found 100"),
     (_with("imgsz", 256.0), "imgsz must be a multiple of 32 in [32, 4096] px, found 256.0"),
     (_with("imgsz", "256"), "imgsz must be a multiple of 32 in [32, 4096] px, found '256'"),
-    (_with("family", "resnet"), "family must be one of yolov8, yolo11, fasterrcnn, histology"),
-    (_with("family", ["yolov8"]), "family must be one of"),
+    (_with("family", "resnet"),
+     "family must be one of yolov8, yolo11, yolo26, fasterrcnn, histology, found 'resnet'"),
+    (_with("family", ["yolov8"]), "family must be a model family's name, found ['yolov8']"),
     (_with("size", "q"), "size must be one of n, s, m, l, x for yolov8, found 'q'"),
     (_with("size", ...), "size must be one of n, s, m, l, x for yolov8, found None"),
     ({**BASE, "family": "fasterrcnn", "size": None, "backbone": "vgg16"},
@@ -111,20 +113,27 @@ BAD: list[tuple[dict[str, Any], str]] = [
 ]
 
 
+def _check(data: Any) -> None:
+    """What a model.json goes through before a model is loaded: the shared fields, then
+    its family's own."""
+    validate_model_json(data, Path("model.json"))
+    family_of(ModelInfo(root=Path("."), manifest=data))
+
+
 @pytest.mark.parametrize(("data", "expected"), BAD, ids=[e[:48] for _, e in BAD])
 def test_every_field_is_checked(data, expected):
     with pytest.raises(RunFolderError) as info:
-        validate_model_json(data, Path("model.json"))
+        _check(data)
     message = str(info.value)
     assert expected in message
     assert "\n" not in message and len(message) < 400
 
 
 def test_the_valid_manifests_pass():
-    validate_model_json(copy.deepcopy(BASE), Path("model.json"))
-    validate_model_json(copy.deepcopy(HISTOLOGY), Path("model.json"))
-    validate_model_json({**BASE, "family": "fasterrcnn", "size": None,
-                         "backbone": "mobilenet_v3_large_fpn"}, Path("model.json"))
+    _check(copy.deepcopy(BASE))
+    _check(copy.deepcopy(HISTOLOGY))
+    _check({**BASE, "family": "fasterrcnn", "size": None, "backbone": "mobilenet_v3_large_fpn"})
+    _check({**BASE, "family": "yolo26"})
 
 
 def _run_folder(tmp_path: Path, text: str) -> Path:

@@ -206,8 +206,8 @@ def tiny_cohort(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="session")
 def tiny_dataset(tiny_cohort: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny cohort converted by detect convert (read-only: copy it to change it)."""
-    from detect.config import ConvertConfig
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig
 
     out = tmp_path_factory.mktemp("tiny-dataset") / "dataset"
     convert(ConvertConfig(tiny_cohort.dicom_root, tiny_cohort.annotation_root, out, workers=1))

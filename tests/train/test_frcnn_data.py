@@ -14,22 +14,22 @@ import torch
 from detect.boxes import coco_to_xyxy
 from detect.dataset import load_dataset
 from detect.errors import ConfigError, RunFolderError
-from detect.models.faster_rcnn import (
+from detect.models.faster_rcnn.network import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     FasterRCNNDetector,
     build_model,
     load_pretrained,
 )
-from detect.train.frcnn.config import FasterRCNNConfig
-from detect.train.frcnn.data import (
+from detect.models.faster_rcnn.config import FasterRCNNConfig
+from detect.models.faster_rcnn.data import (
     BalancedSampler,
     BoxSafeAugment,
     CocoSplit,
     balanced_weights,
     read_rgb,
 )
-from detect.train.frcnn.engine import FINAL_LR_FACTOR, WARMUP_FACTOR, warmup_cosine
+from detect.models.faster_rcnn.engine import FINAL_LR_FACTOR, WARMUP_FACTOR, warmup_cosine
 
 
 def test_sample_is_torchvision_detection_contract(dataset: Path):
@@ -271,7 +271,7 @@ def test_detector_adapter_predicts_on_arrays(tmp_path: Path):
 
 
 def test_anchors_scale_with_imgsz_and_both_backbones_see_stride_8():
-    from detect.models.faster_rcnn import anchor_sizes
+    from detect.models.faster_rcnn.network import anchor_sizes
 
     assert anchor_sizes(512) == (16, 32, 64, 128, 256)
     assert anchor_sizes(256) == (8, 16, 32, 64, 128)

@@ -21,8 +21,8 @@ EPOCHS = 20
 @pytest.mark.slow
 @pytest.mark.timeout(3600)  # minutes of CPU training; the default 600 s is for hangs
 def test_fasterrcnn_learns_the_phantom_tumours(tmp_path: Path) -> None:
-    from detect.config import ConvertConfig
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig
     from detect.dataset import load_dataset
     from detect.eval import evaluate_predictions
     from detect.predict.split import predict_split

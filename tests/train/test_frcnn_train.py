@@ -18,9 +18,9 @@ from detect.dataset import load_dataset
 from detect.errors import ConfigError, DetectError
 from detect.runs import read_model_json
 from detect.train import TrainResult
-from detect.train.frcnn.checkpoint import METRIC_COLUMNS
-from detect.train.frcnn.config import FasterRCNNConfig
-from detect.train.frcnn.launch import train_fasterrcnn
+from detect.models.faster_rcnn.checkpoint import METRIC_COLUMNS
+from detect.models.faster_rcnn.config import FasterRCNNConfig
+from detect.train import train_config
 
 MODEL_JSON_KEYS = {
     "format", "version", "status", "family", "size", "backbone", "classes", "class_mode",
@@ -42,7 +42,7 @@ def run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tra
     """Two epochs of one step, offline (any network use would fail)."""
     project = tmp_path_factory.mktemp("frcnn-runs")
     with pytest.MonkeyPatch.context() as mp, NetGuard(mp) as guard:
-        result = train_fasterrcnn(tiny(dataset, project, name="a"))
+        result = train_config(tiny(dataset, project, name="a"))
     assert guard.attempts == []
     yield result
 
@@ -97,12 +97,12 @@ def test_resume_continues_where_it_stopped(run: TrainResult, dataset: Path, tmp_
             raise KeyboardInterrupt  # as Ctrl-C would, after the epoch's files are written
 
     with pytest.raises(KeyboardInterrupt):
-        train_fasterrcnn(config, on_epoch=stop_after_first)
+        train_config(config, on_epoch=stop_after_first)
     folder = tmp_path / "fasterrcnn" / "b"
     assert read_model_json(folder).status == "training"
     assert _weights(folder / "weights/last.pt")["epoch"] == 1
     seen: list[int] = []
-    resumed = train_fasterrcnn(tiny(dataset, tmp_path, name="b", resume=True),
+    resumed = train_config(tiny(dataset, tmp_path, name="b", resume=True),
                                on_epoch=lambda epoch, epochs, row: seen.append(epoch))
     assert seen == [2] and resumed.run_dir == folder and resumed.epochs_done == 2
     assert [r["epoch"] for r in _rows(folder)] == ["1", "2"]
@@ -116,13 +116,13 @@ def test_resume_continues_where_it_stopped(run: TrainResult, dataset: Path, tmp_
                            state["momentum_buffer"])
     assert mine["scheduler"]["last_epoch"] == uninterrupted["scheduler"]["last_epoch"] == 2
     with pytest.raises(ConfigError, match="finished training"):
-        train_fasterrcnn(tiny(dataset, tmp_path, name="b", resume=True))
+        train_config(tiny(dataset, tmp_path, name="b", resume=True))
 
 
 def test_same_seed_same_weights(dataset: Path, tmp_path: Path):
     models = []
     for name, seed in (("s0", 0), ("s0-again", 0), ("s1", 1)):
-        result = train_fasterrcnn(tiny(dataset, tmp_path, name=name, seed=seed, epochs=1))
+        result = train_config(tiny(dataset, tmp_path, name=name, seed=seed, epochs=1))
         models.append(_weights(result.run_dir / "weights/last.pt")["model"])
     assert all(torch.equal(models[0][k], models[1][k]) for k in models[0])
     assert not all(torch.equal(models[0][k], models[2][k]) for k in models[0])
@@ -130,7 +130,7 @@ def test_same_seed_same_weights(dataset: Path, tmp_path: Path):
 
 def test_two_processes_on_gloo_write_one_run(dataset: Path, tmp_path: Path):
     seen: list[tuple[int, float]] = []
-    result = train_fasterrcnn(
+    result = train_config(
         tiny(dataset, tmp_path, epochs=1, batch=4, world_size=2, class_weighting="sampler"),
         on_epoch=lambda epoch, epochs, row: seen.append((epoch, row["mAP50"])),
     )
@@ -161,7 +161,7 @@ def test_non_finite_loss_stops_with_epoch_and_iteration(
 
     monkeypatch.setattr(roi_heads, "fastrcnn_loss", nan_loss)
     with pytest.raises(DetectError, match=r"epoch 1, iteration 1/1: non-finite loss") as caught:
-        train_fasterrcnn(tiny(dataset, tmp_path, epochs=1))
+        train_config(tiny(dataset, tmp_path, epochs=1))
     assert "loss_classifier=nan" in str(caught.value) and "\n" not in str(caught.value)
     assert not (tmp_path / "fasterrcnn" / "train" / "weights" / "last.pt").exists()
 

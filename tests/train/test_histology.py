@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 
 from detect.cli import app
 from detect.models.base import Detections
-from detect.models.crops import CropSpec
+from detect.models.histology.crops import CropSpec
 from detect.predict.run import PredictConfig, predict
 from detect.predictions import read_predictions
 from detect.recipe import DEFAULT_RECIPE, ChannelRecipe, Window
 from detect.runs import read_model_json
-from detect.train.histology.config import HistologyConfig
+from detect.models.histology.config import HistologyConfig
 
 runner = CliRunner()
 LETTERS = ("A", "B", "E", "G")
@@ -104,13 +104,13 @@ def test_head_run_folder_is_complete(head_run: Path, dataset: Path):
 
 
 def test_same_seed_same_weights(dataset: Path, tmp_path: Path):
-    from detect.train.histology.loop import train_histology
+    from detect.train import train_config
 
     def run(name: str, seed: int) -> dict[str, torch.Tensor]:
         config = HistologyConfig(data=dataset, backbone="mobilenet_v3_small", epochs=1,
                                  crop=CropSpec(size=32), batch=4, device="cpu", workers=0,
                                  project=tmp_path, name=name, seed=seed, max_steps=2)
-        result = train_histology(config)
+        result = train_config(config)
         return torch.load(result.run_dir / "weights" / "last.pt", weights_only=True)["model"]
 
     first, second, other = run("a", 0), run("b", 0), run("c", 1)
@@ -122,20 +122,20 @@ def test_same_seed_same_weights(dataset: Path, tmp_path: Path):
 def test_a_resumed_run_ends_as_an_uninterrupted_one(dataset: Path, tmp_path: Path):
     from dataclasses import replace
 
-    from detect.train.histology.loop import train_histology
+    from detect.train import train_config
 
     config = HistologyConfig(data=dataset, backbone="mobilenet_v3_small", epochs=2,
                              crop=CropSpec(size=32), batch=4, device="cpu", workers=0,
                              project=tmp_path, name="whole", max_steps=1)
-    whole = train_histology(config)
+    whole = train_config(config)
 
     def stop(epoch: int, epochs: int, row: object) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train_histology(replace(config, name="cut"), on_epoch=stop)
+        train_config(replace(config, name="cut"), on_epoch=stop)
     assert read_model_json(tmp_path / "histology" / "cut").status == "training"
-    resumed = train_histology(replace(config, name="cut", resume=True, epochs=1))
+    resumed = train_config(replace(config, name="cut", resume=True, epochs=1))
     assert resumed.epochs_done == 2  # the run's own epochs (2), not this command's
     a, b = (torch.load(r.run_dir / "weights" / "last.pt", weights_only=True)
             for r in (whole, resumed))
@@ -204,7 +204,7 @@ def _check_patient_call(row: dict[str, str], predictions: list) -> None:
 
 def test_a_head_with_another_recipe_sees_the_slice_in_its_recipe(tiny_run, head_run, tmp_path,
                                                                   monkeypatch):
-    from detect.models.histology import HistologyHead
+    from detect.models.histology.network import HistologyHead
 
     head = tmp_path / "head"
     shutil.copytree(head_run, head)

@@ -2,13 +2,13 @@
 
 ``detect demo`` trains yolov8n on 128 phantom images (8 batches an epoch) inside a
 10-minute budget on 2 CPU cores, install included. This script builds exactly the demo's
-cohort and dataset (:func:`detect.demo.make_cohort`, :func:`detect.demo.make_dataset`),
+cohort and dataset (:func:`detect.demo.run.make_cohort`, :func:`detect.demo.run.make_dataset`),
 trains it once per ``HYP:EPOCHS`` of ``--runs`` with the demo's own options
-(:func:`detect.demo.train_config`), and scores each run on the test split with detect's
+(:func:`detect.demo.run.train_config`), and scores each run on the test split with detect's
 evaluator (the numbers ``detect eval`` and the demo print): mAP50, mAP50-95, AP@0.1, FROC
 mean, per-patient sensitivity, plus the training seconds.
 
-Hyperparameter sets (:data:`detect.demo.HYPERPARAMETERS`): ``ultralytics`` = its defaults
+Hyperparameter sets (:data:`detect.demo.run.HYPERPARAMETERS`): ``ultralytics`` = its defaults
 (an optimizer step per 64 images, AdamW at lr 0.00125 for 4 classes, mosaic), the recipe of
 the shipped phantom checkpoint at 60 epochs; ``short`` = a step per batch, AdamW lr 0.004,
 no mosaic (the demo's default since 2026-12-01, 30 epochs).
@@ -43,7 +43,7 @@ def parse_runs(text: str) -> list[tuple[str, int]]:
 
 
 def run_all(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
-    from detect.demo import DemoConfig, make_cohort, make_dataset, train_config
+    from detect.demo.run import DemoConfig, make_cohort, make_dataset, train_config
     from detect.eval import evaluate_predictions
     from detect.predict.split import predict_split
     from detect.train import train

@@ -71,8 +71,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def make_datasets(args: argparse.Namespace, work: Path) -> dict[str, Path]:
     """The cohort, converted with --classes histology and tumor (same seed, same split)."""
-    from detect.config import ConvertConfig, parse_fractions
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig, parse_fractions
     from detect.synth.cohort import SynthConfig, synthesize
 
     cohort = work / "cohort"
@@ -125,9 +125,9 @@ def train_all(args: argparse.Namespace, data: dict[str, Path], work: Path
 def gt_with_head(dataset: Any, head_run: Path, device: str) -> list[Any]:
     """Ground-truth boxes of the test split (score 1) with the head's probabilities."""
     from detect.boxes import coco_to_xyxy
+    from detect.models.histology.data import read_rgb
     from detect.predict.histology import load_head, with_head
     from detect.predictions import Prediction
-    from detect.train.histology.data import read_rgb
 
     head = load_head(head_run, device)
     coco = dataset.load_coco("test")

@@ -42,8 +42,8 @@ HERE = Path(__file__).resolve().parent
 
 def tiny_run(work: Path, imgsz: int) -> Path:
     """A yolov8n trained one epoch at ``imgsz`` on a 4-patient phantom (speed only)."""
-    from detect.config import ConvertConfig
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig
     from detect.synth.cohort import SynthConfig, synthesize
     from detect.train import TrainConfig, train
 

@@ -66,8 +66,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def make_dataset(args: argparse.Namespace, work: Path) -> Path:
     """Synthesize and convert the cohort once (reused with --keep)."""
-    from detect.config import ConvertConfig
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig
     from detect.synth.cohort import SynthConfig, synthesize
 
     dataset = work / "dataset"
@@ -104,8 +104,8 @@ def train_frcnn(args: argparse.Namespace, dataset_path: Path, mode: str, work: P
     """One Faster R-CNN run, then the test split scored from its best checkpoint."""
     import csv
 
-    from detect.train.frcnn.config import FasterRCNNConfig
-    from detect.train.frcnn.launch import train_fasterrcnn
+    from detect.models.faster_rcnn.config import FasterRCNNConfig
+    from detect.train import train_config
 
     config = FasterRCNNConfig(
         data=dataset_path, backbone=args.backbone, epochs=args.epochs, imgsz=args.imgsz,
@@ -113,7 +113,7 @@ def train_frcnn(args: argparse.Namespace, dataset_path: Path, mode: str, work: P
         seed=args.seed, class_weighting=mode, workers=args.workers, max_steps=args.max_steps,
     )
     shutil.rmtree(work / "runs" / "fasterrcnn" / mode, ignore_errors=True)
-    trained = train_fasterrcnn(config)
+    trained = train_config(config)
     with open(trained.run_dir / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     seen = sum(float(r["images_per_s"]) * float(r["time_s"]) for r in rows)

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 DIRECT = """
 import os, sys
 os.environ.setdefault("YOLO_OFFLINE", "1")
-from detect.models.yolo import prepare_ultralytics
+from detect.models.yolo.env import prepare_ultralytics
 prepare_ultralytics()  # same offline settings and font as detect, so both runs match
 from ultralytics import YOLO
 data, project, arch, epochs, imgsz, batch, device, workers = sys.argv[1:9]
@@ -49,8 +49,8 @@ YOLO(arch).train(data=data, project=project, name="direct", exist_ok=True, epoch
 
 
 def make_dataset(args: argparse.Namespace, work: Path) -> Path:
-    from detect.config import ConvertConfig
     from detect.convert import convert
+    from detect.convert.config import ConvertConfig
     from detect.synth.cohort import SynthConfig, synthesize
 
     cohort = args.keep or work / "cohort"

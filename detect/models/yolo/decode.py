@@ -1,6 +1,7 @@
 """Pre- and post-processing shared by every YOLO runtime (PyTorch, ONNX, TorchScript):
-ultralytics' own letterbox in, its NMS and ``scale_boxes`` out, so all runtimes see the same
-pixels and give the same boxes."""
+ultralytics' own letterbox in, its NMS (or, for an NMS-free head, its score threshold on the
+head's top-k) and ``scale_boxes`` out, so all runtimes see the same pixels and give the same
+boxes."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
-from detect.errors import RunFolderError
-from detect.models.base import Detections
-from detect.models.yolo.env import prepare_ultralytics
+from detect.torch_check import require_working_torch
+
+require_working_torch()
+
+import torch  # noqa: E402
+
+from detect.errors import RunFolderError  # noqa: E402
+from detect.models.base import Detections  # noqa: E402
+from detect.models.yolo.env import prepare_ultralytics  # noqa: E402
+
+#: Most boxes per image (ultralytics' max_det).
+MAX_DETECTIONS = 300
 
 
 def _ultralytics_ready() -> None:
@@ -46,25 +55,37 @@ def decode_output(
     nc: int,
     conf: float,
     iou: float,
+    end2end: bool = False,
 ) -> list[Detections]:
-    """The YOLO head output (B, 4 + nc, anchors) → :class:`Detections` per image, in the
-    images' own px: ultralytics' ``non_max_suppression`` with the class scores carried
-    through, then ``scale_boxes`` out of the letterbox.
+    """The YOLO head output → :class:`Detections` per image, in the images' own px.
+
+    With NMS (``end2end`` False): the output is (B, 4 + nc, anchors); ultralytics'
+    ``non_max_suppression`` with the class scores carried through, so each box keeps its
+    class-score vector. NMS-free (YOLO26's one-to-one head): the output is (B, k, 6), k <=
+    300 rows of x1, y1, x2, y2, score, class, already the head's top-k; only the score
+    threshold applies, and there is no class-score vector. Then ``scale_boxes`` out of the
+    letterbox.
 
     Raises:
-        RunFolderError: the output is not a YOLOv8/YOLO11 detection head's.
+        RunFolderError: the output is not the shape of this kind of head.
     """
     _ultralytics_ready()
     from ultralytics.utils.nms import non_max_suppression
     from ultralytics.utils.ops import scale_boxes
 
-    if raw.ndim != 3 or raw.shape[1] != 4 + nc:
-        raise RunFolderError(
-            f"unexpected YOLO output {tuple(raw.shape)} for {nc} classes (expected "
-            f"(batch, {4 + nc}, anchors)); only YOLOv8/YOLO11 detection heads are supported"
-        )
-    with_scores = torch.cat((raw, raw[:, 4 : 4 + nc]), dim=1)  # carry class scores
-    kept = non_max_suppression(with_scores, conf, iou, nc=nc, max_det=300)
+    if end2end:
+        if raw.ndim != 3 or raw.shape[2] != 6:
+            raise RunFolderError(f"unexpected YOLO output {tuple(raw.shape)} for an NMS-free "
+                                 f"head (expected (batch, k, 6))")
+        kept = non_max_suppression(raw, conf, iou, nc=nc, max_det=MAX_DETECTIONS, end2end=True)
+    else:
+        if raw.ndim != 3 or raw.shape[1] != 4 + nc:
+            raise RunFolderError(
+                f"unexpected YOLO output {tuple(raw.shape)} for {nc} classes (expected "
+                f"(batch, {4 + nc}, anchors)); only YOLO detection heads are supported"
+            )
+        with_scores = torch.cat((raw, raw[:, 4 : 4 + nc]), dim=1)  # carry class scores
+        kept = non_max_suppression(with_scores, conf, iou, nc=nc, max_det=MAX_DETECTIONS)
     out = []
     for image, rows in zip(images, kept):
         rows = rows.float().cpu()
@@ -74,7 +95,8 @@ def decode_output(
                 xyxy=boxes.astype(np.float32).reshape(-1, 4),
                 scores=rows[:, 4].numpy().astype(np.float32),
                 classes=rows[:, 5].numpy().astype(np.int64),
-                class_scores=rows[:, 6 : 6 + nc].numpy().astype(np.float32),
+                class_scores=None if end2end
+                else rows[:, 6 : 6 + nc].numpy().astype(np.float32),
             )
         )
     return out
@@ -86,6 +108,7 @@ class YoloDecoding:
 
     _classes: tuple[str, ...]
     iou: float
+    end2end: bool = False
 
     def head(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple[int, int]]:
         """The head output (B, 4 + nc, anchors) on CPU or device, and the input (H, W) px."""
@@ -102,4 +125,4 @@ class YoloDecoding:
             return []
         raw, input_hw = self.head(images)
         return decode_output(raw, images, input_hw, nc=len(self._classes), conf=conf,
-                             iou=self.iou)
+                             iou=self.iou, end2end=self.end2end)

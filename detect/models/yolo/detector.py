@@ -17,6 +17,7 @@ import torch  # noqa: E402  (after the check, so a broken pair fails with one li
 from detect.device import torch_device  # noqa: E402
 from detect.errors import RunFolderError  # noqa: E402
 from detect.models.yolo.checkpoint import read_yolo_checkpoint  # noqa: E402
+from detect.models.yolo.config import YoloVariant  # noqa: E402
 from detect.models.yolo.decode import YoloDecoding, letterboxed, model_input  # noqa: E402
 from detect.models.yolo.network import build_network, load_exactly  # noqa: E402
 
@@ -30,11 +31,13 @@ class YoloDetector(YoloDecoding):
     """
 
     def __init__(
-        self, net: Any, classes: tuple[str, ...], imgsz: int, iou: float, device: str
+        self, net: Any, classes: tuple[str, ...], imgsz: int, iou: float, device: str,
+        end2end: bool = False,
     ) -> None:
         self.net, self._classes, self.imgsz, self.iou, self._device = (
             net, classes, imgsz, iou, device,
         )
+        self.end2end = end2end
         self.stride = int(max(getattr(net, "stride", torch.tensor([32])).max().item(), 32))
 
     @property
@@ -43,12 +46,13 @@ class YoloDetector(YoloDecoding):
 
     @classmethod
     def load(
-        cls, weights: Path, *, family: str, size: str, classes: Sequence[str], imgsz: int,
-        iou: float, device: str,
+        cls, weights: Path, *, variant: YoloVariant, size: str, classes: Sequence[str],
+        imgsz: int, iou: float, device: str,
     ) -> YoloDetector:
         """Read ``weights`` with detect's safe reader (tensors and names only,
-        :mod:`detect.models.yolo.checkpoint`), build ``family`` ``size`` from ultralytics'
-        bundled YAML and load the tensors into it; the classes must be model.json's.
+        :mod:`detect.models.yolo.checkpoint`), build the variant at ``size`` from
+        ultralytics' bundled YAML and load the tensors into it; the classes must be
+        model.json's. An NMS-free variant runs its one-to-one head.
 
         Raises:
             RunFolderError: refused, not a YOLO detection checkpoint, other classes, or
@@ -60,13 +64,15 @@ class YoloDetector(YoloDecoding):
                 f"{weights} predicts classes {list(checkpoint.names)}, but its model.json says "
                 f"{list(classes)}; the run folder is inconsistent, retrain or restore its files"
             )
+        family = variant.name
         net = build_network(family, size, checkpoint.names)
         load_exactly(net, checkpoint.state, weights,
                      f"{family}{size} weights for {len(classes)} classes")
         target = torch_device(device)
         net = net.float().to(target).eval()
+        net.end2end = variant.end2end  # which head runs (fuse drops the other)
         net = net.fuse(verbose=False)  # Conv+BN folded, as ultralytics' predictor does
-        return cls(net, tuple(classes), imgsz, iou, target)
+        return cls(net, tuple(classes), imgsz, iou, target, end2end=variant.end2end)
 
     @torch.inference_mode()
     def head(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple[int, int]]:

@@ -9,17 +9,21 @@ from typing import Any
 from detect.errors import RunFolderError
 from detect.models.checkpoint import load_fault
 from detect.models.yolo.checkpoint import read_yolo_checkpoint
+from detect.models.yolo.config import YoloVariant
 from detect.models.yolo.env import prepare_ultralytics
 from detect.models.yolo.network import build_network, load_exactly, write_architecture
 
 
 def export_yolo(
-    weights: Path, fmt: str, *, family: str, size: str, classes: Sequence[str], imgsz: int,
-    work_dir: Path, opset: int,
+    weights: Path, fmt: str, *, variant: YoloVariant, size: str, classes: Sequence[str],
+    imgsz: int, work_dir: Path, opset: int,
 ) -> Path:
     """Export ``weights`` with ultralytics' public ``YOLO(...).export`` on the CPU: ONNX with
     dynamic batch and size, simplified (onnxslim), at ``opset``; TorchScript traced at
     ``imgsz``.
+
+    An NMS-free head (``variant.end2end``) is exported as it runs: the graph ends with the
+    head's top-k (ultralytics' ``nms=False``).
 
     ultralytics never opens ``weights``: detect reads its tensors
     (:mod:`detect.models.yolo.checkpoint`) into ``family`` ``size`` built from the bundled
@@ -32,6 +36,7 @@ def export_yolo(
         RunFolderError: the checkpoint is refused or does not fit, or ultralytics could not
             export it.
     """
+    family = variant.name
     checkpoint = read_yolo_checkpoint(weights)
     net = build_network(family, size, classes)
     load_exactly(net, checkpoint.state, weights,
@@ -42,6 +47,8 @@ def export_yolo(
     args: dict[str, Any] = {"format": fmt, "imgsz": imgsz, "device": "cpu", "batch": 1}
     if fmt == "onnx":
         args.update(dynamic=True, simplify=True, opset=opset)
+    if variant.end2end:
+        args["nms"] = False  # ultralytics: False selects the NMS-free head
     try:
         yolo = YOLO(str(write_architecture(work_dir, family, size, len(classes))),
                     task="detect")

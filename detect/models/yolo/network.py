@@ -16,17 +16,15 @@ import torch  # noqa: E402  (after the check, so a broken pair fails with one li
 import yaml  # noqa: E402
 
 from detect.errors import ConfigError, RunFolderError  # noqa: E402
-from detect.models.catalog import YOLO_FAMILIES, YOLO_SIZES  # noqa: E402
+from detect.models.yolo.config import SIZES  # noqa: E402
 from detect.models.yolo.env import prepare_ultralytics  # noqa: E402
 
 
 def architecture_yaml(family: str, size: str) -> str:
-    """``yolov8n.yaml`` / ``yolo11s.yaml``: ultralytics' bundled architecture files."""
-    if family not in YOLO_FAMILIES or size not in YOLO_SIZES:
-        raise ConfigError(
-            f"YOLO model must be one of {YOLO_FAMILIES} with size in {YOLO_SIZES}, got "
-            f"{family!r} {size!r}"
-        )
+    """``yolov8n.yaml`` / ``yolo26s.yaml``: ultralytics' bundled architecture files (the
+    family name comes from the registry, which knows only families ultralytics has)."""
+    if size not in SIZES:
+        raise ConfigError(f"YOLO size must be one of {', '.join(SIZES)}, got {size!r}")
     return f"{family}{size}.yaml"
 
 

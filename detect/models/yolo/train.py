@@ -33,9 +33,8 @@ require_working_torch()
 
 import torch  # noqa: E402  (after the check, so a broken pair fails with one line)
 
-from detect.config import default_workers  # noqa: E402
+from detect.device import default_workers  # noqa: E402
 from detect.errors import ConfigError, RunFolderError  # noqa: E402
-from detect.models.catalog import YOLO_FAMILIES, YOLO_SIZES  # noqa: E402
 from detect.models.yolo.checkpoint import YoloCheckpoint, read_yolo_checkpoint  # noqa: E402
 from detect.models.yolo.env import prepare_ultralytics  # noqa: E402
 from detect.models.yolo.network import (  # noqa: E402
@@ -48,8 +47,6 @@ from detect.models.yolo.network import (  # noqa: E402
 log = logging.getLogger(__name__)
 
 
-FAMILIES = YOLO_FAMILIES
-SIZES = YOLO_SIZES
 _RESULTS_COLUMNS = {
     "epoch": "epoch",
     "time": "time_s",
@@ -103,6 +100,7 @@ class YoloTrainSpec:
     optimizer: str = "auto"
     lr0: float | None = None  # None: ultralytics' (ignored by its auto optimizer)
     mosaic: float | None = None  # None: ultralytics' 1.0
+    end2end: bool = False  # train and validate the NMS-free head (YOLO26)
 
     def train_args(self) -> dict[str, Any]:
         """The keyword arguments of ``YOLO.train`` (all public, documented options)."""
@@ -128,6 +126,8 @@ class YoloTrainSpec:
         for name in ("nbs", "lr0", "mosaic"):
             if getattr(self, name) is not None:
                 args[name] = getattr(self, name)
+        if self.end2end:
+            args["nms"] = False  # ultralytics: validation (best.pt) with the NMS-free head
         if self.weights is None:
             args["pretrained"] = False  # built from the YAML: nothing to load or fetch
         return args

@@ -1,0 +1,57 @@
+"""``detect train``: resolve the options into the family's config
+(:meth:`detect.models.registry.TrainConfig.resolve`) and run the family's trainer
+into a run folder (contract 3, ``project/<family>/<name>/``), handing it the evaluator's
+scoring (:class:`~detect.models.training.TrainServices`): validation mAP for the
+detectors, balanced accuracy for the histology head. ``eval`` sits beside ``train`` above
+``models/``, so a family's trainer gets it from here and never imports it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from detect.dataset import DatasetInfo
+from detect.eval.histology import balanced_accuracy as balanced_accuracy_of
+from detect.eval.histology import confusion
+from detect.eval.score import evaluate_predictions
+from detect.models.registry import TrainConfig, family_for
+from detect.models.training import EpochProgress, RunOptions, TrainResult, TrainServices
+from detect.predictions import Prediction
+
+
+def score_detections(dataset: DatasetInfo, split: str, predictions: Sequence[Prediction]
+                     ) -> dict[str, float]:
+    """COCO mAP50 and mAP50-95 of ``predictions`` on ``split`` (no bootstrap)."""
+    scored = evaluate_predictions(dataset, split, predictions, bootstrap=0)
+    return {"mAP50": float(scored.map50 or 0.0), "mAP50-95": float(scored.map50_95 or 0.0)}
+
+
+def balanced_accuracy(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    """Balanced accuracy of A/B/E/G calls (NaN when there is no truth)."""
+    return balanced_accuracy_of(confusion(truth, predicted))
+
+
+SERVICES = TrainServices(score_detections=score_detections, balanced_accuracy=balanced_accuracy)
+
+
+def train(config: TrainConfig, on_epoch: EpochProgress | None = None) -> TrainResult:
+    """Train one model into a run folder (module docstring).
+
+    Raises:
+        DetectError: dataset or option problems (one line each).
+        KeyboardInterrupt: passed on; after its first epoch the run folder stays resumable.
+    """
+    family, options = config.resolve()
+    return family.train(options, SERVICES, on_epoch)
+
+
+def train_config(config: RunOptions, on_epoch: EpochProgress | None = None) -> TrainResult:
+    """Train from a family's own config (:class:`~detect.models.yolo.config.YoloConfig`,
+    :class:`~detect.models.faster_rcnn.config.FasterRCNNConfig`,
+    :class:`~detect.models.histology.config.HistologyConfig`), which holds options the
+    command line does not offer (CPU processes, steps per epoch, learning rate): tests and
+    benchmarks.
+
+    Raises:
+        DetectError: dataset or option problems (one line each).
+    """
+    return family_for(config).train(config, SERVICES, on_epoch)
