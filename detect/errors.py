@@ -53,6 +53,11 @@ class EnvironmentProblem(DetectError):
     """The installed software is broken (for example a mismatched torch/torchvision)."""
 
 
+class TrainingStackMissing(EnvironmentProblem):
+    """A command or model needs the training packages (torch, torchvision, ultralytics),
+    which the base install (``pip install detect``) does not have; the CLI exits 2."""
+
+
 class RunFolderError(DetectError):
     """A run folder or weights file is not a detect model, or does not match its data."""
 

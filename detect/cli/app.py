@@ -1,6 +1,7 @@
 """The Typer application every ``detect`` command registers on, and what they share:
 library errors (``DetectError``) become one line on stderr and exit code 1 (usage errors
-are Typer's, exit code 2; Ctrl-C exits 130), a progress bar, and table printing."""
+are Typer's, exit code 2, and so is a command that needs the training packages the base
+install lacks; Ctrl-C exits 130), a progress bar, and table printing."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from detect import __version__
-from detect.errors import DetectError
+from detect.errors import DetectError, TrainingStackMissing
 
 app = typer.Typer(
     name="detect",
@@ -33,6 +34,9 @@ def user_errors() -> Iterator[None]:
     """Turn library errors into one line and exit 1; Ctrl-C into exit 130."""
     try:
         yield
+    except TrainingStackMissing as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     except DetectError as exc:
         # escaped: messages quote user and file values, which may hold "[" (rich markup)
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)

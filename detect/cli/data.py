@@ -16,6 +16,7 @@ from detect.cli.app import (
 )
 from detect.dataset import DEFAULT_SPLIT
 from detect.recipe import DEFAULT_CHANNELS
+from detect.torch_check import require_training_packages
 
 
 @app.command()
@@ -47,9 +48,10 @@ def synth(
 
     Example: detect synth phantom --patients 12 --slices 40
     """
-    from detect.synth.cohort import SynthConfig, synthesize
-
     with user_errors():
+        require_training_packages("detect synth", ("cv2",))  # the phantom is drawn with OpenCV
+        from detect.synth.cohort import SynthConfig, synthesize
+
         config = SynthConfig(
             patients=patients,
             slices=slices,

@@ -16,6 +16,7 @@ from detect.cli.app import (
     print_table,
     user_errors,
 )
+from detect.torch_check import require_training_packages
 
 
 @app.command()
@@ -45,9 +46,10 @@ def demo(
 
     Needs no data, no GPU and no network. Example: detect demo --out demo_out
     """
-    from detect.demo.run import DemoConfig, run_demo
-
     with user_errors():
+        require_training_packages("detect demo")
+        from detect.demo.run import DemoConfig, run_demo
+
         config = DemoConfig(
             out=out_dir,
             patients=patients,

@@ -18,6 +18,7 @@ from detect.cli.app import (
     user_errors,
 )
 from detect.models.registry import defaults_text, family_names
+from detect.torch_check import require_training_packages
 
 _MODEL_HELP = (", ".join(family_names()[:-1]) + f" or {family_names()[-1]} (the histology "
                f"head on detected boxes).")
@@ -186,6 +187,7 @@ def train_command(
     the histology head on tumour crops: detect train --model histology --data dataset)
     """
     with user_errors():
+        require_training_packages("detect train")
         from detect.train import TrainConfig, train
 
         config = TrainConfig(
@@ -299,9 +301,10 @@ def export_command(
     Example: detect export --weights runs/yolov8/train --format onnx --out export-onnx
     (then: detect predict scans/ --weights export-onnx/model.onnx)
     """
-    from detect.export.run import ExportConfig, export_model
-
     with user_errors():
+        require_training_packages("detect export")
+        from detect.export.run import ExportConfig, export_model
+
         result = export_model(ExportConfig(weights=weights, format=fmt, out=out_dir))
     out.print(f"exported {result.file} in {result.seconds:.1f}s", soft_wrap=True)
     out.print(f"  model.json  {result.model_json}", soft_wrap=True, highlight=False)

@@ -1,9 +1,10 @@
 """Figures of the evaluation report: PR curves, FROC curve, confusion matrices (matplotlib,
 object API on the Agg canvas, bundled DejaVu fonts, no pyplot state) and galleries of
-worst false positives / missed tumours (cv2 overlays on the dataset's PNGs).
+worst false positives / missed tumours (Pillow overlays on the dataset's PNGs,
+:mod:`detect.io.draw`).
 
 Each function writes one PNG and returns its path, or None with nothing to draw. Imports
-of matplotlib and cv2 happen inside the functions.
+of matplotlib happen inside the functions.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from detect.errors import DatasetError
 from detect.eval.histology import LETTERS
 from detect.eval.result import EvalResult
 from detect.io.atomic import atomic_path, write_bytes
+from detect.io.draw import caption_strip, draw_boxes, grey_to_rgb, resize
+from detect.io.png import encode_png, read_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -27,7 +31,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 TILE = 192
 COLUMNS = 4
-GREEN, RED, YELLOW = (60, 200, 60), (40, 40, 230), (0, 220, 255)  # BGR
+GREEN, RED, YELLOW = (60, 200, 60), (230, 40, 40), (255, 220, 0)  # RGB
 
 
 def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
@@ -37,12 +41,7 @@ def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
-    import cv2
-
-    ok, buffer = cv2.imencode(".png", image)
-    if not ok:
-        raise OSError(f"PNG encoding failed for {path.name}")
-    write_bytes(path, buffer.tobytes())
+    write_bytes(path, encode_png(image))
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -129,8 +128,6 @@ def _fmt(value: float | None) -> str:
 
 def _tile(image: np.ndarray, focus: Sequence[float], boxes: Sequence[tuple[Sequence[float],
           tuple[int, int, int]]], caption: str) -> np.ndarray:
-    import cv2
-
     height, width = image.shape[:2]
     x1, y1, x2, y2 = focus
     side = max(3 * max(x2 - x1, y2 - y1), 96.0)
@@ -138,46 +135,19 @@ def _tile(image: np.ndarray, focus: Sequence[float], boxes: Sequence[tuple[Seque
     left = int(np.clip(cx - side / 2, 0, max(width - side, 0)))
     top = int(np.clip(cy - side / 2, 0, max(height - side, 0)))
     right, bottom = min(width, left + int(side)), min(height, top + int(side))
-    canvas = image.copy()
-    for box, colour in boxes:
-        _draw_box(canvas, box, colour)
-    crop = cv2.resize(canvas[top:bottom, left:right], (TILE, TILE),
-                      interpolation=cv2.INTER_NEAREST)
-    return np.vstack([crop, _caption_strip(caption[:30], TILE, 22, 15, 0.42)])
-
-
-def _draw_box(canvas: np.ndarray, box: Sequence[float], colour: tuple[int, int, int],
-              scale: float = 1.0, text: str = "") -> None:
-    """One xyxy box (px, times ``scale``) on ``canvas``, with ``text`` above it."""
-    import cv2
-
-    a = (round(float(box[0]) * scale), round(float(box[1]) * scale))
-    b = (round(float(box[2]) * scale), round(float(box[3]) * scale))
-    cv2.rectangle(canvas, a, b, colour, 1)
-    if text:
-        cv2.putText(canvas, text, (a[0], max(a[1] - 3, 9)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                    colour, 1, cv2.LINE_AA)
-
-
-def _caption_strip(text: str, width: int, height: int, baseline: int,
-                   font_scale: float) -> np.ndarray:
-    """A black strip ``height`` x ``width`` with ``text`` in white."""
-    import cv2
-
-    strip = np.zeros((height, width, 3), dtype=np.uint8)
-    cv2.putText(strip, text, (4, baseline), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                (255, 255, 255), 1, cv2.LINE_AA)
-    return strip
+    canvas = draw_boxes(image, [(box, colour, "") for box, colour in boxes])
+    crop = resize(canvas[top:bottom, left:right], TILE, TILE, smooth=False)
+    return np.vstack([crop, caption_strip(caption[:30], TILE, 22, 13)])
 
 
 def _load(root: Path, file_name: str) -> np.ndarray | None:
-    import cv2
-
     path = (root / file_name).resolve()
     if root.resolve() not in path.parents or not path.is_file():
         return None
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return image if image is not None else None
+    try:
+        return read_png(path)
+    except DatasetError:
+        return None
 
 
 def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Path
@@ -213,23 +183,19 @@ def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Pat
 
 PANEL = 256
 PAIRS_PER_ROW = 2
-ORANGE = (0, 150, 255)  # BGR
+ORANGE = (255, 150, 0)  # RGB
 
 
 def _panel(grey: np.ndarray, boxes: Sequence[tuple[Sequence[float], tuple[int, int, int],
            str]], caption: str) -> np.ndarray:
     """A whole slice scaled to PANEL px with boxes (and their texts) and a caption strip."""
-    import cv2
-
     height, width = grey.shape[:2]
     scale = PANEL / max(height, width, 1)
-    image = cv2.resize(np.ascontiguousarray(grey), (round(width * scale), round(height * scale)),
-                       interpolation=cv2.INTER_AREA)
+    image = resize(grey, round(width * scale), round(height * scale), smooth=True)
     canvas = np.zeros((PANEL, PANEL, 3), dtype=np.uint8)
-    canvas[: image.shape[0], : image.shape[1]] = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    for box, colour, text in boxes:
-        _draw_box(canvas, box, colour, scale, text)
-    return np.vstack([canvas, _caption_strip(caption[:40], PANEL, 18, 13, 0.38)])
+    canvas[: image.shape[0], : image.shape[1]] = grey_to_rgb(image)
+    canvas = draw_boxes(canvas, boxes, scale=scale, text_px=10)
+    return np.vstack([canvas, caption_strip(caption[:40], PANEL, 18, 12)])
 
 
 def side_by_side(slices: Sequence[Mapping[str, Any]], path: Path) -> Path | None:

@@ -7,6 +7,8 @@
                                          the exported file and an ``export`` section: format,
                                          file, sha256, opset, input, stride, parity, source,
                                          versions (see detect.models.runtime.record)
+    OUT/README.md, OUT/CARD.md           what the model is and the command that runs it
+                                         (detect.export.readme); the run's card, if any
 
 so ``detect predict --weights OUT/model.onnx`` (or ``--weights OUT``) runs it through ONNX
 Runtime with the preprocessing of the PyTorch path. Each family exports itself
@@ -45,6 +47,7 @@ from detect.errors import (
     RunFolderError,
 )
 from detect.export.parity import ParityResult, check_parity, parity_images
+from detect.export.readme import write_readme
 from detect.models.base import Detector
 from detect.models.detector import load_detector
 from detect.models.family import Family
@@ -58,6 +61,7 @@ from detect.runs import (
     software_versions,
     write_model_json,
 )
+from detect.torch_check import require_training_packages
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +203,7 @@ def export_model(config: ExportConfig) -> ExportResult:
         ExportError: the parity check failed (the exported file is removed).
     """
     start = time.monotonic()
+    require_training_packages("detect export")
     info, weights, family = _source(config.weights, config.format)
     _check_tools(config.format, family)
     out = choose_export_out(config.out, config.format)
@@ -221,6 +226,7 @@ def export_model(config: ExportConfig) -> ExportResult:
             f"difference: {parity.failures[0]}"
         )
     path = write_model_json(out, _exported_info(info, out, record).manifest)
+    write_readme(out, info, record, parity.summary())
     log.info("exported %s to %s (%s)", info.root, target, parity.summary())
     return ExportResult(out=out, file=target, model_json=path, parity=parity,
                         seconds=time.monotonic() - start)

@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from detect.boxes import xyxy_to_voc
@@ -33,14 +32,16 @@ from detect.errors import ConfigError, OutputFolderError
 from detect.histology import LETTERS
 from detect.io.atomic import write_bytes
 from detect.io.csvfile import write_csv
+from detect.io.draw import draw_boxes, grey_to_rgb
 from detect.io.paths import inside, safe_component
+from detect.io.png import encode_png
 from detect.io.voc import VocObject, voc_xml_bytes
 from detect.predict.histology import head_call
 from detect.predictions import Prediction, histology_argmax
 
 __all__ = ["write_csv"]  # the CSV writer predict uses, from detect.io.csvfile
 
-_COLOURS = ((0, 200, 255), (255, 120, 0), (80, 220, 80), (200, 80, 255), (0, 80, 255))
+_COLOURS = ((255, 200, 0), (0, 120, 255), (80, 220, 80), (255, 80, 200), (255, 80, 0))  # RGB
 SUMMARY_COLUMNS = (
     "level",
     "patient_id",
@@ -108,29 +109,19 @@ def write_voc(out: Path, result: SliceResult) -> Path:
 
 
 def draw_overlay(lung: np.ndarray, predictions: Sequence[Prediction]) -> np.ndarray:
-    """Lung-window slice (H × W uint8) with boxes, labels and scores drawn (BGR)."""
-    image = cv2.cvtColor(np.ascontiguousarray(lung), cv2.COLOR_GRAY2BGR)
-    thickness = max(1, round(max(image.shape[:2]) / 256))
-    scale = max(0.35, max(image.shape[:2]) / 1024)
-    for p in sorted(predictions, key=lambda q: q.score):
-        colour = _COLOURS[(p.category_id - 1) % len(_COLOURS)]
-        x1, y1, x2, y2 = xyxy_to_voc(p.xyxy)
-        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, thickness)
-        text = f"{p.label} {p.score:.2f}"
-        origin = (x1, max(y1 - 3, 10))
-        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness,
-                    cv2.LINE_AA)
-    return image
+    """Lung-window slice (H × W uint8) with boxes, labels and scores drawn (RGB)."""
+    size = max(lung.shape[:2])
+    boxes = [(xyxy_to_voc(p.xyxy), _COLOURS[(p.category_id - 1) % len(_COLOURS)],
+              f"{p.label} {p.score:.2f}") for p in sorted(predictions, key=lambda q: q.score)]
+    return draw_boxes(grey_to_rgb(lung), boxes, width=max(1, round(size / 256)),
+                      text_px=max(10, round(size / 40)))
 
 
 def write_overlay(out: Path, result: SliceResult, lung: np.ndarray) -> Path:
     """``out/png/<patient>/<SOP>.png``: the overlay of one slice."""
     path = inside(out, "png", safe_name(result.patient_id),
                   f"{safe_name(result.sop_instance_uid)}.png")
-    ok, buffer = cv2.imencode(".png", draw_overlay(lung, result.predictions))
-    if not ok:
-        raise OSError(f"PNG encoding failed for {path.name}")
-    write_bytes(path, buffer.tobytes())
+    write_bytes(path, encode_png(draw_overlay(lung, result.predictions)))
     return path
 
 

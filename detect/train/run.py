@@ -16,6 +16,7 @@ from detect.eval.score import evaluate_predictions
 from detect.models.registry import TrainConfig, family_for
 from detect.models.training import EpochProgress, RunOptions, TrainResult, TrainServices
 from detect.predictions import Prediction
+from detect.torch_check import require_training_packages
 
 
 def score_detections(dataset: DatasetInfo, split: str, predictions: Sequence[Prediction]
@@ -41,6 +42,7 @@ def train(config: TrainConfig, on_epoch: EpochProgress | None = None) -> TrainRe
         KeyboardInterrupt: passed on; after its first epoch the run folder stays resumable.
     """
     family, options = config.resolve()
+    require_training_packages("detect train")
     return family.train(options, SERVICES, on_epoch)
 
 
@@ -54,4 +56,5 @@ def train_config(config: RunOptions, on_epoch: EpochProgress | None = None) -> T
     Raises:
         DetectError: dataset or option problems (one line each).
     """
+    require_training_packages("detect train")
     return family_for(config).train(config, SERVICES, on_epoch)

@@ -78,5 +78,5 @@ def test_completion_rewrites_model_json_once(tmp_path):
 def test_a_project_that_cannot_be_written_is_one_line(tmp_path):
     project = tmp_path / "runs"
     project.write_text("a file where the project folder should be")
-    with pytest.raises(OutputFolderError, match="cannot create run folder .* pass --project"):
+    with pytest.raises(OutputFolderError, match=r"cannot create run folder .* pass --project"):
         RunFolder.choose(project, "yolov8", None, resume=False).start(_manifest())

@@ -16,11 +16,10 @@ from typer.testing import CliRunner
 
 from detect.dataset import load_dataset
 from detect.errors import ConfigError, DetectError
-from detect.runs import read_model_json
-from detect.train import TrainResult
 from detect.models.faster_rcnn.checkpoint import METRIC_COLUMNS
 from detect.models.faster_rcnn.config import FasterRCNNConfig
-from detect.train import train_config
+from detect.runs import read_model_json
+from detect.train import TrainResult, train_config
 
 MODEL_JSON_KEYS = {
     "format", "version", "status", "family", "size", "backbone", "classes", "class_mode",

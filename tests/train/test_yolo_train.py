@@ -13,9 +13,9 @@ from support.yolo import NetGuard
 
 from detect.dataset import load_dataset
 from detect.models.yolo.checkpoint import read_yolo_checkpoint
+from detect.models.yolo.run import image_classes, repeat_factors
 from detect.runs import METRIC_COLUMNS, read_model_json
 from detect.train import TrainConfig, train
-from detect.models.yolo.run import image_classes, repeat_factors
 
 MODEL_JSON_KEYS = {
     "format", "version", "status", "family", "size", "backbone", "classes", "class_mode",

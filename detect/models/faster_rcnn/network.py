@@ -50,7 +50,7 @@ Nothing downloads: models are built with ``weights=None, weights_backbone=None``
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ from detect.models.faster_rcnn.config import (  # noqa: E402
     DETECTIONS_PER_IMAGE,
     check_backbone,
 )
+from detect.models.faster_rcnn.runtime import detections_of, image_input  # noqa: E402
 
 log = logging.getLogger(__name__)
 __all__ = [
@@ -186,28 +187,6 @@ def load_pretrained(model: nn.Module, path: Path) -> dict[str, int]:
     return counts
 
 
-def images_to_tensors(images: Sequence[np.ndarray], device: str) -> list[torch.Tensor]:
-    """H x W x 3 uint8 arrays → float [3, H, W] tensors in [0, 1] on ``device``."""
-    out = []
-    for image in images:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected H x W x 3 uint8 images, got {image.shape} {image.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-        out.append(tensor.to(device).float().div_(255.0))
-    return out
-
-
-def to_detections(output: Mapping[str, torch.Tensor], conf: float) -> Detections:
-    """One torchvision output dict → :class:`Detections` (0-based classes, score >= conf)."""
-    keep = output["scores"] >= conf
-    return Detections(
-        xyxy=output["boxes"][keep].detach().float().cpu().numpy().reshape(-1, 4),
-        scores=output["scores"][keep].detach().float().cpu().numpy(),
-        classes=(output["labels"][keep].detach().cpu().numpy() - 1).astype(np.int64),
-        class_scores=None,
-    )
-
-
 class FasterRCNNDetector:
     """A trained Faster R-CNN behind :class:`detect.models.base.Detector`.
 
@@ -279,5 +258,6 @@ class FasterRCNNDetector:
         """Detections per image (channels in recipe order), score >= conf."""
         if not images:
             return []
-        outputs = self.net(images_to_tensors(images, self._device))
-        return [to_detections(output, conf) for output in outputs]
+        outputs = self.net([torch.from_numpy(image_input(image)).to(self._device)
+                            for image in images])
+        return [detections_of(output, conf) for output in outputs]
