@@ -194,6 +194,7 @@ def _convert_locked(
         cache_path=out / ".cache" / CACHE_NAME,
         progress=(lambda d, t: progress("index", d, t)) if progress else None,
         exclude=[out],
+        max_pixels=config.max_pixels,
     )
     require_slices(index, config.dicom_root)
     seconds["index"] = time.perf_counter() - start

@@ -184,7 +184,7 @@ class _Runner:
         self.detector, self.info, self.config, self.out = detector, info, config, out
         self.head = head
         self.results: list[SliceResult] = []
-        self.pixel_errors: list[tuple[str, str]] = []
+        self.pixel_errors: list[tuple[str, str, str]] = []  # path, reason, detail
 
     def flush(self, batch: _Batch) -> None:
         if not batch.items:
@@ -245,7 +245,8 @@ def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Re
         zip(_tagged(series), rendered_stream), start=1
     ):
         if rendered.error is not None or rendered.image is None:
-            runner.pixel_errors.append((str(header.path), rendered.error or "no image"))
+            runner.pixel_errors.append((str(header.path), rendered.reason,
+                                        rendered.error or "no image"))
         else:
             batch.items.append((one, header, rendered))
         if len(batch.items) >= config.batch:
@@ -290,7 +291,7 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
         raise
     files = _write_outputs(out, runner, scan, info)
     skipped = Counter(s.reason for s in scan.skipped)
-    skipped.update("pixel-error" for _ in runner.pixel_errors)
+    skipped.update(reason for _, reason, _ in runner.pixel_errors)
     return PredictSummary(
         out=out,
         files=files,
@@ -321,8 +322,8 @@ def _write_outputs(
     files["skipped"] = out / "skipped.csv"
     skipped_rows = [{"path": s.path, "reason": s.reason, "detail": s.detail}
                     for s in scan.skipped]
-    skipped_rows += [{"path": p, "reason": "pixel-error", "detail": d}
-                     for p, d in runner.pixel_errors]
+    skipped_rows += [{"path": p, "reason": r, "detail": d}
+                     for p, r, d in runner.pixel_errors]
     write_csv(files["skipped"], ("path", "reason", "detail"), skipped_rows)
     if "voc" in runner.config.save:
         files["voc"] = out / "voc"
