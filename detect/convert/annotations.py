@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from detect.histology import LETTERS, normalise_label
 from detect.io.sr import SrAnnotation, read_sr_boxes
 from detect.io.sr_file import is_sr_file
 from detect.io.voc import parse_voc
+from detect.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _read_one(path: str) -> tuple[str, SrAnnotation | None, str, str]:
 def _read_all(paths: list[str], workers: int) -> list[tuple[str, SrAnnotation | None, str, str]]:
     if workers <= 1 or len(paths) <= 1:
         return [_read_one(p) for p in paths]
-    with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
+    with worker_pool(min(workers, len(paths))) as pool:
         return list(pool.map(_read_one, paths, chunksize=4))
 
 

@@ -13,7 +13,6 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from detect.io.dicom import DEFAULT_MAX_PIXELS, NotDicomError, SliceHeader, read
 from detect.io.dicom_identity import instance_conflict
 from detect.io.slice_order import sort_slices
 from detect.io.walk import walk_tree
+from detect.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def _run_chunks(
         for chunk in chunks:
             yield chunk, _read_chunk(chunk, root)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with worker_pool(workers) as pool:
         yield from zip(chunks, pool.map(_read_chunk, chunks, [root] * len(chunks)))
 
 

@@ -24,11 +24,10 @@ This module stays light (numpy, pydicom): worker processes import it, not torch.
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -50,6 +49,7 @@ from detect.io.dicom_identity import instance_conflict
 from detect.io.slice_order import sort_slices
 from detect.io.walk import walk_trees
 from detect.recipe import WINDOW_PRESETS, ChannelRecipe, Window
+from detect.workers import worker_pool
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -143,8 +143,7 @@ def parallel_map(
     if workers <= 1 or len(items) < min_items:
         yield from map(fn, items)
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with worker_pool(workers, start_method="spawn") as pool:
         yield from pool.map(fn, items, chunksize=chunksize)
 
 
@@ -296,9 +295,8 @@ def bounded_map(
     from collections import deque
     from concurrent.futures import Future
 
-    context = multiprocessing.get_context("spawn")
     pool: Executor
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with worker_pool(workers, start_method="spawn") as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))

@@ -15,13 +15,13 @@ Layout of ``OUT``::
     skipped.csv                      every file not predicted on, with its reason
 
 CSV cells from headers and file names never start a spreadsheet formula
-(:func:`detect.csvfile.write_csv`, re-exported here).
+(:func:`detect.csvfile.write_csv`, re-exported here). Files are written atomically, each
+after its path went into OUT's ledger (:mod:`detect.predict.outdir` owns the folder).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +30,8 @@ import numpy as np
 
 from detect.boxes import xyxy_to_voc
 from detect.csvfile import write_csv
-from detect.errors import ConfigError
 from detect.histology import LETTERS
+from detect.io.atomic import write_bytes
 from detect.io.paths import inside, safe_component
 from detect.io.voc import VocObject, voc_xml_bytes
 from detect.predict.histology import head_call
@@ -93,17 +93,27 @@ class SliceResult:
         return max((p.score for p in self.predictions), default=0.0)
 
 
-def write_voc(out: Path, result: SliceResult) -> Path:
-    """``out/voc/<patient>/<SOP>.xml`` for a slice with findings (LabelImg opens it)."""
+#: Called with a file's path relative to OUT before the file is written (the ledger).
+Record = Callable[[str], None]
+
+
+def _write(out: Path, parts: tuple[str, str, str], data: bytes, record: Record | None) -> Path:
+    path = inside(out, *parts)
+    if record is not None:
+        record("/".join(parts))
+    write_bytes(path, data)
+    return path
+
+
+def write_voc(out: Path, result: SliceResult, record: Record | None = None) -> Path:
+    """``out/voc/<patient>/<SOP>.xml`` for a slice with findings (LabelImg opens it),
+    written atomically after ``record`` was told its path."""
     objects = [VocObject(name=p.label, xyxy=p.xyxy) for p in result.predictions]
     data = voc_xml_bytes(
         objects, result.width, result.height, 1, scores=[p.score for p in result.predictions]
     )
-    path = inside(out, "voc", safe_name(result.patient_id),
-                  f"{safe_name(result.sop_instance_uid)}.xml")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
+    parts = ("voc", safe_name(result.patient_id), f"{safe_name(result.sop_instance_uid)}.xml")
+    return _write(out, parts, data, record)
 
 
 def draw_overlay(lung: np.ndarray, predictions: Sequence[Prediction]) -> np.ndarray:
@@ -122,16 +132,14 @@ def draw_overlay(lung: np.ndarray, predictions: Sequence[Prediction]) -> np.ndar
     return image
 
 
-def write_overlay(out: Path, result: SliceResult, lung: np.ndarray) -> Path:
-    """``out/png/<patient>/<SOP>.png``: the overlay of one slice."""
-    path = inside(out, "png", safe_name(result.patient_id),
-                  f"{safe_name(result.sop_instance_uid)}.png")
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_overlay(out: Path, result: SliceResult, lung: np.ndarray,
+                  record: Record | None = None) -> Path:
+    """``out/png/<patient>/<SOP>.png``: the overlay of one slice (as :func:`write_voc`)."""
+    parts = ("png", safe_name(result.patient_id), f"{safe_name(result.sop_instance_uid)}.png")
     ok, buffer = cv2.imencode(".png", draw_overlay(lung, result.predictions))
     if not ok:
-        raise OSError(f"PNG encoding failed for {path.name}")
-    path.write_bytes(buffer.tobytes())
-    return path
+        raise OSError(f"PNG encoding failed for {parts[-1]}")
+    return _write(out, parts, buffer.tobytes(), record)
 
 
 def _histology(predictions: Sequence[Prediction]) -> str:
@@ -206,34 +214,3 @@ def slice_rows(results: Sequence[SliceResult]) -> list[dict[str, object]]:
         }
         for r in results
     ]
-
-
-def _check_writable(out: Path) -> None:
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"output folder {out} is not writable ({probe} does not let this user write); "
-            f"pass --out to a folder you can write"
-        )
-
-
-def choose_out(out: Path | None) -> Path:
-    """``--out`` as given (refused if it already holds predictions), or a fresh
-    ``predictions``, ``predictions-2``... in the working folder.
-
-    Raises:
-        ConfigError: the folder holds an earlier prediction run, or is not writable.
-    """
-    if out is None:
-        out, number = Path("predictions"), 1
-        while out.exists():
-            number += 1
-            out = Path(f"predictions-{number}")
-    elif (out / "predictions.json").exists() or (out / "summary.csv").exists():
-        raise ConfigError(f"{out} already holds predictions; pass another --out or remove it")
-    elif out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; pass a folder")
-    _check_writable(out)
-    return out
