@@ -36,6 +36,10 @@ class AnnotationError(DetectError):
         self.detail = detail
 
 
+class PredictionsError(DetectError):
+    """A predictions file, or a record in it, cannot be read or scored."""
+
+
 class NothingToConvert(DetectError):
     """The inputs hold nothing convert can use (no DICOM slice, no usable annotation)."""
 

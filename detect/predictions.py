@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from detect.boxes import XYXY, coco_to_xyxy, xyxy_to_coco
-from detect.errors import DetectError
+from detect.errors import PredictionsError
 from detect.io.atomic import write_json
 from detect.io.jsonfile import read_json
 
@@ -60,6 +60,14 @@ class Prediction:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         if self.category_id < 1:
             raise ValueError(f"category_id is 1-based (COCO), got {self.category_id}")
+        x1, y1, x2, y2 = self.xyxy
+        if not all(math.isfinite(v) for v in self.xyxy):
+            raise ValueError(f"box corners must be finite numbers, got {list(self.xyxy)}")
+        if x2 < x1 or y2 < y1:
+            raise ValueError(f"box must be x1 <= x2 and y1 <= y2 (xyxy px), got "
+                             f"{list(self.xyxy)}")
+        if self.histology is not None:
+            _check_histology(self.histology)
 
     def to_json(self) -> dict[str, Any]:
         record = {
@@ -85,8 +93,12 @@ class Prediction:
         """Read one record; ``xyxy`` wins over ``bbox`` when both are present.
 
         Raises:
-            ValueError: a required key is missing or has the wrong type.
+            ValueError: the record is not a JSON object, a required key is missing or has
+                the wrong type, or a value is out of its range.
         """
+        if not isinstance(record, Mapping):
+            raise ValueError(f"expected a JSON object (a COCO result), got "
+                             f"{type(record).__name__} {_short(record)}")
         try:
             if record.get("xyxy") is not None:
                 x1, y1, x2, y2 = (float(v) for v in record["xyxy"])
@@ -103,15 +115,43 @@ class Prediction:
                 xyxy=xyxy,
                 score=float(record["score"]),
                 label=str(record.get("label") or ""),
-                category_id=int(record["category_id"]),
-                histology=None
-                if histology is None
-                else {k: float(v) for k, v in histology.items()},
-                image_id=None if image_id is None else int(image_id),
+                category_id=_integer(record["category_id"], "category_id"),
+                histology=_histology(histology),
+                image_id=None if image_id is None else _integer(image_id, "image_id"),
                 score_threshold=None if threshold is None else float(threshold),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a prediction record ({exc!r}): {dict(record)!r}") from None
+            raise ValueError(f"not a prediction record ({exc}): {_short(record)}") from None
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name} must be an integer, got {_short(value)}")
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"{name} must be an integer, got {_short(value)}")
+    return int(number)
+
+
+def _histology(value: Any) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"histology must be an object of letter: probability, got "
+                         f"{type(value).__name__} {_short(value)}")
+    return {str(k): float(v) for k, v in value.items()}
+
+
+def _check_histology(histology: Mapping[str, float]) -> None:
+    for letter, value in histology.items():
+        if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise ValueError(f"histology probabilities must be numbers in [0, 1], got "
+                             f"{letter!r}: {value!r}")
 
 
 def write_predictions(path: Path, predictions: Iterable[Prediction]) -> int:
@@ -125,15 +165,18 @@ def read_predictions(path: Path) -> list[Prediction]:
     """Read a predictions file.
 
     Raises:
-        DetectError: the file is missing, not JSON, or not a list of prediction records.
+        PredictionsError: the file is missing, not JSON, or not a list of prediction
+            records (each checked: an object, a finite box with x1 <= x2 and y1 <= y2, a
+            score and histology probabilities in [0, 1]).
     """
     if not Path(path).is_file():
-        raise DetectError(f"predictions file not found: {path}")
+        raise PredictionsError(f"predictions file not found: {path}")
     data = read_json(Path(path), what="predictions file", max_bytes=MAX_PREDICTIONS_BYTES,
                      hint="pass a predictions.json written by detect "
-                     "predict or detect eval (a JSON list of COCO result records)")
+                     "predict or detect eval (a JSON list of COCO result records)",
+                     error=PredictionsError)
     if not isinstance(data, list):
-        raise DetectError(
+        raise PredictionsError(
             f"{path}: expected a JSON list of prediction records (COCO results), "
             f"got {type(data).__name__}"
         )
@@ -142,7 +185,7 @@ def read_predictions(path: Path) -> list[Prediction]:
         try:
             out.append(Prediction.from_json(record))
         except ValueError as exc:
-            raise DetectError(f"{path}: record {index}: {exc}") from None
+            raise PredictionsError(f"{path}: record {index}: {exc}") from None
     return out
 
 

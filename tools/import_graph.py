@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "histology": 1,
     "io": 1,
     "recipe": 1,
+    "workers": 1,
     "shipped": 1,
     "dataset": 2,
     "device": 2,

@@ -22,6 +22,7 @@ from detect.io.atomic import write_bytes
 from detect.io.dicom import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
+    ImplausibleValueError,
     MissingRescaleError,
     read_hu,
     read_rgb,
@@ -123,7 +124,18 @@ def _render(task: ImageTask, recipe: ChannelRecipe, max_pixels: int) -> np.ndarr
         if path not in hu_cache:
             hu_cache[path] = read_hu(Path(path), max_pixels=max_pixels)
         by_offset[offset] = hu_cache[path]
+    shapes = {offset: hu.shape for offset, hu in by_offset.items()}
+    if len(set(shapes.values())) > 1:
+        raise NeighbourMismatch(
+            f"the slices of its {len(shapes)}-slice stack have different sizes "
+            f"({', '.join(f'{o:+d}: {s[0]}x{s[1]}' for o, s in sorted(shapes.items()))}); "
+            f"a 2.5d image needs one size"
+        )
     return recipe.render(by_offset)
+
+
+class NeighbourMismatch(DicomError):
+    """A 2.5d neighbour slice decodes to another size than the slice it flanks."""
 
 
 def _pixel_issue_kind(exc: DicomError) -> str:
@@ -131,6 +143,10 @@ def _pixel_issue_kind(exc: DicomError) -> str:
         return "image-too-large"
     if isinstance(exc, MissingRescaleError):
         return "missing-rescale"
+    if isinstance(exc, ImplausibleValueError):
+        return "implausible-value"
+    if isinstance(exc, NeighbourMismatch):
+        return "neighbour-mismatch"
     return "unreadable-dicom"
 
 

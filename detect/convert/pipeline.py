@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,6 @@ from detect.convert.config import ConvertConfig, Shard
 from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
 from detect.convert.issues import Issue
-from detect.convert.lock import hold_out_lock
 from detect.convert.manifest import build_manifest, write_dataset
 from detect.convert.outdir import (
     Ledger,
@@ -44,7 +43,10 @@ from detect.convert.plan import ConversionPlan, ImageTask, PatientPlan, plan_con
 from detect.convert.split import split_patients
 from detect.convert.usable import require_annotations, require_boxes, require_slices
 from detect.io.atomic import write_bytes
+from detect.io.outlock import hold_out_lock
 from detect.io.paths import inside, safe_component
+from detect.io.write_errors import output_errors
+from detect.workers import worker_pool
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -138,7 +140,7 @@ def _convert_patients(
     for plan, _, key in todo:
         if not plan.tasks:
             _write_part(parts, plan, key, [])
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(tasks) > 1 else None
+    pool = worker_pool(workers) if workers > 1 and len(tasks) > 1 else None
     try:
         for done, ((task, _), result) in enumerate(
             zip(tasks, _results(tasks, settings, pool)), start=1
@@ -171,13 +173,14 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
 
     Raises:
         OutputFolderError: OUT holds files detect did not write (without ``overwrite``),
-            or another convert is writing it.
+            another convert is writing it, or it cannot be written (disk full, read-only).
         NothingToConvert: no DICOM slice, or no usable annotation, under the roots.
     """
     check_ownership(config.out, overwrite=config.overwrite)
     settings_hash = _settings_hash(config)
-    with hold_out_lock(config.out, shard=config.shard is not None,
-                       settings=_lock_key(config, settings_hash)):
+    with output_errors(config.out), hold_out_lock(
+        config.out, shard=config.shard is not None, settings=_lock_key(config, settings_hash)
+    ):
         claim(config.out)
         return _convert_locked(config, progress, settings_hash)
 
@@ -194,6 +197,7 @@ def _convert_locked(
         cache_path=out / ".cache" / CACHE_NAME,
         progress=(lambda d, t: progress("index", d, t)) if progress else None,
         exclude=[out],
+        max_pixels=config.max_pixels,
     )
     require_slices(index, config.dicom_root)
     seconds["index"] = time.perf_counter() - start

@@ -35,7 +35,13 @@ from detect.eval.sections import (
     histology_section,
     patient_section,
 )
-from detect.eval.truth import Assignment, SplitTruth, assign_predictions, load_truth
+from detect.eval.truth import (
+    Assignment,
+    SplitTruth,
+    assign_predictions,
+    check_categories,
+    load_truth,
+)
 from detect.predictions import DEFAULT_CONF, Prediction
 
 logger = logging.getLogger(__name__)
@@ -71,6 +77,7 @@ def evaluate_predictions(
         ConfigError: an option is out of range.
         DatasetError: the split's ground truth is missing or malformed.
         RunFolderError: leakage, unless ``allow_leak``.
+        PredictionsError: a record's category_id is not a class, or contradicts its label.
     """
     check_options(bootstrap, iou_froc, conf)
     truth = load_truth(dataset, split)
@@ -78,6 +85,7 @@ def evaluate_predictions(
         [] if train_patients is None
         else leak_overlap(train_patients, truth.patients, split, allow_leak)
     )
+    check_categories(predictions, truth.classes)
     assignment = assign_predictions(truth, predictions)
     detection, tables = detection_section(truth, assignment.by_image)
     froc, matches, froc_table = froc_section(truth, assignment.by_image, iou_froc)

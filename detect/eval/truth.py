@@ -22,7 +22,7 @@ from typing import Any
 
 from detect.boxes import XYXY, coco_to_xyxy
 from detect.dataset import DatasetInfo
-from detect.errors import DatasetError
+from detect.errors import DatasetError, PredictionsError
 from detect.histology import LETTERS, patient_letter, short_patient_id
 from detect.predictions import Prediction, histology_argmax
 
@@ -229,6 +229,33 @@ def class_index_of(prediction: Prediction, classes: Sequence[str]) -> int | None
     if 1 <= prediction.category_id <= len(classes):
         return prediction.category_id - 1
     return None
+
+
+def check_categories(predictions: Sequence[Prediction], classes: Sequence[str]) -> None:
+    """Refuse a record whose ``category_id`` names no class of the dataset, or disagrees
+    with its ``label``. The classes are 1..len(classes); on a one-class (tumour) dataset
+    also the 1..4 of a histology detector's letters, which are scored as tumours.
+
+    Raises:
+        PredictionsError: naming the first such record.
+    """
+    known = len(classes) if len(classes) > 1 else max(len(classes), len(LETTERS))
+    upper = [c.upper() for c in classes]
+    names = ", ".join(f"{i + 1} {c}" for i, c in enumerate(classes))
+    for number, pred in enumerate(predictions):
+        where = f"record {number} (slice {pred.sop_instance_uid or pred.image_id})"
+        if not 1 <= pred.category_id <= known:
+            raise PredictionsError(
+                f"{where}: category_id {pred.category_id} is not a class of the dataset "
+                f"({names}); pass predictions made for this dataset's classes"
+            )
+        label = pred.label.strip().upper()
+        if len(classes) > 1 and label in upper and upper.index(label) + 1 != pred.category_id:
+            raise PredictionsError(
+                f"{where}: label {pred.label!r} is category {upper.index(label) + 1} of the "
+                f"dataset ({names}) but category_id is {pred.category_id}; the record "
+                "contradicts itself"
+            )
 
 
 def assign_predictions(truth: SplitTruth, predictions: Sequence[Prediction]) -> Assignment:

@@ -19,6 +19,7 @@ The same model on a converted split's PNGs, for ``detect eval --weights``, is
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections import Counter
@@ -27,13 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detect.device import check_device_spec, default_workers
-from detect.errors import ConfigError, DicomError, OutputFolderError
+from detect.errors import ConfigError, DicomError
 from detect.histology import short_patient_id
 from detect.io.dicom import DEFAULT_MAX_PIXELS, SliceHeader
 from detect.io.dicom_limits import check_max_pixels
+from detect.io.ledger import Ledger
+from detect.io.outlock import GUARD_NAME, LOCK_NAME
+from detect.io.write_errors import output_errors
 from detect.models.base import Detections, Detector
 from detect.models.detector import load_detector
 from detect.predict.histology import HeadOnSlices, load_head
+from detect.predict.outdir import choose_out, predict_output
 from detect.predict.records import to_predictions
 from detect.predict.sources import (
     Prefetch,
@@ -50,7 +55,6 @@ from detect.predict.writers import (
     SLICE_COLUMNS,
     SUMMARY_COLUMNS,
     SliceResult,
-    choose_out,
     slice_rows,
     summary_rows,
     write_csv,
@@ -182,13 +186,14 @@ class _Runner:
     slice to the writers."""
 
     def __init__(self, detector: Detector, info: ModelInfo, config: PredictConfig, out: Path,
-                 head: HeadOnSlices | None = None):
+                 head: HeadOnSlices | None = None, ledger: Ledger | None = None):
         self.detector, self.info, self.config, self.out = detector, info, config, out
         #: The operating threshold: --conf, else the model's.
         self.conf = info.conf if config.conf is None else config.conf
         self.head = head
+        self.record = None if ledger is None else (lambda rel: ledger.record([rel]))
         self.results: list[SliceResult] = []
-        self.pixel_errors: list[tuple[str, str]] = []
+        self.pixel_errors: list[tuple[str, str, str]] = []  # path, reason, detail
 
     def flush(self, batch: _Batch) -> None:
         if not batch.items:
@@ -220,14 +225,10 @@ class _Runner:
             predictions=predictions,
         )
         self.results.append(result)
-        try:
-            if result.predictions and "voc" in self.config.save:
-                write_voc(self.out, result)
-            if result.predictions and "png" in self.config.save and rendered.lung is not None:
-                write_overlay(self.out, result, rendered.lung)
-        except OSError as exc:
-            raise OutputFolderError(f"cannot write into {self.out} ({exc}); free space or "
-                                    f"pass another --out") from None
+        if result.predictions and "voc" in self.config.save:
+            write_voc(self.out, result, self.record)
+        if result.predictions and "png" in self.config.save and rendered.lung is not None:
+            write_overlay(self.out, result, rendered.lung, self.record)
 
 
 def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series]
@@ -249,7 +250,8 @@ def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Re
         zip(_tagged(series), rendered_stream), start=1
     ):
         if rendered.error is not None or rendered.image is None:
-            runner.pixel_errors.append((str(header.path), rendered.error or "no image"))
+            runner.pixel_errors.append((str(header.path), rendered.reason,
+                                        rendered.error or "no image"))
         else:
             batch.items.append((one, header, rendered))
         if len(batch.items) >= config.batch:
@@ -262,10 +264,15 @@ def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Re
 def predict(config: PredictConfig, progress: Progress | None = None) -> PredictSummary:
     """Predict on every CT slice under ``config.sources`` and write the results.
 
+    The output folder is owned through :func:`detect.predict.outdir.predict_output`: it
+    is taken only after the model loaded, and its files always describe one run.
+
     Raises:
         RunFolderError: the weights are not a detect model, or model.json does not fit.
         DicomError: no CT series in the sources.
-        ConfigError: options, or an output folder that cannot be written.
+        ConfigError: options.
+        OutputFolderError: an output folder that is someone else's, holds a finished run,
+            is being written by another predict, or cannot be written (disk full, ...).
     """
     start = time.monotonic()
     info, weights = resolve_weights(config.weights)
@@ -276,25 +283,21 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
         raise DicomError(_no_ct_message(scan, config.sources))
     created = not out.exists()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputFolderError(f"cannot create output folder {out} ({exc.strerror}); pass "
-                                f"--out to a folder you can write") from None
-    try:
         with _rendered(config, info, scan.series) as rendered:  # starts now, as the model loads
             detector = load_detector(info, weights, config.device)
             head = None
             if config.histology is not None:
                 head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
-            runner = _Runner(detector, info, config, out, head)
-            _run(runner, scan.series, rendered, progress)
+            with output_errors(out), predict_output(out) as ledger:
+                runner = _Runner(detector, info, config, out, head, ledger)
+                _run(runner, scan.series, rendered, progress)
+                files = _write_outputs(out, runner, scan, info)
     except BaseException:
-        if created and not any(out.iterdir()):  # a refused model leaves no empty folder
-            out.rmdir()
+        if created:  # a refused model or a busy folder leaves no folder of lock files
+            _remove_if_unused(out)
         raise
-    files = _write_outputs(out, runner, scan, info)
     skipped = Counter(s.reason for s in scan.skipped)
-    skipped.update("pixel-error" for _ in runner.pixel_errors)
+    skipped.update(reason for _, reason, _ in runner.pixel_errors)
     return PredictSummary(
         out=out,
         files=files,
@@ -327,8 +330,8 @@ def _write_outputs(
     files["skipped"] = out / "skipped.csv"
     skipped_rows = [{"path": s.path, "reason": s.reason, "detail": s.detail}
                     for s in scan.skipped]
-    skipped_rows += [{"path": p, "reason": "pixel-error", "detail": d}
-                     for p, d in runner.pixel_errors]
+    skipped_rows += [{"path": p, "reason": r, "detail": d}
+                     for p, r, d in runner.pixel_errors]
     write_csv(files["skipped"], ("path", "reason", "detail"), skipped_rows)
     if "voc" in runner.config.save:
         files["voc"] = out / "voc"
@@ -344,9 +347,17 @@ def _write_srs(out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo) ->
     from detect.predict.sr import SR_DIR, SrModel, write_series_srs
 
     model = SrModel(family=info.family, run=info.root.name, conf=runner.conf)
-    try:
-        write_series_srs(out, scan.series, runner.results, model)
-    except OSError as exc:
-        raise OutputFolderError(f"cannot write DICOM SR files into {out} ({exc}); free "
-                                f"space or pass another --out") from None
+    write_series_srs(out, scan.series, runner.results, model, runner.record)
     return out / SR_DIR
+
+
+def _remove_if_unused(out: Path) -> None:
+    """Remove a folder this run created when it holds nothing but lock files."""
+    try:
+        names = set(os.listdir(out))
+        if names <= {LOCK_NAME, GUARD_NAME}:
+            for name in names:
+                (out / name).unlink()
+            out.rmdir()
+    except OSError:
+        pass

@@ -1,7 +1,7 @@
 """Find CT series in any DICOM folders or files, and render their slices for a model.
 
 Files are identified by their headers (never by names), grouped by SeriesInstanceUID and
-ordered by geometry (:func:`detect.io.dicom.sort_slices`). Everything that cannot be used is
+ordered by geometry (:func:`detect.io.slice_order.sort_slices`). Everything that cannot be used is
 kept as a :class:`Skipped` entry with its reason; one bad file never stops the run.
 
 Folders are walked by :func:`detect.io.walk.walk_trees`: links are followed, each real
@@ -11,21 +11,23 @@ Skip reasons: ``not-dicom``, ``unreadable`` (I/O error), ``unsupported-dicom`` (
 not an image slice), ``fused`` (secondary-capture / colour PET-CT screenshots), ``pet``,
 ``not-ct`` (any other modality), ``multi-frame``, ``image-too-large`` (declares more pixel
 samples than the limit; never decoded), ``missing-rescale`` (a CT slice without
-RescaleSlope/RescaleIntercept), ``duplicate`` (a SOPInstanceUID seen before),
-``symlink-loop``, ``dangling-link``, ``duplicate-path``, ``unreadable-path`` (entries the
-walk could not follow), ``pixel-error`` (header fine, pixels not decodable; found while
-predicting).
+RescaleSlope/RescaleIntercept), ``implausible-value`` (a rescale or geometry value that is
+not a finite number in its plausible range, :mod:`detect.io.dicom_values`; or, found
+while predicting, HU that are not finite), ``duplicate`` (a SOPInstanceUID seen before,
+in a file holding the same instance), ``uid-conflict`` (a SOPInstanceUID in files that
+differ: every one is skipped), ``symlink-loop``, ``dangling-link``, ``duplicate-path``,
+``unreadable-path`` (entries the walk could not follow), ``pixel-error`` (header fine,
+pixels not decodable; found while predicting).
 
 This module stays light (numpy, pydicom): worker processes import it, not torch.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,14 +37,19 @@ import numpy as np
 from detect.errors import DicomError
 from detect.io.dicom import (
     DEFAULT_MAX_PIXELS,
+    ImageTooLargeError,
+    ImplausibleValueError,
+    MissingRescaleError,
     NotDicomError,
     SliceHeader,
     read_header,
     read_hu,
-    sort_slices,
 )
+from detect.io.dicom_identity import instance_conflict
+from detect.io.slice_order import sort_slices
 from detect.io.walk import walk_trees
 from detect.recipe import WINDOW_PRESETS, ChannelRecipe, Window
+from detect.workers import worker_pool
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -136,22 +143,32 @@ def parallel_map(
     if workers <= 1 or len(items) < min_items:
         yield from map(fn, items)
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with worker_pool(workers, start_method="spawn") as pool:
         yield from pool.map(fn, items, chunksize=chunksize)
 
 
-def _group(headers: Iterable[SliceHeader]) -> tuple[list[Series], list[Skipped]]:
+def _group(headers: Iterable[SliceHeader], max_pixels: int = DEFAULT_MAX_PIXELS
+           ) -> tuple[list[Series], list[Skipped]]:
+    by_sop: dict[str, list[SliceHeader]] = {}
+    for header in headers:
+        by_sop.setdefault(header.sop_instance_uid, []).append(header)
     by_series: dict[str, list[SliceHeader]] = {}
     skipped: list[Skipped] = []
-    seen: set[str] = set()
-    for header in headers:
-        if header.sop_instance_uid in seen:
-            skipped.append(Skipped(str(header.path), "duplicate",
-                                   f"SOPInstanceUID {header.sop_instance_uid} seen before"))
+    for sop, copies in by_sop.items():
+        first, others = copies[0], copies[1:]
+        differences = [instance_conflict(first, o, max_pixels=max_pixels) for o in others]
+        if any(differences):
+            why = next(d for d in differences if d)
+            paths = ", ".join(str(h.path) for h in copies)
+            skipped.extend(Skipped(str(h.path), "uid-conflict",
+                                   f"SOPInstanceUID {sop} is in {len(copies)} files that "
+                                   f"differ ({why}): {paths}; none is predicted on")
+                           for h in copies)
             continue
-        seen.add(header.sop_instance_uid)
-        by_series.setdefault(header.series_instance_uid, []).append(header)
+        skipped.extend(Skipped(str(o.path), "duplicate",
+                               f"SOPInstanceUID {sop} seen before (the same instance)")
+                       for o in others)
+        by_series.setdefault(first.series_instance_uid, []).append(first)
     series = []
     for uid, items in sorted(by_series.items(), key=lambda kv: (kv[1][0].patient_id, kv[0])):
         ordered = tuple(sort_slices(items))
@@ -188,7 +205,7 @@ def scan_sources(
                 skipped.append(Skipped(str(result.path), *reason))
         if progress is not None and (done % 64 == 0 or done == len(files)):
             progress(done, len(files))
-    series, duplicates = _group(usable)
+    series, duplicates = _group(usable, max_pixels)
     return SourceScan(tuple(series), tuple(skipped + duplicates), len(files))
 
 
@@ -212,6 +229,7 @@ class Rendered:
     image: np.ndarray | None
     lung: np.ndarray | None
     error: str | None
+    reason: str = "pixel-error"
 
 
 def slice_jobs(
@@ -235,13 +253,23 @@ def slice_jobs(
     ]
 
 
+def _reason(exc: DicomError) -> str:
+    if isinstance(exc, ImageTooLargeError):
+        return "image-too-large"
+    if isinstance(exc, MissingRescaleError):
+        return "missing-rescale"
+    if isinstance(exc, ImplausibleValueError):
+        return "implausible-value"
+    return "pixel-error"
+
+
 def render_job(job: SliceJob) -> Rendered:
     """Decode HU and apply the recipe (a neighbour that fails is replaced by the slice)."""
     paths = dict(job.neighbours)
     try:
         centre = read_hu(Path(paths[0]), max_pixels=job.max_pixels)
     except DicomError as exc:
-        return Rendered(job.index, None, None, str(exc))
+        return Rendered(job.index, None, None, str(exc), _reason(exc))
     by_offset = {}
     for offset, path in job.neighbours:
         try:
@@ -267,9 +295,8 @@ def bounded_map(
     from collections import deque
     from concurrent.futures import Future
 
-    context = multiprocessing.get_context("spawn")
     pool: Executor
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with worker_pool(workers, start_method="spawn") as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,12 +205,14 @@ def build_series_sr(
 
 
 def write_series_srs(
-    out: Path, series: Sequence[Series], results: Sequence[SliceResult], model: SrModel
+    out: Path, series: Sequence[Series], results: Sequence[SliceResult], model: SrModel,
+    record: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """``out/sr/<patient>/<SeriesInstanceUID>.dcm`` for every series with findings. A
     series without any gets none: TID 1500 (as highdicom builds it) needs at least one
     measurement group, and a made-up "negative" finding would confuse viewers and queries;
-    summary.csv lists every series read, with its count of detections.
+    summary.csv lists every series read, with its count of detections. Each file is
+    written atomically after ``record`` (OUT's ledger) was told its path.
 
     Raises:
         DicomError: a source header cannot be re-read or an SR cannot be built.
@@ -225,7 +227,10 @@ def write_series_srs(
         if not mine or not any(r.predictions for r in mine):
             continue
         sr = build_series_sr(one, mine, model)
-        path = inside(out, SR_DIR, safe_name(mine[0].patient_id), f"{safe_name(one.uid)}.dcm")
+        parts = (SR_DIR, safe_name(mine[0].patient_id), f"{safe_name(one.uid)}.dcm")
+        path = inside(out, *parts)
+        if record is not None:
+            record("/".join(parts))
         with atomic_path(path) as tmp:
             sr.save_as(tmp, enforce_file_format=True)
         written.append(path)

@@ -15,20 +15,19 @@ Layout of ``OUT``::
     skipped.csv                      every file not predicted on, with its reason
 
 CSV cells from headers and file names never start a spreadsheet formula
-(:func:`detect.io.csvfile.write_csv`, re-exported here).
+(:func:`detect.io.csvfile.write_csv`, re-exported here). Files are written atomically, each
+after its path went into OUT's ledger (:mod:`detect.predict.outdir` owns the folder).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from detect.boxes import xyxy_to_voc
-from detect.errors import ConfigError, OutputFolderError
 from detect.histology import LETTERS
 from detect.io.atomic import write_bytes
 from detect.io.csvfile import write_csv
@@ -96,16 +95,27 @@ class SliceResult:
         return max((p.score for p in self.predictions), default=0.0)
 
 
-def write_voc(out: Path, result: SliceResult) -> Path:
-    """``out/voc/<patient>/<SOP>.xml`` for a slice with findings (LabelImg opens it)."""
+#: Called with a file's path relative to OUT before the file is written (the ledger).
+Record = Callable[[str], None]
+
+
+def _write(out: Path, parts: tuple[str, str, str], data: bytes, record: Record | None) -> Path:
+    path = inside(out, *parts)
+    if record is not None:
+        record("/".join(parts))
+    write_bytes(path, data)
+    return path
+
+
+def write_voc(out: Path, result: SliceResult, record: Record | None = None) -> Path:
+    """``out/voc/<patient>/<SOP>.xml`` for a slice with findings (LabelImg opens it),
+    written atomically after ``record`` was told its path."""
     objects = [VocObject(name=p.label, xyxy=p.xyxy) for p in result.predictions]
     data = voc_xml_bytes(
         objects, result.width, result.height, 1, scores=[p.score for p in result.predictions]
     )
-    path = inside(out, "voc", safe_name(result.patient_id),
-                  f"{safe_name(result.sop_instance_uid)}.xml")
-    write_bytes(path, data)
-    return path
+    parts = ("voc", safe_name(result.patient_id), f"{safe_name(result.sop_instance_uid)}.xml")
+    return _write(out, parts, data, record)
 
 
 def draw_overlay(lung: np.ndarray, predictions: Sequence[Prediction]) -> np.ndarray:
@@ -117,12 +127,11 @@ def draw_overlay(lung: np.ndarray, predictions: Sequence[Prediction]) -> np.ndar
                       text_px=max(10, round(size / 40)))
 
 
-def write_overlay(out: Path, result: SliceResult, lung: np.ndarray) -> Path:
-    """``out/png/<patient>/<SOP>.png``: the overlay of one slice."""
-    path = inside(out, "png", safe_name(result.patient_id),
-                  f"{safe_name(result.sop_instance_uid)}.png")
-    write_bytes(path, encode_png(draw_overlay(lung, result.predictions)))
-    return path
+def write_overlay(out: Path, result: SliceResult, lung: np.ndarray,
+                  record: Record | None = None) -> Path:
+    """``out/png/<patient>/<SOP>.png``: the overlay of one slice (as :func:`write_voc`)."""
+    parts = ("png", safe_name(result.patient_id), f"{safe_name(result.sop_instance_uid)}.png")
+    return _write(out, parts, encode_png(draw_overlay(lung, result.predictions)), record)
 
 
 def _histology(predictions: Sequence[Prediction]) -> str:
@@ -200,35 +209,3 @@ def slice_rows(results: Sequence[SliceResult]) -> list[dict[str, object]]:
         }
         for r in results
     ]
-
-
-def _check_writable(out: Path) -> None:
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise OutputFolderError(
-            f"output folder {out} is not writable ({probe} does not let this user write); "
-            f"pass --out to a folder you can write"
-        )
-
-
-def choose_out(out: Path | None) -> Path:
-    """``--out`` as given (refused if it already holds predictions), or a fresh
-    ``predictions``, ``predictions-2``... in the working folder.
-
-    Raises:
-        OutputFolderError: the folder holds an earlier prediction run, or is not writable.
-    """
-    if out is None:
-        out, number = Path("predictions"), 1
-        while out.exists():
-            number += 1
-            out = Path(f"predictions-{number}")
-    elif (out / "predictions.json").exists() or (out / "summary.csv").exists():
-        raise OutputFolderError(f"{out} already holds predictions; pass another --out or "
-                                f"remove it")
-    elif out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; pass a folder")
-    _check_writable(out)
-    return out

@@ -89,7 +89,7 @@ def test_a_rerun_removes_only_files_detect_wrote(small_cohort, tmp_path):
 _HOLD = """
 import sys, time
 from pathlib import Path
-from detect.convert.lock import hold_out_lock
+from detect.io.outlock import hold_out_lock
 with hold_out_lock(Path(sys.argv[1]), shard=False, settings="other"):
     print("held", flush=True)
     sys.stdin.readline()
@@ -118,7 +118,7 @@ def test_a_second_convert_into_the_same_out_fails_at_once(small_cohort, tmp_path
 
 
 def test_shards_with_the_same_options_share_out_but_not_with_other_options(tmp_path):
-    from detect.convert.lock import OutBusy, hold_out_lock
+    from detect.io.outlock import OutBusy, hold_out_lock
 
     out = tmp_path / "ds"
     out.mkdir()
