@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from detect.cli.app import (
+    Command,
     app,
     out,
     print_table,
@@ -19,7 +20,7 @@ from detect.recipe import DEFAULT_CHANNELS
 from detect.torch_check import require_training_packages
 
 
-@app.command()
+@app.command(cls=Command)
 def synth(
     out_dir: Annotated[
         Path, typer.Argument(metavar="OUT", help="Folder to write the cohort into.")
@@ -84,15 +85,21 @@ def _parse_mix(text: str | None) -> dict[str, int] | None:
         ) from None
 
 
-@app.command()
+@app.command(cls=Command)
 def convert(
-    dicom_root: Annotated[Path, typer.Argument(help="Folder of DICOM files (any layout).")],
-    annotation_root: Annotated[Path, typer.Argument(help="Folder of <SOPInstanceUID>.xml.")],
+    dicom_root: Annotated[Path, typer.Argument(
+        metavar="DICOM_ROOT", help="Folder of DICOM files (any layout).")],
+    annotation_root: Annotated[Path, typer.Argument(
+        metavar="ANNOTATION_ROOT",
+        help="Folder of the boxes: VOC XML (<SOPInstanceUID>.xml, as TCIA's archive), DICOM "
+             "SR measurement reports (as IDC publishes them), or both; it may be the DICOM "
+             "root itself.")],
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Dataset folder to write.")],
     channels: Annotated[
         str, typer.Option(help="Three windows (names or W/L in HU) or 2.5d[:WINDOW].")
     ] = DEFAULT_CHANNELS,
-    classes: Annotated[str, typer.Option(help="histology (A,B,E,G) or tumor (1 class).")] = (
+    classes: Annotated[str, typer.Option(
+        help="histology (A,B,E,G) or tumor (one class; tumour is accepted too).")] = (
         "histology"
     ),
     split: Annotated[str, typer.Option(help="train,val,test fractions by patient.")] = (

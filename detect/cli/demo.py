@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from detect.cli.app import (
+    Command,
     app,
     console,
     number,
@@ -19,7 +20,7 @@ from detect.cli.app import (
 from detect.torch_check import require_training_packages
 
 
-@app.command()
+@app.command(cls=Command)
 def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for everything the demo makes.")

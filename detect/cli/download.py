@@ -17,13 +17,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from detect.cli.app import app, console, out, user_errors
+from detect.cli.app import Command, app, console, out, user_errors
 
 if TYPE_CHECKING:
     from detect.download import FetchProgress, Selection
 
 
-@app.command()
+@app.command(cls=Command)
 def download(
     out_dir: Annotated[
         Path, typer.Argument(metavar="OUT", help="Folder to download into (created).")

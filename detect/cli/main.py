@@ -18,6 +18,14 @@ from detect.cli.app import app
 __all__ = ["app", "main"]
 
 
+VERBOSE_FLAGS = ("-v", "--verbose")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    app(args=argv if argv is not None else sys.argv[1:], prog_name="detect")
+    """Console-script entry point. ``-v`` / ``--verbose`` work anywhere on the line, after
+    the command too (``detect train ... -v``), as the root option they are."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    end = args.index("--") if "--" in args else len(args)
+    verbose = any(a in VERBOSE_FLAGS for a in args[:end])
+    args = [a for k, a in enumerate(args) if k >= end or a not in VERBOSE_FLAGS]
+    app(args=(["--verbose"] if verbose else []) + args, prog_name="detect")

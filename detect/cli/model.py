@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from detect.cli.app import (
+    Command,
     app,
     console,
     number,
@@ -24,7 +25,7 @@ _MODEL_HELP = (", ".join(family_names()[:-1]) + f" or {family_names()[-1]} (the 
                f"head on detected boxes).")
 
 
-@app.command("eval")
+@app.command("eval", cls=Command)
 def eval_command(
     data: Annotated[Path, typer.Option("--data", help="Converted dataset folder.")],
     predictions: Annotated[
@@ -107,7 +108,7 @@ def _split_predictor(weights: Path | None) -> Any:
     return predict_split
 
 
-@app.command("train")
+@app.command("train", cls=Command)
 def train_command(
     model: Annotated[str, typer.Option("--model", help=_MODEL_HELP)],
     data: Annotated[Path, typer.Option("--data", help="Converted dataset folder.")],
@@ -211,7 +212,7 @@ def train_command(
     )
 
 
-@app.command("predict")
+@app.command("predict", cls=Command)
 def predict_command(
     sources: Annotated[
         list[Path], typer.Argument(metavar="SOURCE...", help="DICOM folders or files.")
@@ -285,7 +286,7 @@ def _report_predict(summary: Any) -> None:
     print_table(rows)
 
 
-@app.command("export")
+@app.command("export", cls=Command)
 def export_command(
     weights: Annotated[
         Path, typer.Option("--weights", help="Run folder, its model.json, or a .pt inside it.")

@@ -86,8 +86,11 @@ class ConvertConfig:
             raise ConfigError(f"DICOM root is not a folder: {self.dicom_root}")
         if not self.annotation_root.is_dir():
             raise ConfigError(f"annotation root is not a folder: {self.annotation_root}")
+        if self.class_mode == "tumour":  # the spelling of the docs' prose
+            object.__setattr__(self, "class_mode", "tumor")
         if self.class_mode not in CLASS_MODES:
-            raise ConfigError(f"--classes must be one of {CLASS_MODES}, got {self.class_mode!r}")
+            raise ConfigError(f"--classes must be one of {', '.join(CLASS_MODES)}, got "
+                              f"{self.class_mode!r}")
         if self.fused not in FUSED_MODES:
             raise ConfigError(f"--fused must be one of {FUSED_MODES}, got {self.fused!r}")
         if self.negatives < 0:
