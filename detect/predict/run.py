@@ -12,6 +12,12 @@ softmax instead, and summary.csv the head's call (:mod:`detect.predict.histology
 
 ``--save sr`` writes one DICOM SR (TID 1500) per CT series (:mod:`detect.predict.sr`).
 
+Each series' boxes then pass its lung field (:mod:`detect.predict.lungs`; boxes outside
+it are dropped and counted; ``lung_field=None``, ``--lung-field off``, keeps them all) and
+are linked into 3D lesions (:mod:`detect.predict.lesions`: lesions.json, lesions.csv,
+the SR's tracking identifiers). Slices are therefore written series by series, once a
+series' last slice is in.
+
 The same model on a converted split's PNGs, for ``detect eval --weights``, is
 :func:`detect.predict.split.predict_split`.
 """
@@ -31,9 +37,13 @@ from detect.device import check_device_spec
 from detect.errors import ConfigError, DicomError
 from detect.histology import short_patient_id
 from detect.io.dicom import DEFAULT_MAX_PIXELS, SliceHeader
+from detect.lesions import LinkRule
+from detect.lung import LungFieldRule
 from detect.models.base import Detections, Detector
 from detect.models.detector import load_detector
 from detect.predict.histology import HeadOnSlices, load_head
+from detect.predict.lesions import SeriesLesions, link_results, write_lesions
+from detect.predict.lungs import FieldPlan, PendingSeries, SeriesCollector, apply_field, plan_field
 from detect.predict.records import to_predictions
 from detect.predict.sources import (
     Prefetch,
@@ -86,7 +96,8 @@ class PredictConfig:
     ``workers`` None = automatic: slices are decoded in this process when the model runs
     on the CPU (torch already uses every core there), in up to 8 worker processes when it
     runs on a GPU (decoding is then the bottleneck). ``max_pixels``: slices declaring more
-    pixel samples are skipped (``image-too-large``), never decoded.
+    pixel samples are skipped (``image-too-large``), never decoded. ``lung_field``: the
+    rule boxes must pass (None: ``--lung-field off``); ``lesions``: how boxes are linked.
     """
 
     sources: tuple[Path, ...]
@@ -99,6 +110,8 @@ class PredictConfig:
     workers: int | None = None
     histology: Path | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    lung_field: LungFieldRule | None = field(default_factory=LungFieldRule)
+    lesions: LinkRule = field(default_factory=LinkRule)
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -128,6 +141,8 @@ class PredictSummary:
     detections: int
     skipped: dict[str, int]
     seconds: float
+    outside_lung: int = 0
+    lesions: int = 0
 
 
 def _no_ct_message(scan: SourceScan, sources: Sequence[Path]) -> str:
@@ -147,10 +162,11 @@ class _Batch:
     items: list[tuple[Series, SliceHeader, Rendered]] = field(default_factory=list)
 
 
-def _jobs(series: Sequence[Series], info: ModelInfo, lung: bool, max_pixels: int
-          ) -> Iterator[SliceJob]:
+def _jobs(series: Sequence[Series], info: ModelInfo, lung: bool, max_pixels: int,
+          plans: dict[str, FieldPlan], air_hu: float) -> Iterator[SliceJob]:
     for one in series:
-        yield from slice_jobs(one, info.recipe, lung, max_pixels=max_pixels)
+        yield from slice_jobs(one, info.recipe, lung, max_pixels=max_pixels,
+                              air_block=plans[one.uid].block, air_hu=air_hu)
 
 
 def _tagged(series: Sequence[Series]) -> Iterator[tuple[Series, SliceHeader]]:
@@ -176,15 +192,18 @@ def _nvidia_driver() -> bool:
 
 
 class _Runner:
-    """Runs batches through the detector (and the histology head, if any) and hands each
-    slice to the writers."""
+    """Runs batches through the detector (and the histology head, if any), collects each
+    series until its last slice is in, then applies its lung field, links its lesions and
+    hands its slices to the writers."""
 
     def __init__(self, detector: Detector, info: ModelInfo, config: PredictConfig, out: Path,
-                 head: HeadOnSlices | None = None):
+                 plans: dict[str, FieldPlan], head: HeadOnSlices | None = None):
         self.detector, self.info, self.config, self.out = detector, info, config, out
         self.head = head
         self.results: list[SliceResult] = []
         self.pixel_errors: list[tuple[str, str]] = []
+        self.collector = SeriesCollector(plans)
+        self.lesions: list[SeriesLesions] = []
 
     def flush(self, batch: _Batch) -> None:
         if not batch.items:
@@ -215,24 +234,46 @@ class _Runner:
             height=header.rows,
             predictions=predictions,
         )
-        self.results.append(result)
-        try:
-            if result.predictions and "voc" in self.config.save:
-                write_voc(self.out, result)
-            if result.predictions and "png" in self.config.save and rendered.lung is not None:
-                write_overlay(self.out, result, rendered.lung)
-        except OSError as exc:
-            raise ConfigError(f"cannot write into {self.out} ({exc}); free space or pass "
-                              f"another --out") from None
+        self._finish(self.collector.add(series, result, rendered.air, rendered.lung))
+
+    def failed(self, series: Series, header: SliceHeader, error: str) -> None:
+        """A slice whose pixels could not be decoded."""
+        self.pixel_errors.append((str(header.path), error))
+        self._finish(self.collector.failed(series))
+
+    def _finish(self, entry: PendingSeries | None) -> None:
+        if entry is None:
+            return
+        status = apply_field(entry, self.config.lung_field)
+        self.lesions.append(link_results(
+            entry.series.uid, short_patient_id(entry.series.patient_id) or "unknown",
+            entry.plan.geometry, entry.results, self.config.lesions, status))
+        for result in sorted(entry.results, key=lambda r: r.slice_index):
+            self.results.append(result)
+            try:
+                if result.predictions and "voc" in self.config.save:
+                    write_voc(self.out, result)
+                grey = entry.grey.get(result.slice_index)
+                if result.predictions and "png" in self.config.save and grey is not None:
+                    write_overlay(self.out, result, grey)
+            except OSError as exc:
+                raise ConfigError(f"cannot write into {self.out} ({exc}); free space or pass "
+                                  f"another --out") from None
+
+    def finish_all(self) -> None:
+        """Whatever series did not complete (none, when every slice came in)."""
+        for entry in self.collector.rest():
+            self._finish(entry)
 
 
-def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series]
-              ) -> Prefetch[Rendered]:
+def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series],
+              plans: dict[str, FieldPlan]) -> Prefetch[Rendered]:
     """Every slice rendered in the model's recipe, started at once in the background
     (:class:`Prefetch`) so that reading and decoding overlap loading the model."""
     total = sum(len(s.slices) for s in series)
     workers = auto_workers(config) if total >= 64 else 1
-    jobs = _jobs(series, info, "png" in config.save, config.max_pixels)
+    air_hu = config.lung_field.air_hu if config.lung_field is not None else 0.0
+    jobs = _jobs(series, info, "png" in config.save, config.max_pixels, plans, air_hu)
     return Prefetch(bounded_map(render_job, jobs, workers, 2 * config.batch), 2 * config.batch)
 
 
@@ -245,7 +286,7 @@ def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Re
         zip(_tagged(series), rendered_stream), start=1
     ):
         if rendered.error is not None or rendered.image is None:
-            runner.pixel_errors.append((str(header.path), rendered.error or "no image"))
+            runner.failed(one, header, rendered.error or "no image")
         else:
             batch.items.append((one, header, rendered))
         if len(batch.items) >= config.batch:
@@ -253,6 +294,7 @@ def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Re
         if progress is not None:
             progress(done, total)
     runner.flush(batch)
+    runner.finish_all()
 
 
 def predict(config: PredictConfig, progress: Progress | None = None) -> PredictSummary:
@@ -276,13 +318,14 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
     except OSError as exc:
         raise ConfigError(f"cannot create output folder {out} ({exc.strerror}); pass --out "
                           f"to a folder you can write") from None
+    plans = {one.uid: plan_field(one, config.lung_field) for one in scan.series}
     try:
-        with _rendered(config, info, scan.series) as rendered:  # starts now, as the model loads
+        with _rendered(config, info, scan.series, plans) as rendered:  # starts as the model loads
             detector = load_detector(info, weights, config.device)
             head = None
             if config.histology is not None:
                 head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
-            runner = _Runner(detector, info, config, out, head)
+            runner = _Runner(detector, info, config, out, plans, head)
             _run(runner, scan.series, rendered, progress)
     except BaseException:
         if created and not any(out.iterdir()):  # a refused model leaves no empty folder
@@ -301,6 +344,8 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
         detections=sum(len(r.predictions) for r in runner.results),
         skipped=dict(sorted(skipped.items())),
         seconds=time.monotonic() - start,
+        outside_lung=sum(r.outside_lung for r in runner.results),
+        lesions=sum(len(s.lesions) for s in runner.lesions),
     )
 
 
@@ -315,7 +360,11 @@ def _write_outputs(
     descriptions = {s.uid: s.description for s in scan.series}
     files["summary"] = out / "summary.csv"
     write_csv(files["summary"], SUMMARY_COLUMNS,
-              summary_rows(runner.results, descriptions, head=runner.head is not None))
+              summary_rows(runner.results, descriptions, head=runner.head is not None,
+                           lesions={s.series_instance_uid: len(s.lesions)
+                                    for s in runner.lesions},
+                           lung_field={s.series_instance_uid: s.lung_field
+                                       for s in runner.lesions}))
     files["slices"] = out / "slices.csv"
     write_csv(files["slices"], SLICE_COLUMNS, slice_rows(runner.results))
     files["skipped"] = out / "skipped.csv"
@@ -324,6 +373,9 @@ def _write_outputs(
     skipped_rows += [{"path": p, "reason": "pixel-error", "detail": d}
                      for p, d in runner.pixel_errors]
     write_csv(files["skipped"], ("path", "reason", "detail"), skipped_rows)
+    lung_rule = runner.config.lung_field
+    files.update(write_lesions(out, runner.lesions, runner.config.lesions,
+                               None if lung_rule is None else lung_rule.to_dict()))
     if "voc" in runner.config.save:
         files["voc"] = out / "voc"
     if "png" in runner.config.save:
@@ -339,7 +391,7 @@ def _write_srs(out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo) ->
 
     model = SrModel(family=info.family, run=info.root.name, conf=runner.config.conf)
     try:
-        write_series_srs(out, scan.series, runner.results, model)
+        write_series_srs(out, scan.series, runner.results, model, runner.lesions)
     except OSError as exc:
         raise ConfigError(f"cannot write DICOM SR files into {out} ({exc}); free space or "
                           f"pass another --out") from None
