@@ -78,6 +78,9 @@ def eval_command(
         ("AP@0.1", number(result.ap10)),
         ("FROC mean", number(result.froc_mean)),
         (f"patient sensitivity @ {config.conf}", number(result.patient_sensitivity)),
+        ("lesion FROC mean", number(result.lesions.get("mean"))),
+        (f"lesion sensitivity @ {config.conf}",
+         number(result.lesions.get("sensitivity_at_conf"))),
         ("predictions outside split", result.counts["predictions_outside_split"]),
     ]
     for source, section in result.histology.items():
