@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from support.lungs import CHEST_PIXEL_MM, LEFT_LUNG, chest_hu
 
 from detect.errors import ConfigError
 from detect.lung import (
@@ -19,26 +20,12 @@ from detect.lung import (
     pixel_size,
 )
 
-SIZE, PIXEL_MM, SPACING_MM = 256, 1.5, 5.0
+PIXEL_MM, SPACING_MM = CHEST_PIXEL_MM, 5.0
 LUNG_SLICES = range(4, 14)  # slices 0-3 are below the lungs (stomach gas on 1-2)
-RIGHT_LUNG, LEFT_LUNG = ((80, 128), (34, 60)), ((176, 128), (34, 60))  # centre, axes (px)
 
 
 def chest(slices: int = 16) -> list[np.ndarray]:
-    """HU slices: air outside (-1000), a soft-tissue body ellipse (40), two lungs (-850) on
-    LUNG_SLICES, a gas bubble (-900) under the left lung on slices 1-2, a table."""
-    volume = []
-    for k in range(slices):
-        hu = np.full((SIZE, SIZE), -1000.0, np.float32)
-        cv2.ellipse(hu, (128, 128), (118, 90), 0, 0, 360, 40.0, -1)
-        if k in LUNG_SLICES:
-            for centre, axes in (RIGHT_LUNG, LEFT_LUNG):
-                cv2.ellipse(hu, centre, axes, 0, 0, 360, -850.0, -1)
-        if k in (1, 2):
-            cv2.circle(hu, (170, 110), 12, -900.0, -1)
-        hu[235:240, 10:246] = 150.0  # the couch: air below and above it is outside
-        volume.append(hu)
-    return volume
+    return chest_hu(slices, LUNG_SLICES, gas_slices=(1, 2))
 
 
 def field(slices: list[np.ndarray], rule: LungFieldRule | None = None, *,
