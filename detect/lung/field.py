@@ -66,11 +66,11 @@ def air_inside_body(hu: np.ndarray, *, air_hu: float, block: int) -> np.ndarray:
     rows, columns = (hu.shape[0] // block) * block, (hu.shape[1] // block) * block
     if rows == 0 or columns == 0:
         return np.zeros((max(rows // block, 0), max(columns // block, 0)), dtype=bool)
-    air = hu[:rows, :columns] < air_hu
-    if block > 1:
-        counts = air.reshape(rows // block, block, columns // block, block).sum(
-            axis=(1, 3), dtype=np.uint16)
-        air = counts * 2 >= block * block
+    air = np.ascontiguousarray(hu[:rows, :columns]) < air_hu
+    if block > 1:  # each block's count of air pixels (a box sum read at block corners)
+        counts = cv2.boxFilter(air.view(np.uint8), cv2.CV_16U, (block, block), anchor=(0, 0),
+                               normalize=False, borderType=cv2.BORDER_CONSTANT)
+        air = counts[::block, ::block].astype(np.int32) * 2 >= block * block
     labels, _ = ndimage.label(air)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     return air & ~np.isin(labels, edge[edge > 0])
@@ -104,6 +104,14 @@ class LungField:
         return self.box_fraction(index, xyxy) > min_overlap
 
 
+def _fill_holes(plane: np.ndarray) -> np.ndarray:
+    """``plane`` (uint8 0/1) with every region it encloses filled: what a flood from
+    outside the image (4-connected, as scipy's binary_fill_holes) does not reach."""
+    padded = np.pad(plane, 1)
+    cv2.floodFill(padded, None, (0, 0), 2)
+    return (padded[1:-1, 1:-1] != 2).astype(np.uint8)
+
+
 def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
@@ -131,10 +139,11 @@ def _lungs(volume: np.ndarray, second_fraction: float) -> np.ndarray:
         return np.zeros(volume.shape, dtype=bool)
     sizes = np.bincount(labels.ravel())[1:]
     order = np.argsort(-sizes, kind="stable")
-    keep = [int(order[0]) + 1]
+    kept = np.zeros(count + 1, dtype=bool)  # by label: a lookup, not a search per cell
+    kept[int(order[0]) + 1] = True
     if count > 1 and sizes[order[1]] >= second_fraction * sizes[order[0]]:
-        keep.append(int(order[1]) + 1)
-    return np.isin(labels, keep)
+        kept[int(order[1]) + 1] = True
+    return kept[labels]
 
 
 def _grow_z(planes: np.ndarray, positions: np.ndarray, reach: float) -> np.ndarray:
@@ -174,9 +183,9 @@ def build_lung_field(
     for i in range(len(volume)):
         if not lungs[i].any():
             continue
-        filled = ndimage.binary_fill_holes(lungs[i])
+        filled = _fill_holes(lungs[i].view(np.uint8))
         area[i] = float(filled.sum()) * cell_mm * cell_mm
-        plane = cv2.morphologyEx(filled.astype(np.uint8), cv2.MORPH_CLOSE, close)
+        plane = cv2.morphologyEx(filled, cv2.MORPH_CLOSE, close)
         field[i] = cv2.dilate(plane, dilate).astype(bool)
     if positions_mm is None:
         positions, reach = np.arange(len(volume), dtype=float), float(rule.dilate_z_mm > 0)
