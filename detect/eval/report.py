@@ -201,10 +201,11 @@ def _lesions(result: EvalResult) -> list[Block]:
         ("table", (header, [row])),
         ("p", f"{lesions['lesions']} true lesions (gt boxes linked across slices by "
               f"{lesions['linked_in']}) in {lesions['scans']} scans; "
-              f"{lesions['predicted_lesions']} predicted lesions: {lesions['hits']} hit, "
-              f"{lesions['false_positives']} false positives, {lesions['duplicates']} "
-              f"duplicates; a hit overlaps a true lesion on a slice at IoU >= "
-              f"{lesions['iou']}. At conf {lesions['conf']}: {lesions['found_at_conf']} of "
+              f"every record linked, {lesions['predicted_lesions']} predicted lesions: "
+              f"{lesions['hits']} hit, {lesions['false_positives']} false positives; a hit "
+              f"overlaps a true lesion on a slice at IoU >= {lesions['iou']}; the lesions at "
+              f"a threshold are the records above it linked. At conf {lesions['conf']}: "
+              f"{lesions['predicted_lesions_at_conf']} lesions, {lesions['found_at_conf']} of "
               f"{lesions['lesions']} lesions found (sensitivity "
               f"{fmt(lesions['sensitivity_at_conf'])}), "
               f"{lesions['false_positives_at_conf']} false-positive lesions."),

@@ -9,7 +9,8 @@ column_direction``.
 
 A series is a volume only when every slice has a finite position and the same
 orientation and pixel spacing; otherwise the parts that are missing are None and the
-callers fall back to slice indices and pixels (and say so).
+callers fall back to slice indices and pixels (and say so). A value beyond a kilometre is
+read as missing.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from detect.io.dicom import SliceHeader, slice_normal
 Vector = tuple[float, float, float]
 #: Orientation cosines and pixel spacings that differ by less than this are the same.
 _SAME = 1e-3
+#: No position or spacing of a patient reaches a kilometre: a larger value is a broken or
+#: hostile header (and would overflow the arithmetic below), read as missing.
+_LIMIT_MM = 1e6
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class SeriesGeometry:
 
 
 def _finite(values: Sequence[float] | None) -> bool:
-    return values is not None and all(math.isfinite(v) for v in values)
+    return values is not None and all(math.isfinite(v) and abs(v) <= _LIMIT_MM
+                                      for v in values)
 
 
 def _same(values: Sequence[Sequence[float]]) -> bool:

@@ -79,8 +79,8 @@ class LinkedSeries:
     linked_in: str  # "mm" (positions and plane in mm) or "slice-index" (no geometry)
 
 
-class _Groups:
-    """Union-find over box indices."""
+class Groups:
+    """Union-find over box indices (the root of a group is its smallest index)."""
 
     def __init__(self, n: int) -> None:
         self.parent = list(range(n))
@@ -91,10 +91,13 @@ class _Groups:
             i = self.parent[i]
         return i
 
-    def union(self, a: int, b: int) -> None:
+    def union(self, a: int, b: int) -> tuple[int, int] | None:
+        """Join the groups of a and b; (kept root, absorbed root), or None if one group."""
         ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+        if ra == rb:
+            return None
+        self.parent[max(ra, rb)] = min(ra, rb)
+        return min(ra, rb), max(ra, rb)
 
 
 def _placed(boxes: Sequence[SliceBox], geometry: SeriesGeometry | None
@@ -113,17 +116,16 @@ def _placed(boxes: Sequence[SliceBox], geometry: SeriesGeometry | None
     return positions, plane.reshape(-1, 4), unit
 
 
-def link_groups(boxes: Sequence[SliceBox], geometry: SeriesGeometry | None,
-                rule: LinkRule) -> list[list[int]]:
-    """The groups of linked box indices (module docstring), each ascending, ordered by
-    their first index."""
+def link_edges(boxes: Sequence[SliceBox], geometry: SeriesGeometry | None,
+               rule: LinkRule) -> list[tuple[int, int]]:
+    """Every pair (i, j), i < j, of boxes that link (module docstring), sorted."""
     if not boxes:
         return []
     positions, plane, unit = _placed(boxes, geometry)
     reach = (rule.max_gap + 1) * unit * (1.0 + 1e-6)
     order = np.argsort(positions, kind="stable")
-    groups = _Groups(len(boxes))
     keys = [b.slice_key for b in boxes]
+    edges = []
     for k, i in enumerate(order):
         j_end = k + 1
         while j_end < len(order) and positions[order[j_end]] - positions[i] <= reach:
@@ -132,9 +134,18 @@ def link_groups(boxes: Sequence[SliceBox], geometry: SeriesGeometry | None,
         if not near:
             continue
         overlap = box_iou(plane[[i]], plane[near])[0]
-        for j, value in zip(near, overlap):
-            if value >= rule.iou:
-                groups.union(int(i), j)
+        edges += [(min(int(i), j), max(int(i), j)) for j, value in zip(near, overlap)
+                  if value >= rule.iou]
+    return sorted(edges)
+
+
+def link_groups(boxes: Sequence[SliceBox], geometry: SeriesGeometry | None,
+                rule: LinkRule) -> list[list[int]]:
+    """The groups of linked box indices (module docstring), each ascending, ordered by
+    their first index."""
+    groups = Groups(len(boxes))
+    for i, j in link_edges(boxes, geometry, rule):
+        groups.union(i, j)
     members: dict[int, list[int]] = {}
     for i in range(len(boxes)):
         members.setdefault(groups.find(i), []).append(i)

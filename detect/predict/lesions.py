@@ -20,6 +20,7 @@ does not give is null (``linked_in`` says ``slice-index`` when slices had no pos
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,8 @@ def link_results(series_uid: str, patient_id: str, geometry: SeriesGeometry,
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(float(value), 4)
+    """4 decimals; None for None and for a non-finite number (JSON has none)."""
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
 
 
 def _lesion_json(number: int, lesion: Lesion) -> dict[str, Any]:
@@ -145,7 +147,7 @@ def lesion_rows(found: Sequence[SeriesLesions]) -> list[dict[str, object]]:
 
 
 def _cell(value: float | None) -> object:
-    return "" if value is None else round(float(value), 2)
+    return "" if value is None or not math.isfinite(value) else round(float(value), 2)
 
 
 def write_lesions(out: Path, found: Sequence[SeriesLesions], link: LinkRule,

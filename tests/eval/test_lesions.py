@@ -46,11 +46,12 @@ def test_lesion_froc_by_hand():
     lesions = score_series(SLICES, BOXES, PREDICTIONS, conf=0.45).lesions
     assert lesions["linked_in"] == "mm"
     assert (lesions["scans"], lesions["lesions"], lesions["predicted_lesions"]) == (2, 1, 4)
-    assert (lesions["hits"], lesions["false_positives"], lesions["duplicates"]) == (1, 3, 0)
+    assert (lesions["hits"], lesions["false_positives"]) == (1, 3)
     # the hit comes first (0.9): sensitivity 1 at 0 FP, at every rate
     assert lesions["sensitivity"] == [1.0] * len(FROC_RATES)
     assert lesions["sensitivity_at_conf"] == 1.0
     assert lesions["false_positives_at_conf"] == 2  # 0.7 and 0.6; 0.4 is under conf
+    assert lesions["predicted_lesions_at_conf"] == 3
     assert lesions["per_patient"] == {"B0001": {"lesions": 1, "found": 1}}
     slice_level = score_series(SLICES, BOXES, PREDICTIONS, conf=0.45)
     assert slice_level.sensitivity_at(0.25) == pytest.approx(0.5)  # two boxes, one early
@@ -111,3 +112,22 @@ def test_a_dataset_split_links_by_slice_index(tmp_path):
     empty = evaluate_predictions(dataset, "test", [], bootstrap=0).lesions
     assert empty["sensitivity_at_conf"] == 0.0 and empty["predicted_lesions"] == 0
     assert "lesions" in perfect.to_dict()
+
+
+def test_weak_chains_do_not_lend_a_tumour_a_false_positive_score():
+    """A strong false positive (0.9) three slices from a weak tumour box (0.3), joined at
+    0.05 by a chain of weak boxes. At 0.5 only the false positive is a lesion: the tumour
+    is missed, not hit with the false positive's score; at 0.05 the join hides the false
+    positive, which must not lift the sensitivity at the lowest rates."""
+    steps = [(5, TUMOUR, 0.3), (6, (110.0, 110.0, 150.0, 150.0), 0.05),
+             (7, (120.0, 120.0, 160.0, 160.0), 0.05), (8, (130.0, 130.0, 170.0, 170.0), 0.9)]
+    chain = [pred(f"s1.{k}", box, score) for k, box, score in steps]
+    at_half = score_series(SLICES, BOXES, chain, conf=0.5).lesions
+    assert (at_half["found_at_conf"], at_half["false_positives_at_conf"]) == (0, 1)
+    low = score_series(SLICES, BOXES, chain, conf=0.05).lesions
+    assert (low["found_at_conf"], low["false_positives_at_conf"]) == (1, 0)
+    assert low["predicted_lesions_at_conf"] == 1
+    # FP per scan: 0.5 from 0.9 down to 0.3 (where the tumour is hit), 0 from 0.05
+    assert low["curve"]["fp_per_scan"] == [0.0, 0.5, 0.5, 0.0]
+    assert low["sensitivity"][:2] == [0.0, 0.0]  # 1/8 and 1/4 FP per scan
+    assert low["sensitivity"][2:] == [1.0] * (len(FROC_RATES) - 2)

@@ -46,7 +46,7 @@ def test_repeated_positions_of_several_acquisitions():
 
 
 def test_a_missing_or_non_finite_position_leaves_positions_unknown():
-    for bad in (None, (0.0, 0.0, float("nan"))):
+    for bad in (None, (0.0, 0.0, float("nan")), (0.0, 0.0, 1e308)):
         slices = [header(0, 0.0), header(1, 5.0, position=bad)]
         geometry = series_geometry(slices)
         assert geometry.positions_mm is None and not geometry.in_mm
