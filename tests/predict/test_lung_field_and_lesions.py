@@ -110,3 +110,18 @@ def test_a_bad_lung_field_option_is_one_line(tmp_path):
                                       "--lung-field", "maybe"])
     assert result.exit_code == 1
     assert result.output.strip() == "error: --lung-field takes on or off, got 'maybe'"
+
+
+def test_a_series_without_lungs_keeps_its_boxes_and_says_why(tiny_run, tmp_path, monkeypatch):
+    from support.detectors import SquareFinder
+    from support.yolo import write_ct_series
+
+    write_ct_series(tmp_path / "in", slices=3)  # -800 HU everywhere: no body, no lungs
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: SquareFinder())
+    out = tmp_path / "out"
+    predict(PredictConfig(sources=(tmp_path / "in",), weights=tiny_run[0].run_dir, out=out,
+                          save=("json",), device="cpu", workers=1))
+    (series,) = [r for r in _rows(out / "summary.csv") if r["level"] == "series"]
+    assert series["lung_field"] == ("unavailable: no air inside the body on any slice "
+                                    "(no lungs found)")
+    assert series["detections"] == "3" and series["outside_lung"] == "0"
