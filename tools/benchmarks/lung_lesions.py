@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -147,10 +148,12 @@ def measure(args: argparse.Namespace, name: str, folders: list[Path], conf: floa
     }
 
 
-def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+def report(args: argparse.Namespace, rows: list[dict[str, Any]],
+           load: tuple[float, float]) -> None:
     lines = [
         f"detect predict with {args.weights.name} on CPU, workers 1, batch {args.batch}, "
-        f"best of {args.repeats}; ms per slice",
+        f"best of {args.repeats}; ms per slice; load average {load[0]:.1f} at the start, "
+        f"{load[1]:.1f} at the end",
         "| sources | conf | slices | boxes | predict off | predict on | air | 3d | link "
         "| share (parts) | share (on - off) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -168,17 +171,19 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     print(text)
     if not args.no_record:
         record("lung_lesions", "lung field and lesion linking in predict", text,
-               {"args": arguments(args), "rows": rows}, device="cpu")
+               {"args": arguments(args), "load_average": list(load), "rows": rows},
+               device="cpu")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-lung-"))
     try:
+        start = os.getloadavg()[0]
         rows = [measure(args, name, folders, conf, work)
                 for name, folders in sources(args).items()
                 for conf in dict.fromkeys((args.conf, 0.001))]
-        report(args, rows)
+        report(args, rows, (start, os.getloadavg()[0]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
