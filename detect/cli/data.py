@@ -107,6 +107,10 @@ def convert(
     ),
     seed: Annotated[int, typer.Option(help="Seed of the patient split.")] = 0,
     negatives: Annotated[int, typer.Option(help="Unannotated slices per patient.")] = 0,
+    negatives_from: Annotated[
+        str, typer.Option("--negatives-from", help="series: any slice away from the boxes; "
+                                                   "lungs: only slices that show the lungs.")
+    ] = "series",
     fused: Annotated[str, typer.Option(help="Fused PET/CT screenshots: exclude or include.")] = (
         "exclude"
     ),
@@ -143,6 +147,7 @@ def convert(
             split=parse_fractions(split),
             seed=seed,
             negatives=negatives,
+            negatives_from=negatives_from,
             fused=fused,
             workers=workers if workers is not None else default_workers(),
             shard=Shard.parse(shard) if shard else None,

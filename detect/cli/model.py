@@ -89,6 +89,9 @@ def eval_command(
         ("FROC mean", number(result.froc_mean)),
         (f"patient sensitivity @ {result.settings['conf']:g}",
          number(result.patient_sensitivity)),
+        ("lesion FROC mean", number(result.lesions.get("mean"))),
+        (f"lesion sensitivity @ {result.settings['conf']:g}",
+         number(result.lesions.get("sensitivity_at_conf"))),
         ("predictions outside split", result.counts["predictions_outside_split"]),
     ]
     for source, section in result.histology.items():
@@ -244,13 +247,20 @@ def predict_command(
         typer.Option(help="Largest image decoded, in pixel samples (rows x columns x samples "
                           "x frames; default 4096x4096x3); larger files are skipped."),
     ] = None,
+    lung_field: Annotated[
+        str, typer.Option("--lung-field", help="on: drop boxes outside each series' lung "
+                                               "field (counted as outside_lung); off: keep all.")
+    ] = "on",
 ) -> None:
     """Find tumours on every CT slice of DICOM folders; writes predictions.json, VOC XML per
-    slice (LabelImg), optional PNG overlays, summary.csv, slices.csv and skipped.csv.
+    slice (LabelImg), optional PNG overlays, summary.csv, slices.csv, skipped.csv and the
+    3D lesions (lesions.json, lesions.csv).
 
     Example: detect predict scans/ --weights runs/yolov8/train --save json,voc,png
     """
-    from detect.predict.run import PredictConfig, parse_save, predict
+    from detect.predict.config import PredictConfig, parse_save
+    from detect.predict.lungs import parse_lung_field
+    from detect.predict.run import predict
 
     with user_errors():
         config = PredictConfig(
@@ -262,19 +272,26 @@ def predict_command(
             device=device,
             batch=batch,
             histology=histology,
-            **({"workers": workers} if workers is not None else {}),
-            **({"max_pixels": max_pixels} if max_pixels is not None else {}),
+            lung_field=parse_lung_field(lung_field),
+            **_given(workers=workers, max_pixels=max_pixels),
         )
         with progress_bar("predict slices") as update:
             summary = predict(config, progress=update)
     _report_predict(summary)
 
 
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user gave (the rest keep PredictConfig's defaults)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _report_predict(summary: Any) -> None:
     out.print(
         f"predicted {summary.slices} slices of {summary.series} CT series in "
         f"{summary.seconds:.1f}s: {summary.detections} detections on "
-        f"{summary.slices_with_findings} slices (score >= {summary.conf:g})"
+        f"{summary.slices_with_findings} slices (score >= {summary.conf:g}), "
+        f"{summary.lesions} lesions; {summary.outside_lung} boxes outside the lung field "
+        f"dropped"
     )
     skipped = sum(summary.skipped.values())
     rows: list[tuple[str, Any]] = [

@@ -16,6 +16,8 @@ from detect.recipe import DEFAULT_RECIPE, ChannelRecipe
 
 CLASS_MODES = ("histology", "tumor")
 FUSED_MODES = ("exclude", "include")
+NEGATIVE_SOURCES = ("series", "lungs")
+NEGATIVE_SOURCES = ("series", "lungs")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class ConvertConfig:
     split: tuple[float, float, float] = DEFAULT_SPLIT
     seed: int = 0
     negatives: int = 0
+    #: Where negatives come from: ``series`` (any slice away from the boxes) or ``lungs``
+    #: (slices that show the lungs; detect.convert.negatives).
+    negatives_from: str = "series"
     fused: str = "exclude"
     workers: int = field(default_factory=default_workers)
     shard: Shard | None = None
@@ -95,6 +100,12 @@ class ConvertConfig:
             raise ConfigError(f"--fused must be one of {FUSED_MODES}, got {self.fused!r}")
         if self.negatives < 0:
             raise ConfigError(f"--negatives must be >= 0, got {self.negatives}")
+        if self.negatives_from not in NEGATIVE_SOURCES:
+            raise ConfigError(f"--negatives-from must be one of {', '.join(NEGATIVE_SOURCES)}, "
+                              f"got {self.negatives_from!r}")
+        if self.negatives_from not in NEGATIVE_SOURCES:
+            raise ConfigError(f"--negatives-from must be one of {NEGATIVE_SOURCES}, got "
+                              f"{self.negatives_from!r}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
         check_max_pixels(self.max_pixels)

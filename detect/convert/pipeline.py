@@ -31,6 +31,7 @@ from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
 from detect.convert.issues import Issue
 from detect.convert.manifest import build_manifest, write_dataset
+from detect.convert.negatives import negatives_rule
 from detect.convert.outdir import (
     Ledger,
     check_ownership,
@@ -80,6 +81,7 @@ def _settings_hash(config: ConvertConfig) -> str:
         "classes": list(config.classes),
         "fused": config.fused,
         "negatives": config.negatives,
+        "negatives_from": config.negatives_from,
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
@@ -211,6 +213,7 @@ def _convert_locked(
         workers=config.workers,
         max_pixels=config.max_pixels,
         exclude=[out],
+        negatives_from=config.negatives_from,
     )
     require_annotations(plan, config.annotation_root)
     letters = {p: plan.patients[p].letter for p in plan.patients}
@@ -302,7 +305,7 @@ def _merge(
         issues=issues,
         assignment=assignment,
         letters=letters,
-        base=_base(config, notes),
+        base=_base(config, notes, plan.lungs_unavailable),
         xml_files=plan.xml_files,
         sr_files=plan.sr_files,
     )
@@ -310,7 +313,8 @@ def _merge(
     return summary
 
 
-def _base(config: ConvertConfig, notes: dict[str, str]) -> dict[str, Any]:
+def _base(config: ConvertConfig, notes: dict[str, str], lungs_unavailable: dict[str, str]
+          ) -> dict[str, Any]:
     return {
         "converter": {
             "name": "detect convert",
@@ -321,6 +325,7 @@ def _base(config: ConvertConfig, notes: dict[str, str]) -> dict[str, Any]:
                 "split": list(config.split),
                 "seed": config.seed,
                 "negatives": config.negatives,
+                "negatives_from": config.negatives_from,
                 "fused": config.fused,
                 "shard": None
                 if config.shard is None
@@ -338,4 +343,7 @@ def _base(config: ConvertConfig, notes: dict[str, str]) -> dict[str, Any]:
         "seed": config.seed,
         "split_notes": notes,
         "negatives_per_patient": config.negatives,
+        "negatives_rule": {**negatives_rule(config.negatives_from),
+                           **({"no_lung_field": dict(sorted(lungs_unavailable.items()))}
+                              if config.negatives_from == "lungs" else {})},
     }

@@ -21,6 +21,7 @@ from detect.convert.checks import sr_identity_issues, stack_problem
 from detect.convert.duplicates import dedupe_xml
 from detect.convert.index import DicomIndex, walk_issues
 from detect.convert.issues import Issue
+from detect.convert.negatives import LungSlices, lung_slices
 from detect.histology import patient_letter, short_patient_id
 from detect.io.dicom import SliceHeader
 from detect.io.dicom_limits import DEFAULT_MAX_PIXELS
@@ -83,6 +84,8 @@ class ConversionPlan:
     xml_files: list[str]
     sr_files: list[str] = field(default_factory=list)
     sr_paths: set[str] = field(default_factory=set)
+    #: ``--negatives-from lungs``: series without a lung field (UID → why).
+    lungs_unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def _letter_of(header: SliceHeader, fallback: str) -> str:
@@ -197,11 +200,13 @@ def plan_conversion(
     workers: int = 1,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     exclude: Iterable[Path] = (),
+    negatives_from: str = "series",
 ) -> ConversionPlan:
     """Plan every image; annotations (XML, SR) that cannot be matched or used become issues
     here, and so do the entries of the annotation tree that cannot be walked. Slices
     declaring more than ``max_pixels`` pixel samples are never planned
-    (``image-too-large``)."""
+    (``image-too-large``). ``negatives_from``: ``series`` or ``lungs``
+    (:mod:`detect.convert.negatives`)."""
     annotation_root = annotation_root.resolve()
     walked, issues = walk_issues(annotation_root, exclude=exclude, source="annotation")
     sources = find_annotations(
@@ -256,14 +261,20 @@ def plan_conversion(
         plan.tasks.append(
             _task(index, header, patient, plan.letter, offsets, None, annotation_root, tuple(boxes))
         )
+    lungs = None
+    if negatives and negatives_from == "lungs":
+        annotated = sorted({t.series_instance_uid for p in patients.values() for t in p.tasks})
+        lungs = lung_slices({uid: index.series()[uid] for uid in annotated}, workers=workers,
+                            max_pixels=max_pixels)
     if negatives:
         for plan in patients.values():
             plan.tasks.extend(
-                _negative_tasks(index, plan, offsets, negatives, seed, max_pixels)
+                _negative_tasks(index, plan, offsets, negatives, seed, max_pixels, lungs)
             )
     return ConversionPlan(
         patients, issues, [str(x.relative_to(annotation_root)) for x in xml_files],
         sr_files=sources.sr_files, sr_paths=sources.sr_paths,
+        lungs_unavailable=dict(lungs.unavailable) if lungs else {},
     )
 
 
@@ -274,8 +285,10 @@ def _negative_tasks(
     count: int,
     seed: int,
     max_pixels: int,
+    lungs: LungSlices | None = None,
 ) -> list[ImageTask]:
-    """``count`` CT slices of the patient's annotated series, away from the annotated span."""
+    """``count`` CT slices of the patient's annotated series, away from the annotated span
+    (and, with ``lungs``, showing the lungs)."""
     spans: dict[str, tuple[int, int]] = {}
     for task in plan.tasks:
         low, high = spans.get(task.series_instance_uid, (task.slice_index, task.slice_index))
@@ -287,7 +300,8 @@ def _negative_tasks(
                 position < low - NEGATIVE_MARGIN_SLICES or position > high + NEGATIVE_MARGIN_SLICES
             )
             if far and header.is_ct and _problem(index, header, "exclude", max_pixels,
-                                                  offsets) is None:
+                                                  offsets) is None \
+                    and (lungs is None or lungs.allows(series_uid, position)):
                 candidates.append(header)
     rng = random.Random(f"{seed}:negatives:{plan.patient_id}")
     chosen = rng.sample(candidates, min(count, len(candidates)))

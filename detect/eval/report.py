@@ -190,6 +190,30 @@ def _froc(result: EvalResult) -> list[Block]:
     ]
 
 
+def _lesions(result: EvalResult) -> list[Block]:
+    """Lesion-level FROC beside the slice FROC (same rates)."""
+    lesions = result.lesions
+    if not lesions:
+        return []
+    header = ["FP lesions per scan", *[f"{r:g}" for r in FROC_RATES], "mean"]
+    row = ["lesion sensitivity", *[fmt(s) for s in lesions["sensitivity"]],
+           fmt(lesions["mean"])]
+    return [
+        ("h2", "Lesions (3D)"),
+        ("table", (header, [row])),
+        ("p", f"{lesions['lesions']} true lesions (gt boxes linked across slices by "
+              f"{lesions['linked_in']}) in {lesions['scans']} scans; "
+              f"every record linked, {lesions['predicted_lesions']} predicted lesions: "
+              f"{lesions['hits']} hit, {lesions['false_positives']} false positives; a hit "
+              f"overlaps a true lesion on a slice at IoU >= {lesions['iou']}; the lesions at "
+              f"a threshold are the records above it linked. At conf {lesions['conf']}: "
+              f"{lesions['predicted_lesions_at_conf']} lesions, {lesions['found_at_conf']} of "
+              f"{lesions['lesions']} lesions found (sensitivity "
+              f"{fmt(lesions['sensitivity_at_conf'])}), "
+              f"{lesions['false_positives_at_conf']} false-positive lesions."),
+    ]
+
+
 def _histology(result: EvalResult) -> list[Block]:
     blocks: list[Block] = [("h2", "Histology")]
     names = {"detector": "detector letters (label)", "head": "histology head (probabilities)"}
@@ -239,6 +263,7 @@ def report_blocks(result: EvalResult, drawn: dict[str, tuple[Path | None, str]]
         *_headline(result), *_per_class(result),
         ("img", ("pr_curves", "PR curves at IoU 0.5")),
         *_froc(result), ("img", ("froc", "FROC curve")),
+        *_lesions(result),
         *_histology(result),
         ("h2", "Worst false positives"), ("gallery", "false_positives"),
         ("h2", "Missed tumours"), ("gallery", "missed"),

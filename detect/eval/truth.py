@@ -41,7 +41,8 @@ class GtBox:
 
 @dataclass(frozen=True)
 class GtImage:
-    """One slice of the split. ``scan`` is its series UID (the FROC "scan")."""
+    """One slice of the split. ``scan`` is its series UID (the FROC "scan");
+    ``slice_index`` its place in the whole series (None when the dataset does not say)."""
 
     image_id: int
     file_name: str
@@ -51,6 +52,7 @@ class GtImage:
     scan: str
     sop_uid: str
     boxes: tuple[GtBox, ...]
+    slice_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,11 @@ def _patient_letter(dataset: DatasetInfo, patient_id: str, image: Mapping[str, A
     return found
 
 
+def _slice_index(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
+        else None
+
+
 def _category_index(coco: Mapping[str, Any], classes: Sequence[str], split: str) -> dict[int, int]:
     names = [c.get("name") for c in sorted(coco.get("categories", []), key=lambda c: c["id"])]
     if names != list(classes):
@@ -205,6 +212,7 @@ def load_truth(dataset: DatasetInfo, split: str) -> SplitTruth:
             scan=str(record.get("series_instance_uid") or f"{patient}/unknown-series"),
             sop_uid=str(record.get("sop_instance_uid") or ""),
             boxes=tuple(image_boxes),
+            slice_index=_slice_index(record.get("slice_index")),
         )
     stray = set(boxes) - set(images)
     if stray:

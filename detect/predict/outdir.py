@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 MARKER_NAME = ".detect-predict.json"
 #: The files predict writes at the top of OUT.
-TOP_FILES = ("predictions.json", "summary.csv", "slices.csv", "skipped.csv")
+TOP_FILES = ("predictions.json", "summary.csv", "slices.csv", "skipped.csv", "lesions.json",
+             "lesions.csv")
 #: Per-slice and per-series folders and the suffix of their files.
 FOLDERS = {"voc": ".xml", "png": ".png", "sr": ".dcm"}
 _BOOKKEEPING = frozenset({MARKER_NAME, LEDGER_NAME, LOCK_NAME, GUARD_NAME})

@@ -12,6 +12,12 @@ softmax instead, and summary.csv the head's call (:mod:`detect.predict.histology
 
 ``--save sr`` writes one DICOM SR (TID 1500) per CT series (:mod:`detect.predict.sr`).
 
+Each series' boxes then pass its lung field (:mod:`detect.predict.lungs`; boxes outside
+it are dropped and counted; ``lung_field=None``, ``--lung-field off``, keeps them all) and
+are linked into 3D lesions (:mod:`detect.predict.lesions`: lesions.json, lesions.csv,
+the SR's tracking identifiers). Slices are therefore written series by series, once a
+series' last slice is in.
+
 The same model on a converted split's PNGs, for ``detect eval --weights``, is
 :func:`detect.predict.split.predict_split`.
 """
@@ -23,21 +29,27 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detect.device import check_device_spec, default_workers
-from detect.errors import ConfigError, DicomError
+from detect.device import default_workers
+from detect.errors import DicomError
 from detect.histology import short_patient_id
-from detect.io.dicom import DEFAULT_MAX_PIXELS, SliceHeader
-from detect.io.dicom_limits import check_max_pixels
+from detect.io.dicom import SliceHeader
 from detect.io.ledger import Ledger
 from detect.io.outlock import GUARD_NAME, LOCK_NAME
 from detect.io.write_errors import output_errors
 from detect.models.base import Detections, Detector
 from detect.models.detector import load_detector
+from detect.predict.config import (
+    PredictConfig,
+    PredictSummary,
+    Progress,
+)
 from detect.predict.histology import HeadOnSlices, load_head
+from detect.predict.lesions import SeriesLesions, link_results, write_lesions
+from detect.predict.lungs import FieldPlan, PendingSeries, SeriesCollector, apply_field, plan_field
 from detect.predict.outdir import choose_out, predict_output
 from detect.predict.records import to_predictions
 from detect.predict.sources import (
@@ -66,76 +78,6 @@ from detect.runs import ModelInfo, resolve_weights
 
 log = logging.getLogger(__name__)
 
-SAVE_KINDS = ("json", "voc", "png", "sr")
-Progress = Callable[[int, int], None]
-
-
-def parse_save(text: str) -> tuple[str, ...]:
-    """``"json,voc"`` → ("json", "voc").
-
-    Raises:
-        ConfigError: an unknown kind.
-    """
-    kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
-    unknown = [k for k in kinds if k not in SAVE_KINDS]
-    if unknown or not kinds:
-        raise ConfigError(f"--save takes a list of {', '.join(SAVE_KINDS)}, got {text!r}")
-    return kinds
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    """Options of ``detect predict`` (see its --help). ``out`` None = ./predictions[-N];
-    ``conf`` None = the model's operating threshold (model.json ``thresholds.conf``).
-
-    ``workers`` None = automatic: slices are decoded in this process when the model runs
-    on the CPU (torch already uses every core there), in up to 8 worker processes when it
-    runs on a GPU (decoding is then the bottleneck). ``max_pixels``: slices declaring more
-    pixel samples are skipped (``image-too-large``), never decoded.
-    """
-
-    sources: tuple[Path, ...]
-    weights: Path
-    out: Path | None = None
-    conf: float | None = None
-    save: tuple[str, ...] = ("json", "voc")
-    device: str = "auto"
-    batch: int = 16
-    workers: int | None = None
-    histology: Path | None = None
-    max_pixels: int = DEFAULT_MAX_PIXELS
-
-    def __post_init__(self) -> None:
-        if not self.sources:
-            raise ConfigError("detect predict needs at least one SOURCE (DICOM folder or file)")
-        if self.conf is not None and not 0.0 <= self.conf <= 1.0:
-            raise ConfigError(f"--conf must be in [0, 1], got {self.conf}")
-        for kind in self.save:
-            if kind not in SAVE_KINDS:
-                raise ConfigError(f"--save kinds are {', '.join(SAVE_KINDS)}, got {kind!r}")
-        if self.batch < 1 or (self.workers is not None and self.workers < 1):
-            raise ConfigError(f"--batch and --workers must be >= 1, got {self.batch}, "
-                              f"{self.workers}")
-        check_device_spec(self.device)
-        check_max_pixels(self.max_pixels)
-
-
-@dataclass(frozen=True)
-class PredictSummary:
-    """What a prediction run read, found, skipped and wrote."""
-
-    out: Path
-    files: dict[str, Path]
-    files_seen: int
-    series: int
-    slices: int
-    slices_with_findings: int
-    detections: int
-    skipped: dict[str, int]
-    seconds: float
-    conf: float
-
-
 def _no_ct_message(scan: SourceScan, sources: Sequence[Path]) -> str:
     where = ", ".join(str(s) for s in sources)
     if scan.files_seen == 0:
@@ -153,10 +95,11 @@ class _Batch:
     items: list[tuple[Series, SliceHeader, Rendered]] = field(default_factory=list)
 
 
-def _jobs(series: Sequence[Series], info: ModelInfo, lung: bool, max_pixels: int
-          ) -> Iterator[SliceJob]:
+def _jobs(series: Sequence[Series], info: ModelInfo, lung: bool, max_pixels: int,
+          plans: dict[str, FieldPlan], air_hu: float) -> Iterator[SliceJob]:
     for one in series:
-        yield from slice_jobs(one, info.recipe, lung, max_pixels=max_pixels)
+        yield from slice_jobs(one, info.recipe, lung, max_pixels=max_pixels,
+                              air_block=plans[one.uid].block, air_hu=air_hu)
 
 
 def _tagged(series: Sequence[Series]) -> Iterator[tuple[Series, SliceHeader]]:
@@ -182,11 +125,13 @@ def _nvidia_driver() -> bool:
 
 
 class _Runner:
-    """Runs batches through the detector (and the histology head, if any) and hands each
-    slice to the writers."""
+    """Runs batches through the detector (and the histology head, if any), collects each
+    series until its last slice is in, then applies its lung field, links its lesions and
+    hands its slices to the writers."""
 
     def __init__(self, detector: Detector, info: ModelInfo, config: PredictConfig, out: Path,
-                 head: HeadOnSlices | None = None, ledger: Ledger | None = None):
+                 plans: dict[str, FieldPlan], head: HeadOnSlices | None = None,
+                 ledger: Ledger | None = None):
         self.detector, self.info, self.config, self.out = detector, info, config, out
         #: The operating threshold: --conf, else the model's.
         self.conf = info.conf if config.conf is None else config.conf
@@ -194,6 +139,8 @@ class _Runner:
         self.record = None if ledger is None else (lambda rel: ledger.record([rel]))
         self.results: list[SliceResult] = []
         self.pixel_errors: list[tuple[str, str, str]] = []  # path, reason, detail
+        self.collector = SeriesCollector(plans)
+        self.lesions: list[SeriesLesions] = []
 
     def flush(self, batch: _Batch) -> None:
         if not batch.items:
@@ -224,20 +171,42 @@ class _Runner:
             height=header.rows,
             predictions=predictions,
         )
-        self.results.append(result)
-        if result.predictions and "voc" in self.config.save:
-            write_voc(self.out, result, self.record)
-        if result.predictions and "png" in self.config.save and rendered.lung is not None:
-            write_overlay(self.out, result, rendered.lung, self.record)
+        self._finish(self.collector.add(series, result, rendered.air, rendered.lung))
+
+    def failed(self, series: Series, header: SliceHeader, reason: str, error: str) -> None:
+        """A slice whose pixels could not be used."""
+        self.pixel_errors.append((str(header.path), reason, error))
+        self._finish(self.collector.failed(series))
+
+    def _finish(self, entry: PendingSeries | None) -> None:
+        if entry is None:
+            return
+        status = apply_field(entry, self.config.lung_field)
+        self.lesions.append(link_results(
+            entry.series.uid, short_patient_id(entry.series.patient_id) or "unknown",
+            entry.plan.geometry, entry.results, self.config.lesions, status))
+        for result in sorted(entry.results, key=lambda r: r.slice_index):
+            self.results.append(result)
+            if result.predictions and "voc" in self.config.save:
+                write_voc(self.out, result, self.record)
+            grey = entry.grey.get(result.slice_index)
+            if result.predictions and "png" in self.config.save and grey is not None:
+                write_overlay(self.out, result, grey, self.record)
+
+    def finish_all(self) -> None:
+        """Whatever series did not complete (none, when every slice came in)."""
+        for entry in self.collector.rest():
+            self._finish(entry)
 
 
-def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series]
-              ) -> Prefetch[Rendered]:
+def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series],
+              plans: dict[str, FieldPlan]) -> Prefetch[Rendered]:
     """Every slice rendered in the model's recipe, started at once in the background
     (:class:`Prefetch`) so that reading and decoding overlap loading the model."""
     total = sum(len(s.slices) for s in series)
     workers = auto_workers(config) if total >= 64 else 1
-    jobs = _jobs(series, info, "png" in config.save, config.max_pixels)
+    air_hu = config.lung_field.air_hu if config.lung_field is not None else 0.0
+    jobs = _jobs(series, info, "png" in config.save, config.max_pixels, plans, air_hu)
     return Prefetch(bounded_map(render_job, jobs, workers, 2 * config.batch), 2 * config.batch)
 
 
@@ -250,8 +219,7 @@ def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Re
         zip(_tagged(series), rendered_stream), start=1
     ):
         if rendered.error is not None or rendered.image is None:
-            runner.pixel_errors.append((str(header.path), rendered.reason,
-                                        rendered.error or "no image"))
+            runner.failed(one, header, rendered.reason, rendered.error or "no image")
         else:
             batch.items.append((one, header, rendered))
         if len(batch.items) >= config.batch:
@@ -259,6 +227,7 @@ def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Re
         if progress is not None:
             progress(done, total)
     runner.flush(batch)
+    runner.finish_all()
 
 
 def predict(config: PredictConfig, progress: Progress | None = None) -> PredictSummary:
@@ -282,14 +251,15 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
     if not scan.series:
         raise DicomError(_no_ct_message(scan, config.sources))
     created = not out.exists()
+    plans = {one.uid: plan_field(one, config.lung_field) for one in scan.series}
     try:
-        with _rendered(config, info, scan.series) as rendered:  # starts now, as the model loads
+        with _rendered(config, info, scan.series, plans) as rendered:  # starts as the model loads
             detector = load_detector(info, weights, config.device)
             head = None
             if config.histology is not None:
                 head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
             with output_errors(out), predict_output(out) as ledger:
-                runner = _Runner(detector, info, config, out, head, ledger)
+                runner = _Runner(detector, info, config, out, plans, head, ledger)
                 _run(runner, scan.series, rendered, progress)
                 files = _write_outputs(out, runner, scan, info)
     except BaseException:
@@ -309,6 +279,8 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
         skipped=dict(sorted(skipped.items())),
         seconds=time.monotonic() - start,
         conf=runner.conf,
+        outside_lung=sum(r.outside_lung for r in runner.results),
+        lesions=sum(len(s.lesions) for s in runner.lesions),
     )
 
 
@@ -324,7 +296,11 @@ def _write_outputs(
     files["summary"] = out / "summary.csv"
     write_csv(files["summary"], SUMMARY_COLUMNS,
               summary_rows(runner.results, descriptions, threshold=runner.conf,
-                           head=runner.head is not None))
+                           head=runner.head is not None,
+                           lesions={s.series_instance_uid: len(s.lesions)
+                                    for s in runner.lesions},
+                           lung_field={s.series_instance_uid: s.lung_field
+                                       for s in runner.lesions}))
     files["slices"] = out / "slices.csv"
     write_csv(files["slices"], SLICE_COLUMNS, slice_rows(runner.results))
     files["skipped"] = out / "skipped.csv"
@@ -333,6 +309,9 @@ def _write_outputs(
     skipped_rows += [{"path": p, "reason": r, "detail": d}
                      for p, r, d in runner.pixel_errors]
     write_csv(files["skipped"], ("path", "reason", "detail"), skipped_rows)
+    lung_rule = runner.config.lung_field
+    files.update(write_lesions(out, runner.lesions, runner.config.lesions,
+                               None if lung_rule is None else lung_rule.to_dict()))
     if "voc" in runner.config.save:
         files["voc"] = out / "voc"
     if "png" in runner.config.save:
@@ -347,7 +326,7 @@ def _write_srs(out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo) ->
     from detect.predict.sr import SR_DIR, SrModel, write_series_srs
 
     model = SrModel(family=info.family, run=info.root.name, conf=runner.conf)
-    write_series_srs(out, scan.series, runner.results, model, runner.record)
+    write_series_srs(out, scan.series, runner.results, model, runner.record, runner.lesions)
     return out / SR_DIR
 
 

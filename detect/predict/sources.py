@@ -48,6 +48,7 @@ from detect.io.dicom import (
 from detect.io.dicom_identity import instance_conflict
 from detect.io.slice_order import sort_slices
 from detect.io.walk import walk_trees
+from detect.lung.field import air_inside_body
 from detect.recipe import WINDOW_PRESETS, ChannelRecipe, Window
 from detect.workers import worker_pool
 
@@ -211,29 +212,36 @@ def scan_sources(
 
 @dataclass(frozen=True)
 class SliceJob:
-    """One slice to render: its path and the paths of the neighbours the recipe needs."""
+    """One slice to render: its path and the paths of the neighbours the recipe needs.
+    ``air_block`` > 0: also its air inside the body on blocks of that many pixels
+    (:func:`detect.lung.field.air_inside_body`, below ``air_hu``), for the lung field."""
 
     index: int
     neighbours: tuple[tuple[int, str], ...]
     recipe: dict[str, Any]
     lung: bool
     max_pixels: int = DEFAULT_MAX_PIXELS
+    air_block: int = 0
+    air_hu: float = -400.0
 
 
 @dataclass(frozen=True)
 class Rendered:
     """A rendered slice (H × W × 3 uint8, recipe order), its lung-window grey image when
-    asked for, or the error that stopped it."""
+    asked for, or the error that stopped it; ``air``: its air inside the body when the job
+    asked for it (bool blocks, see :class:`SliceJob`)."""
 
     index: int
     image: np.ndarray | None
     lung: np.ndarray | None
     error: str | None
     reason: str = "pixel-error"
+    air: np.ndarray | None = None
 
 
 def slice_jobs(
-    series: Series, recipe: ChannelRecipe, lung: bool, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    series: Series, recipe: ChannelRecipe, lung: bool, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+    air_block: int = 0, air_hu: float = -400.0,
 ) -> list[SliceJob]:
     """Jobs for every slice of a series; neighbours clamp at the ends (edge-replicated)."""
     last = len(series.slices) - 1
@@ -248,6 +256,8 @@ def slice_jobs(
             recipe=recipe_dict,
             lung=lung,
             max_pixels=max_pixels,
+            air_block=air_block,
+            air_hu=air_hu,
         )
         for i in range(len(series.slices))
     ]
@@ -281,7 +291,9 @@ def render_job(job: SliceJob) -> Rendered:
         if by_offset[offset].shape != centre.shape:
             by_offset[offset] = centre
     image = ChannelRecipe.from_dict(job.recipe).render(by_offset)
-    return Rendered(job.index, image, LUNG.apply(centre) if job.lung else None, None)
+    air = (air_inside_body(centre, air_hu=job.air_hu, block=job.air_block)
+           if job.air_block > 0 else None)
+    return Rendered(job.index, image, LUNG.apply(centre) if job.lung else None, None, air=air)
 
 
 def bounded_map(

@@ -6,7 +6,10 @@ PACS viewers (OHIF, 3D Slicer) show the boxes on the CT:
 
 - Measurement Report (TID 1500), procedure "CT unspecified body region", observer = the
   detect device; one Planar ROI measurement group (TID 1410) per detected box, with
-  - a tracking identifier (``detection N``, N counted through the series) and a UID;
+  - a tracking identifier and UID per 3D lesion (:mod:`detect.predict.lesions`), shared
+    by the groups of the lesion's boxes: ``lesion N``, N its number in the series (1 =
+    highest score), as lesions.json and lesions.csv number it (``detection N`` for a box
+    in no lesion, which predict does not produce);
   - the box as an image region: a closed POLYLINE of its 4 corners (5 points) on the
     source slice, whose SOP Instance UID it references;
   - finding type: the most likely histology as IDC codes the ground truth
@@ -16,7 +19,9 @@ PACS viewers (OHIF, 3D Slicer) show the boxes on the CT:
   - measurements: DCM "Certainty of Finding" = the detection score in % (0-100), and,
     when the detector gives histology probabilities, "Probability of <histology>" for
     each letter (unit UCUM "1"), coded in detect's private scheme ``99DETECT`` (declared
-    in the SR's Coding Scheme Identification Sequence);
+    in the SR's Coding Scheme Identification Sequence); the lesion's longest axial
+    diameter (SCT Diameter, mm) and craniocaudal extent (``99DETECT`` ``CC-EXTENT``, mm),
+    the same in every group of the lesion, when the series' geometry gives them;
   - algorithm identification: ``detect <family>``, detect's version, the run and the
     score threshold.
 - Patient and study attributes from the source header, each validated before it is
@@ -52,6 +57,7 @@ from detect import __version__
 from detect.errors import DicomError
 from detect.io.atomic import atomic_path
 from detect.io.paths import inside
+from detect.predict.lesions import SeriesLesions
 from detect.predict.sources import Series
 from detect.predict.sr_evidence import character_set, evidence_of
 from detect.predict.writers import SliceResult, safe_name
@@ -70,6 +76,7 @@ HISTOLOGY_CONCEPTS: Mapping[str, Any] = {
 }
 NO_HISTOLOGY = codes.SCT.Neoplasm
 SCORE = codes.DCM.CertaintyOfFinding
+DIAMETER = codes.SCT.Diameter
 
 
 def probability_concept(letter: str) -> hd.sr.CodedConcept:
@@ -77,6 +84,23 @@ def probability_concept(letter: str) -> hd.sr.CodedConcept:
     meaning = str(HISTOLOGY_CONCEPTS[letter].meaning).lower()
     return hd.sr.CodedConcept(value=f"P-{letter}", scheme_designator=SCHEME,
                               meaning=f"Probability of {meaning}")
+
+
+def extent_concept() -> hd.sr.CodedConcept:
+    """``99DETECT`` code ``CC-EXTENT``: a lesion's craniocaudal extent."""
+    return hd.sr.CodedConcept(value="CC-EXTENT", scheme_designator=SCHEME,
+                              meaning="Craniocaudal extent")
+
+
+@dataclass(frozen=True)
+class LesionTag:
+    """What a box's group takes from its lesion: tracking identifier and UID, and the
+    lesion's measurements (mm; None when the geometry does not give them)."""
+
+    identifier: str
+    uid: str
+    diameter_mm: float | None = None
+    extent_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +119,7 @@ def _most_likely(prediction: Prediction) -> str | None:
     return letter if letter in HISTOLOGY_CONCEPTS else None
 
 
-def _measurements(prediction: Prediction) -> list[hd.sr.Measurement]:
+def _measurements(prediction: Prediction, tag: LesionTag) -> list[hd.sr.Measurement]:
     out = [hd.sr.Measurement(name=SCORE, value=round(100.0 * prediction.score, 6),
                              unit=codes.UCUM.Percent)]
     for letter, probability in sorted((prediction.histology or {}).items()):
@@ -103,6 +127,10 @@ def _measurements(prediction: Prediction) -> list[hd.sr.Measurement]:
             out.append(hd.sr.Measurement(name=probability_concept(letter),
                                          value=round(float(probability), 6),
                                          unit=codes.UCUM.NoUnits))
+    for name, value in ((DIAMETER, tag.diameter_mm), (extent_concept(), tag.extent_mm)):
+        if value is not None:
+            out.append(hd.sr.Measurement(name=name, value=round(float(value), 3),
+                                         unit=codes.UCUM.Millimeter))
     return out
 
 
@@ -111,7 +139,7 @@ def _corners(xyxy: Sequence[float]) -> np.ndarray:
     return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], dtype=np.float64)
 
 
-def _group(prediction: Prediction, number: int, sop_class: str, algorithm: Any
+def _group(prediction: Prediction, tag: LesionTag, sop_class: str, algorithm: Any
            ) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
     letter = _most_likely(prediction)
     region = hd.sr.ImageRegion(
@@ -123,13 +151,12 @@ def _group(prediction: Prediction, number: int, sop_class: str, algorithm: Any
         ),
     )
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(),
-                                                     identifier=f"detection {number}"),
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=tag.uid, identifier=tag.identifier),
         referenced_region=region,
         finding_type=HISTOLOGY_CONCEPTS[letter] if letter else NO_HISTOLOGY,
         finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.LungStructure)],
         algorithm_id=algorithm,
-        measurements=_measurements(prediction),
+        measurements=_measurements(prediction, tag),
     )
 
 
@@ -174,11 +201,31 @@ def _document(evidence: Sequence[Dataset], groups: Sequence[Any], model: SrModel
     )
 
 
+def _tagged(results: Sequence[SliceResult], lesions: SeriesLesions | None
+            ) -> list[tuple[Prediction, LesionTag]]:
+    """Each prediction with its lesion's tag, lesion by lesion; predictions in no lesion
+    last, each its own ``detection N``."""
+    pairs: list[tuple[Prediction, LesionTag]] = []
+    seen: set[int] = set()
+    for number, lesion in enumerate(lesions.lesions if lesions else (), start=1):
+        tag = LesionTag(f"lesion {number}", generate_uid(), lesion.diameter_mm,
+                        lesion.extent_mm)
+        for prediction in lesions.lesion_predictions(lesion) if lesions else ():
+            pairs.append((prediction, tag))
+            seen.add(id(prediction))
+    rest = [p for r in results for p in r.predictions if id(p) not in seen]
+    pairs += [(p, LesionTag(f"detection {n}", generate_uid()))
+              for n, p in enumerate(rest, start=1)]
+    return pairs
+
+
 def build_series_sr(
-    series: Series, results: Sequence[SliceResult], model: SrModel
+    series: Series, results: Sequence[SliceResult], model: SrModel,
+    lesions: SeriesLesions | None = None,
 ) -> hd.sr.Comprehensive3DSR:
     """The SR of one CT series: one measurement group per prediction of ``results``
-    (at least one), every slice of ``results`` as evidence.
+    (at least one), grouped and tagged by ``lesions`` (the series' lesions), every slice
+    of ``results`` as evidence.
 
     Raises:
         DicomError: the source header cannot be read, or highdicom refuses the content
@@ -190,8 +237,7 @@ def build_series_sr(
         name=f"detect {model.family}", version=__version__,
         parameters=[f"run={model.run}", f"conf={model.conf}"],
     )
-    predictions = [p for r in results for p in r.predictions]
-    groups = [_group(p, n, sop_class, algorithm) for n, p in enumerate(predictions, start=1)]
+    groups = [_group(p, tag, sop_class, algorithm) for p, tag in _tagged(results, lesions)]
     try:
         with warnings.catch_warnings():
             # highdicom warns about one-component person names such as TCIA's
@@ -207,6 +253,7 @@ def build_series_sr(
 def write_series_srs(
     out: Path, series: Sequence[Series], results: Sequence[SliceResult], model: SrModel,
     record: Callable[[str], None] | None = None,
+    lesions: Sequence[SeriesLesions] = (),
 ) -> list[Path]:
     """``out/sr/<patient>/<SeriesInstanceUID>.dcm`` for every series with findings. A
     series without any gets none: TID 1500 (as highdicom builds it) needs at least one
@@ -221,12 +268,13 @@ def write_series_srs(
     by_series: dict[str, list[SliceResult]] = {}
     for result in results:
         by_series.setdefault(result.series_instance_uid, []).append(result)
+    by_uid = {s.series_instance_uid: s for s in lesions}
     written = []
     for one in series:
         mine = by_series.get(one.uid)
         if not mine or not any(r.predictions for r in mine):
             continue
-        sr = build_series_sr(one, mine, model)
+        sr = build_series_sr(one, mine, model, by_uid.get(one.uid))
         parts = (SR_DIR, safe_name(mine[0].patient_id), f"{safe_name(one.uid)}.dcm")
         path = inside(out, *parts)
         if record is not None:
@@ -244,7 +292,8 @@ class SrFinding:
 
     ``xyxy`` px (pixel-edge, as written); ``score`` in [0, 1]; ``finding`` the histology
     letter of the finding type (None for SCT Neoplasm); ``histology`` the probabilities,
-    or None when the SR has none.
+    or None when the SR has none; ``diameter_mm``, ``extent_mm`` its lesion's
+    measurements, None when absent.
     """
 
     tracking_id: str
@@ -254,6 +303,8 @@ class SrFinding:
     score: float
     finding: str | None
     histology: dict[str, float] | None
+    diameter_mm: float | None = None
+    extent_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -274,19 +325,23 @@ def _finding(group: Any) -> SrFinding:
     x1, y1 = points.min(axis=0)
     x2, y2 = points.max(axis=0)
     letters = {str(c.value): k for k, c in HISTOLOGY_CONCEPTS.items()}
-    score, histology = 0.0, {}
+    score, histology, sizes = 0.0, {}, {}
     for measurement in group.get_measurements():
         name = measurement.name
-        if (name.value, name.scheme_designator) == (SCORE.value, SCORE.scheme_designator):
+        key = (str(name.value), str(name.scheme_designator))
+        if key == (SCORE.value, SCORE.scheme_designator):
             score = float(measurement.value) / 100.0
         elif name.scheme_designator == SCHEME and str(name.value).startswith("P-"):
             histology[str(name.value)[2:]] = float(measurement.value)
+        elif key in ((DIAMETER.value, DIAMETER.scheme_designator), ("CC-EXTENT", SCHEME)):
+            sizes[key[0]] = float(measurement.value)
     reference = group.roi.ContentSequence[0].ReferencedSOPSequence[0]
     return SrFinding(
         tracking_id=str(group.tracking_identifier), tracking_uid=str(group.tracking_uid),
         sop_instance_uid=str(reference.ReferencedSOPInstanceUID),
         xyxy=(float(x1), float(y1), float(x2), float(y2)), score=score,
         finding=letters.get(str(group.finding_type.value)), histology=histology or None,
+        diameter_mm=sizes.get(DIAMETER.value), extent_mm=sizes.get("CC-EXTENT"),
     )
 
 

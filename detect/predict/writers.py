@@ -10,8 +10,11 @@ Layout of ``OUT``::
                                      LabelImg style; <score> added per object)
     png/<patient>/<SOPInstanceUID>.png   overlays: lung window, boxes, label and score
     summary.csv                      one row per series and one per patient (with
-                                     --histology: the head's call per row)
-    slices.csv                       one row per slice read
+                                     --histology: the head's call per row; boxes dropped
+                                     outside the lung field, lesions, the field's status)
+    slices.csv                       one row per slice read (and its boxes dropped outside
+                                     the lung field)
+    lesions.json, lesions.csv        3D lesion candidates (detect.predict.lesions)
     skipped.csv                      every file not predicted on, with its reason
 
 CSV cells from headers and file names never start a spreadsheet formula
@@ -55,6 +58,9 @@ SUMMARY_COLUMNS = (
     "histology_head",
     "histology_head_probability",
     "score_threshold",
+    "outside_lung",
+    "lesions",
+    "lung_field",
 )
 SLICE_COLUMNS = (
     "patient_id",
@@ -66,6 +72,8 @@ SLICE_COLUMNS = (
     "max_score",
     "top_label",
     "path",
+    "outside_lung",
+    "slice_position_mm",
 )
 
 
@@ -78,7 +86,9 @@ def safe_name(text: str, fallback: str = "unknown") -> str:
 
 @dataclass
 class SliceResult:
-    """One slice that was read and predicted on."""
+    """One slice that was read and predicted on. ``outside_lung``: boxes dropped because
+    they lie outside the series' lung field (:mod:`detect.predict.lungs`);
+    ``position_mm``: the slice's position along its series' axis (None: unknown)."""
 
     patient_id: str
     series_instance_uid: str
@@ -89,6 +99,8 @@ class SliceResult:
     width: int
     height: int
     predictions: list[Prediction] = field(default_factory=list)
+    outside_lung: int = 0
+    position_mm: float | None = None
 
     @property
     def max_score(self) -> float:
@@ -148,7 +160,7 @@ def _histology(predictions: Sequence[Prediction]) -> str:
 
 def _summary_row(
     level: str, patient: str, series: str, description: str, slices: Sequence[SliceResult],
-    head: bool, threshold: float,
+    head: bool, threshold: float, lesions: int | str = "", lung_field: str = "",
 ) -> dict[str, object]:
     predictions = [p for s in slices for p in s.predictions]
     top = max(slices, key=lambda s: s.max_score, default=None)
@@ -167,29 +179,38 @@ def _summary_row(
         "histology_head": call,
         "histology_head_probability": "" if probability is None else f"{probability:.4f}",
         "score_threshold": threshold,
+        "outside_lung": sum(s.outside_lung for s in slices),
+        "lesions": lesions,
+        "lung_field": lung_field,
     }
 
 
 def summary_rows(
     results: Sequence[SliceResult], descriptions: Mapping[str, str], *, threshold: float,
-    head: bool = False,
+    head: bool = False, lesions: Mapping[str, int] | None = None,
+    lung_field: Mapping[str, str] | None = None,
 ) -> list[dict[str, object]]:
     """One row per series (``level`` = series), then one per patient (``level`` = patient);
     ``score_threshold`` is the operating threshold the detections were kept at.
     With ``head`` (predict --histology), ``histology_head`` is the head's call and
     ``histology_head_probability`` its mean probability (``none`` and empty without
-    detections; see :func:`detect.predict.histology.head_call`); else both are empty."""
+    detections; see :func:`detect.predict.histology.head_call`); else both are empty.
+    ``lesions`` and ``lung_field``: per series UID, the lesion count and the field's
+    status (:mod:`detect.predict.lungs`); a patient row sums the lesions."""
+    lesions, lung_field = lesions or {}, lung_field or {}
     by_series: dict[tuple[str, str], list[SliceResult]] = {}
     for result in results:
         by_series.setdefault((result.patient_id, result.series_instance_uid), []).append(result)
     rows = [
-        _summary_row("series", patient, uid, descriptions.get(uid, ""), slices, head, threshold)
+        _summary_row("series", patient, uid, descriptions.get(uid, ""), slices, head,
+                     threshold, lesions.get(uid, 0), lung_field.get(uid, ""))
         for (patient, uid), slices in sorted(by_series.items())
     ]
     patients = sorted({patient for patient, _ in by_series})
     for patient in patients:
         slices = [r for r in results if r.patient_id == patient]
-        rows.append(_summary_row("patient", patient, "", "", slices, head, threshold))
+        count = sum(lesions.get(uid, 0) for p, uid in by_series if p == patient)
+        rows.append(_summary_row("patient", patient, "", "", slices, head, threshold, count))
     return rows
 
 
@@ -206,6 +227,8 @@ def slice_rows(results: Sequence[SliceResult]) -> list[dict[str, object]]:
             "max_score": f"{r.max_score:.4f}" if r.predictions else "",
             "top_label": max(r.predictions, key=lambda p: p.score).label if r.predictions else "",
             "path": r.path,
+            "outside_lung": r.outside_lung,
+            "slice_position_mm": "" if r.position_mm is None else round(r.position_mm, 4),
         }
         for r in results
     ]
