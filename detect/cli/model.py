@@ -181,6 +181,12 @@ def train_command(
         typer.Option(help="YOLO mosaic augmentation probability, 0-1 (default 1; 0 can "
                           "converge in fewer epochs on small, uniform data)."),
     ] = None,
+    operating_point: Annotated[
+        str | None,
+        typer.Option(help="How a detector's threshold is chosen on the validation split: "
+                          "sensitivity@2fp (default: the highest lesion sensitivity at <= 2 "
+                          "false-positive lesions per series), sensitivity@Nfp, or max-f1."),
+    ] = None,
 ) -> None:
     """Train a model on a converted dataset; writes PROJECT/<model>/<name>/ with
     weights/best.pt, weights/last.pt, model.json and metrics.csv. Options a family does
@@ -199,6 +205,7 @@ def train_command(
             device=device, weights=weights, project=project, name=name, resume=resume,
             seed=seed, class_weighting=class_weighting, amp=amp, backbone=backbone, nbs=nbs,
             optimizer=optimizer, lr0=lr0, mosaic=mosaic, workers=workers,
+            operating_point=operating_point,
         )
         try:
             result = train(config, on_epoch=print_epoch)
@@ -249,8 +256,10 @@ def predict_command(
     ] = None,
     lung_field: Annotated[
         str, typer.Option("--lung-field", help="on: drop boxes outside each series' lung "
-                                               "field (counted as outside_lung); off: keep all.")
-    ] = "on",
+                                               "field (counted as outside_lung); off: keep "
+                                               "all; model: as the model was trained (its "
+                                               "model.json postprocess).")
+    ] = "model",
 ) -> None:
     """Find tumours on every CT slice of DICOM folders; writes predictions.json, VOC XML per
     slice (LabelImg), optional PNG overlays, summary.csv, slices.csv, skipped.csv and the
@@ -259,7 +268,6 @@ def predict_command(
     Example: detect predict scans/ --weights runs/yolov8/train --save json,voc,png
     """
     from detect.predict.config import PredictConfig, parse_save
-    from detect.predict.lungs import parse_lung_field
     from detect.predict.run import predict
 
     with user_errors():
@@ -272,7 +280,7 @@ def predict_command(
             device=device,
             batch=batch,
             histology=histology,
-            lung_field=parse_lung_field(lung_field),
+            lung_field=lung_field.strip().lower(),
             **_given(workers=workers, max_pixels=max_pixels),
         )
         with progress_bar("predict slices") as update:

@@ -4,7 +4,7 @@ a run gives back (:class:`PredictSummary`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from detect.device import check_device_spec
@@ -15,6 +15,7 @@ from detect.lesions import LinkRule
 from detect.lung import LungFieldRule
 
 SAVE_KINDS = ("json", "voc", "png", "sr")
+LUNG_FIELD_MODES = ("model", "on", "off")
 Progress = Callable[[int, int], None]
 
 
@@ -39,8 +40,10 @@ class PredictConfig:
     ``workers`` None = automatic: slices are decoded in this process when the model runs
     on the CPU (torch already uses every core there), in up to 8 worker processes when it
     runs on a GPU (decoding is then the bottleneck). ``max_pixels``: slices declaring more
-    pixel samples are skipped (``image-too-large``), never decoded. ``lung_field``: the
-    rule boxes must pass (None: ``--lung-field off``); ``lesions``: how boxes are linked.
+    pixel samples are skipped (``image-too-large``), never decoded. ``lung_field``:
+    ``model`` (the model's post-processing, model.json ``postprocess``: on for models
+    trained with it), ``on`` (the default rule) or ``off``; ``lesions``: how boxes are
+    linked (None: the model's rule).
     """
 
     sources: tuple[Path, ...]
@@ -53,8 +56,8 @@ class PredictConfig:
     workers: int | None = None
     histology: Path | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
-    lung_field: LungFieldRule | None = field(default_factory=LungFieldRule)
-    lesions: LinkRule = field(default_factory=LinkRule)
+    lung_field: str = "model"
+    lesions: LinkRule | None = None
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -69,6 +72,15 @@ class PredictConfig:
                               f"{self.workers}")
         check_device_spec(self.device)
         check_max_pixels(self.max_pixels)
+        if self.lung_field not in LUNG_FIELD_MODES:
+            raise ConfigError(f"--lung-field takes {', '.join(LUNG_FIELD_MODES)}, got "
+                              f"{self.lung_field!r}")
+
+    def rules(self, model_lung_field: LungFieldRule | None, model_link: LinkRule
+              ) -> tuple[LungFieldRule | None, LinkRule]:
+        """The lung field (None: off) and linking rule this run applies, given the model's."""
+        lung = {"model": model_lung_field, "on": LungFieldRule(), "off": None}[self.lung_field]
+        return lung, self.lesions or model_link
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detect.errors import ConfigError
 from detect.io.geometry import SeriesGeometry, series_geometry
 from detect.lung import (
     LungFieldRule,
@@ -34,18 +33,6 @@ from detect.predict.sources import Series
 from detect.predict.writers import SliceResult
 
 ON, OFF = "on", "off"
-
-
-def parse_lung_field(text: str) -> LungFieldRule | None:
-    """``--lung-field on|off`` → the default rule, or None.
-
-    Raises:
-        ConfigError: anything else.
-    """
-    value = text.strip().lower()
-    if value not in ("on", "off"):
-        raise ConfigError(f"--lung-field takes on or off, got {text!r}")
-    return LungFieldRule() if value == "on" else None
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,8 @@ class _Runner:
         self.detector, self.info, self.config, self.out = detector, info, config, out
         #: The operating threshold: --conf, else the model's.
         self.conf = info.conf if config.conf is None else config.conf
+        #: The lung field (None: off) and linking rule: the options, else the model's.
+        self.lung_rule, self.link_rule = config.rules(info.lung_field, info.link_rule)
         self.head = head
         self.record = None if ledger is None else (lambda rel: ledger.record([rel]))
         self.results: list[SliceResult] = []
@@ -181,10 +183,10 @@ class _Runner:
     def _finish(self, entry: PendingSeries | None) -> None:
         if entry is None:
             return
-        status = apply_field(entry, self.config.lung_field)
+        status = apply_field(entry, self.lung_rule)
         self.lesions.append(link_results(
             entry.series.uid, short_patient_id(entry.series.patient_id) or "unknown",
-            entry.plan.geometry, entry.results, self.config.lesions, status))
+            entry.plan.geometry, entry.results, self.link_rule, status))
         for result in sorted(entry.results, key=lambda r: r.slice_index):
             self.results.append(result)
             if result.predictions and "voc" in self.config.save:
@@ -205,7 +207,8 @@ def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series],
     (:class:`Prefetch`) so that reading and decoding overlap loading the model."""
     total = sum(len(s.slices) for s in series)
     workers = auto_workers(config) if total >= 64 else 1
-    air_hu = config.lung_field.air_hu if config.lung_field is not None else 0.0
+    rule, _ = config.rules(info.lung_field, info.link_rule)
+    air_hu = rule.air_hu if rule is not None else 0.0
     jobs = _jobs(series, info, "png" in config.save, config.max_pixels, plans, air_hu)
     return Prefetch(bounded_map(render_job, jobs, workers, 2 * config.batch), 2 * config.batch)
 
@@ -251,7 +254,8 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
     if not scan.series:
         raise DicomError(_no_ct_message(scan, config.sources))
     created = not out.exists()
-    plans = {one.uid: plan_field(one, config.lung_field) for one in scan.series}
+    lung_rule, _ = config.rules(info.lung_field, info.link_rule)
+    plans = {one.uid: plan_field(one, lung_rule) for one in scan.series}
     try:
         with _rendered(config, info, scan.series, plans) as rendered:  # starts as the model loads
             detector = load_detector(info, weights, config.device)
@@ -309,8 +313,8 @@ def _write_outputs(
     skipped_rows += [{"path": p, "reason": r, "detail": d}
                      for p, r, d in runner.pixel_errors]
     write_csv(files["skipped"], ("path", "reason", "detail"), skipped_rows)
-    lung_rule = runner.config.lung_field
-    files.update(write_lesions(out, runner.lesions, runner.config.lesions,
+    lung_rule = runner.lung_rule
+    files.update(write_lesions(out, runner.lesions, runner.link_rule,
                                None if lung_rule is None else lung_rule.to_dict()))
     if "voc" in runner.config.save:
         files["voc"] = out / "voc"

@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from detect.dataset import DatasetInfo
 from detect.eval.histology import balanced_accuracy as balanced_accuracy_of
 from detect.eval.histology import confusion
+from detect.eval.operating import DEFAULT_TARGET, check_target
 from detect.eval.score import evaluate_predictions
+from detect.models.family import DETECTOR
 from detect.models.registry import TrainConfig, family_for
 from detect.models.training import EpochProgress, RunOptions, TrainResult, TrainServices
 from detect.predictions import Prediction
 from detect.torch_check import require_training_packages
+from detect.train.operating import set_operating_point
 
 
 def score_detections(dataset: DatasetInfo, split: str, predictions: Sequence[Prediction]
@@ -35,15 +38,20 @@ SERVICES = TrainServices(score_detections=score_detections, balanced_accuracy=ba
 
 
 def train(config: TrainConfig, on_epoch: EpochProgress | None = None) -> TrainResult:
-    """Train one model into a run folder (module docstring).
+    """Train one model into a run folder (module docstring); a detector's operating
+    threshold is then chosen on its validation split (:mod:`detect.train.operating`).
 
     Raises:
         DetectError: dataset or option problems (one line each).
         KeyboardInterrupt: passed on; after its first epoch the run folder stays resumable.
     """
     family, options = config.resolve()
+    target = check_target(config.operating_point or DEFAULT_TARGET)
     require_training_packages("detect train")
-    return family.train(options, SERVICES, on_epoch)
+    result = family.train(options, SERVICES, on_epoch)
+    if family.role != DETECTOR:
+        return result
+    return set_operating_point(result, family, target, options.device)
 
 
 def train_config(config: RunOptions, on_epoch: EpochProgress | None = None) -> TrainResult:
@@ -57,4 +65,8 @@ def train_config(config: RunOptions, on_epoch: EpochProgress | None = None) -> T
         DetectError: dataset or option problems (one line each).
     """
     require_training_packages("detect train")
-    return family_for(config).train(config, SERVICES, on_epoch)
+    family = family_for(config)
+    result = family.train(config, SERVICES, on_epoch)
+    if family.role != DETECTOR:
+        return result
+    return set_operating_point(result, family, DEFAULT_TARGET, config.device)

@@ -76,11 +76,14 @@ def test_implausible_slices_are_skipped_rows_not_clean_slices(tmp_path, monkeypa
 
 
 def test_an_interrupted_run_leaves_nothing_the_next_run_mixes_with(tmp_path, monkeypatch):
-    first = write_ct_series(tmp_path / "first", slices=6, patient_id="Lung_Dx-A0001")
+    # two series: predict writes a series' slices when its last slice is in (its lung
+    # field and lesions need them all), so the first is written when the second stops
+    first = write_ct_series(tmp_path / "first" / "a", slices=3, patient_id="Lung_Dx-A0001")
+    write_ct_series(tmp_path / "first" / "b", slices=3, patient_id="Lung_Dx-A0001")
     write_ct_series(tmp_path / "second", slices=2, patient_id="Lung_Dx-B0002")
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
-        _predict([tmp_path / "first"], out, monkeypatch, _Interrupted(stop=4))
+        _predict([tmp_path / "first"], out, monkeypatch, _Interrupted(stop=5))
     stale = sorted(p.name for p in out.rglob("*.xml"))
     assert len(stale) == 3  # the killed run's VOC files are there...
     mine = out / "voc" / "notes.txt"  # ...beside a file of the user's

@@ -96,7 +96,7 @@ def test_the_kept_boxes_are_one_lesion_with_measurements(tiny_run, phantom, tmp_
 
 def test_lung_field_off_keeps_every_box(tiny_run, phantom, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    _run(tiny_run, phantom, out, monkeypatch, lung_field=None)
+    _run(tiny_run, phantom, out, monkeypatch, lung_field="off")
     slices = _rows(out / "slices.csv")
     assert all(r["detections"] == "2" and r["outside_lung"] == "0" for r in slices)
     (series,) = [r for r in _rows(out / "summary.csv") if r["level"] == "series"]
@@ -105,11 +105,32 @@ def test_lung_field_off_keeps_every_box(tiny_run, phantom, tmp_path, monkeypatch
     assert document["lung_field"] is None
 
 
+def test_the_lung_field_is_the_models_unless_asked(tiny_run, phantom, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    trained = json.loads((tiny_run[0].run_dir / "model.json").read_text())
+    assert trained["postprocess"]["lung_field"]["rule"] == "hu-air-inside-body"
+    older = tmp_path / "older-run"  # a model trained before the lung field: off for it
+    shutil.copytree(tiny_run[0].run_dir, older)
+    del trained["postprocess"]
+    (older / "model.json").write_text(json.dumps(trained))
+    made, tumour = phantom
+    fake = FixedBoxes([CORNER, (tumour.xyxy, 0.8)])
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: fake)
+    for mode, expected in (("model", "off"), ("on", "on")):
+        out = tmp_path / mode
+        predict(PredictConfig(sources=(made.dicom_root,), weights=older, out=out,
+                              save=("json",), device="cpu", workers=1, lung_field=mode))
+        (series,) = [r for r in _rows(out / "summary.csv") if r["level"] == "series"]
+        assert series["lung_field"] == expected
+
+
 def test_a_bad_lung_field_option_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["predict", str(tmp_path), "--weights", str(tmp_path),
                                       "--lung-field", "maybe"])
     assert result.exit_code == 1
-    assert result.output.strip() == "error: --lung-field takes on or off, got 'maybe'"
+    assert result.output.strip() == "error: --lung-field takes model, on, off, got 'maybe'"
 
 
 def test_a_series_without_lungs_keeps_its_boxes_and_says_why(tiny_run, tmp_path, monkeypatch):
