@@ -1,26 +1,31 @@
 """The protocol for training and scoring on the three shared real patients.
 
-Used by ``tools/make_demo_weights.py`` (the shipped ``weights/real-yolov8n``) and
-``tools/benchmarks/real_loo.py`` (leave one patient out), so both do exactly the same:
+Used by ``tools/real_folds.py`` (leave one patient out, the operating threshold chosen on
+the same-vendor folds), which ``tools/make_demo_weights.py`` (the shipped
+``weights/real-yolov8n``) and ``tools/benchmarks/real_loo.py`` run, so both do exactly
+the same:
 
 1. stage: the chosen patients of ``../shared/realdata`` (read-only) into one
    Lung-PET-CT-Dx tree (``<work>/Lung-PET-CT-Dx/Lung_Dx-<id>/...`` and
    ``<work>/Annotation/<id>/``), as hard links where the file system allows, else copies
    (real files, so that the convert benchmark can drop their pages from the cache);
 2. ``detect convert <work>/Lung-PET-CT-Dx <work>/Annotation DS --classes tumor
-   --split 1,0,0 --negatives K --seed 0``: every training patient in train;
+   --channels C --split 1,0,0 --negatives K --negatives-from F --hu-jitter J --seed 0``:
+   every training patient in train;
 3. validation from train: with two patients there is no patient to spare for a val
    split (and the held-out patient must not choose the epoch), so images/val holds every
-   4th training image (hard links, listed in ``val-from-train.txt``). ultralytics picks
+   4th training image that is not an HU-jittered copy (hard links, listed in
+   ``val-from-train.txt``). ultralytics picks
    best.pt by its fitness on them, i.e. the epoch that fits the training slices best; the
    epoch count is fixed in advance. ``dataset.json`` is left as convert wrote it (val: no
    patients);
 4. ``detect train --model yolov8 --size n --data DS --epochs E --imgsz S --batch 16
-   --seed 0 [--weights PHANTOM.pt]``;
+   --nbs N --optimizer O --lr0 L --seed 0 [--weights PHANTOM.pt]``;
 5. score a patient: ``detect predict <its DICOM folder> --conf 0.001`` over every slice of
-   every CT series, scored against its VOC XML by :func:`detect.eval.series.score_series`
-   (AP50 on the annotated slices, FROC sensitivity at 1 and 8 FP per series with IoU 0.1,
-   patient found at the model's threshold; a detection on an unannotated slice within 2
+   every CT series, with the model's post-processing (lung field, lesion linking), scored
+   against its VOC XML by :func:`detect.eval.series.score_series` (AP50 on the annotated
+   slices, slice and lesion FROC at 1/8 ... 8 false positives per series with IoU 0.1,
+   patient found at the operating threshold; a detection on an unannotated slice within 2
    slices of an annotated one that overlaps its box is ignored, every other detection off
    the annotated slices is a false positive).
 
