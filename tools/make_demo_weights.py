@@ -5,7 +5,8 @@
   folder packed.
 - ``weights/real-yolov8n``: real CT, trained only on B0021 and E0003 of
   ``../shared/realdata`` (never A0002) with ``tools/real_protocol.py``'s protocol and
-  :data:`real_protocol.SHIPPED` (fine-tuned from the phantom checkpoint above). Its
+  :data:`real_protocol.SHIPPED` (fine-tuned from the phantom checkpoint above; not run yet:
+  the checkpoint in the repository is still the previous recipe's, see its card). Its
   operating threshold needs the two other leave-one-out folds (``tools/real_folds.py``:
   chosen on B0021 and E0003, each predicted by the fold that holds it out), so all three
   folds are trained; then A0002 (every slice of both CT series) is predicted and scored,
@@ -19,8 +20,9 @@ usage: python tools/make_demo_weights.py [--which phantom,real] [--realdata DIR]
        [--work DIR] [--dry-run] [--pack RUN --scores REAL_LOO_JSON]
 ``--pack`` packs a finished fold-A0002 run of ``tools/benchmarks/real_loo.py --recipe
 shipped`` and takes A0002's figures from its results JSON, so A0002 is not predicted a
-second time. (On 2 CPU cores: phantom ~6 min idle; real: three trainings, each hours under
-the load of 2026-12-07, see the card.)
+second time. (On 2 CPU cores: phantom ~6 min idle; real: three trainings; the previous
+recipe's took 351-632 s each, tools/benchmarks/RESULTS.md real_loo-i384-nbs16-lr4; this
+one has about 1.2 times its image passes and decodes 2.5D stacks: not measured.)
 """
 
 from __future__ import annotations
