@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "families": 1,
     "recipe": 1,
     "io": 1,
+    "dicomweb": 1,
     "shipped": 1,
     "dataset": 2,
     "runs": 2,

@@ -12,6 +12,11 @@ softmax instead, and summary.csv the head's call (:mod:`detect.predict.histology
 
 ``--save sr`` writes one DICOM SR (TID 1500) per CT series (:mod:`detect.predict.sr`).
 
+The source is folders and files, or a DICOMweb server (:mod:`detect.predict.dicomweb`,
+``--push`` stores the SRs back); either is a stream of chunks of CT series
+(:mod:`detect.predict.stream`) and everything after is the same. A run that fails removes
+the files it wrote (and the output folder when it created it).
+
 The same model on a converted split's PNGs, for ``detect eval --weights``, is
 :func:`detect.predict.split.predict_split`.
 """
@@ -25,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detect.config import check_max_pixels, default_workers
 from detect.device import check_device_spec
@@ -34,6 +40,7 @@ from detect.io.dicom import DEFAULT_MAX_PIXELS, SliceHeader
 from detect.models.base import Detections, Detector
 from detect.models.detector import load_detector
 from detect.predict.histology import HeadOnSlices, load_head
+from detect.predict.outputs import remove_written, write_outputs
 from detect.predict.records import to_predictions
 from detect.predict.sources import (
     Prefetch,
@@ -46,19 +53,13 @@ from detect.predict.sources import (
     scan_sources,
     slice_jobs,
 )
-from detect.predict.writers import (
-    SLICE_COLUMNS,
-    SUMMARY_COLUMNS,
-    SliceResult,
-    choose_out,
-    slice_rows,
-    summary_rows,
-    write_csv,
-    write_overlay,
-    write_voc,
-)
-from detect.predictions import write_predictions
+from detect.predict.stream import Chunk, FolderStream, SourceStream
+from detect.predict.writers import SliceResult, choose_out, write_overlay, write_voc
 from detect.runs import ModelInfo, resolve_weights
+
+if TYPE_CHECKING:
+    from detect.predict.dicomweb import DicomwebSelection
+    from detect.predict.sr import BuiltSr, SrModel
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ class PredictConfig:
     ``workers`` None = automatic: slices are decoded in this process when the model runs
     on the CPU (torch already uses every core there), in up to 8 worker processes when it
     runs on a GPU (decoding is then the bottleneck). ``max_pixels``: slices declaring more
-    pixel samples are skipped (``image-too-large``), never decoded.
+    pixel samples are skipped (``image-too-large``), never decoded. ``dicomweb``: read
+    from a DICOMweb server instead of ``sources`` (which is then empty).
     """
 
     sources: tuple[Path, ...]
@@ -99,9 +101,15 @@ class PredictConfig:
     workers: int | None = None
     histology: Path | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    dicomweb: DicomwebSelection | None = None
 
     def __post_init__(self) -> None:
-        if not self.sources:
+        if self.dicomweb is not None:
+            if self.sources:
+                raise ConfigError("detect predict reads folders or one DICOMweb URL, not both")
+            if self.dicomweb.push and "sr" not in self.save:
+                object.__setattr__(self, "save", (*self.save, "sr"))
+        elif not self.sources:
             raise ConfigError("detect predict needs at least one SOURCE (DICOM folder or file)")
         if not 0.0 <= self.conf <= 1.0:
             raise ConfigError(f"--conf must be in [0, 1], got {self.conf}")
@@ -128,6 +136,7 @@ class PredictSummary:
     detections: int
     skipped: dict[str, int]
     seconds: float
+    pushed: tuple[int, int] | None = None  # --push: SRs stored, SRs already on the server
 
 
 def _no_ct_message(scan: SourceScan, sources: Sequence[Path]) -> str:
@@ -185,6 +194,11 @@ class _Runner:
         self.head = head
         self.results: list[SliceResult] = []
         self.pixel_errors: list[tuple[str, str]] = []
+        self.chunk = Chunk(SourceScan((), (), 0))
+        self.written: list[Path] = []
+        self.srs: list[BuiltSr] = []
+        self.sr_model: SrModel | None = None
+        self.series_seen: list[tuple[str, str]] = []
 
     def flush(self, batch: _Batch) -> None:
         if not batch.items:
@@ -210,7 +224,7 @@ class _Runner:
             sop_instance_uid=header.sop_instance_uid,
             slice_index=rendered.index,
             instance_number=header.instance_number,
-            path=str(header.path),
+            path=self.chunk.label(header.path),
             width=header.columns,
             height=header.rows,
             predictions=predictions,
@@ -218,9 +232,9 @@ class _Runner:
         self.results.append(result)
         try:
             if result.predictions and "voc" in self.config.save:
-                write_voc(self.out, result)
+                self.written.append(write_voc(self.out, result))
             if result.predictions and "png" in self.config.save and rendered.lung is not None:
-                write_overlay(self.out, result, rendered.lung)
+                self.written.append(write_overlay(self.out, result, rendered.lung))
         except OSError as exc:
             raise ConfigError(f"cannot write into {self.out} ({exc}); free space or pass "
                               f"another --out") from None
@@ -237,15 +251,17 @@ def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series]
 
 
 def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Rendered],
-         progress: Progress | None) -> None:
+         progress: Progress | None, total: int = 0) -> None:
     config = runner.config
-    total = sum(len(s.slices) for s in series)
+    before = len(runner.results) + len(runner.pixel_errors)
+    total = max(total, before + sum(len(s.slices) for s in series))
     batch = _Batch()
     for done, ((one, header), rendered) in enumerate(
-        zip(_tagged(series), rendered_stream), start=1
+        zip(_tagged(series), rendered_stream), start=before + 1
     ):
         if rendered.error is not None or rendered.image is None:
-            runner.pixel_errors.append((str(header.path), rendered.error or "no image"))
+            runner.pixel_errors.append((runner.chunk.label(header.path),
+                                        rendered.error or "no image"))
         else:
             batch.items.append((one, header, rendered))
         if len(batch.items) >= config.batch:
@@ -256,91 +272,109 @@ def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Re
 
 
 def predict(config: PredictConfig, progress: Progress | None = None) -> PredictSummary:
-    """Predict on every CT slice under ``config.sources`` and write the results.
+    """Predict on every CT slice of the source and write the results (and, with
+    ``--push``, store the SRs on the server once everything is written).
 
     Raises:
         RunFolderError: the weights are not a detect model, or model.json does not fit.
         DicomError: no CT series in the sources.
+        DicomwebError: the server cannot be reached, refuses a request or answers
+            something unusable (what the run wrote is removed, nothing is pushed).
         ConfigError: options, or an output folder that cannot be written.
     """
     start = time.monotonic()
     info, weights = resolve_weights(config.weights)
     out = choose_out(config.out)
-    scan = scan_sources(config.sources, workers=config.workers or default_workers(),
-                        max_pixels=config.max_pixels)
-    if not scan.series:
-        raise DicomError(_no_ct_message(scan, config.sources))
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create output folder {out} ({exc.strerror}); pass --out "
-                          f"to a folder you can write") from None
-    try:
-        with _rendered(config, info, scan.series) as rendered:  # starts now, as the model loads
-            detector = load_detector(info, weights, config.device)
-            head = None
-            if config.histology is not None:
-                head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
-            runner = _Runner(detector, info, config, out, head)
-            _run(runner, scan.series, rendered, progress)
-    except BaseException:
-        if created and not any(out.iterdir()):  # a refused model leaves no empty folder
-            out.rmdir()
-        raise
-    files = _write_outputs(out, runner, scan, info)
-    skipped = Counter(s.reason for s in scan.skipped)
+    with _open_source(config) as source:
+        created = not out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create output folder {out} ({exc.strerror}); pass "
+                              f"--out to a folder you can write") from None
+        runner: _Runner | None = None
+        try:
+            runner, chunks = _predict_chunks(config, info, weights, out, source, progress)
+            skipped_rows = [*source.skipped, *(s for c in chunks for s in c.scan.skipped)]
+            files = write_outputs(out, runner.config.save, runner.results, skipped_rows,
+                                  runner.pixel_errors, runner.series_seen, runner.srs,
+                                  head=runner.head is not None, written=runner.written)
+            log.info("model %s (%s) wrote %s", info.family, info.root, out)
+        except BaseException:
+            remove_written(out, runner.written if runner else [], created)
+            raise
+        pushed = _push(source, runner) if config.dicomweb and config.dicomweb.push else None
+    skipped = Counter(s.reason for c in chunks for s in c.scan.skipped)
+    skipped.update(s.reason for s in source.skipped)
     skipped.update("pixel-error" for _ in runner.pixel_errors)
     return PredictSummary(
         out=out,
         files=files,
-        files_seen=scan.files_seen,
+        files_seen=sum(c.scan.files_seen for c in chunks),
         series=len({r.series_instance_uid for r in runner.results}),
         slices=len(runner.results),
         slices_with_findings=sum(1 for r in runner.results if r.predictions),
         detections=sum(len(r.predictions) for r in runner.results),
         skipped=dict(sorted(skipped.items())),
         seconds=time.monotonic() - start,
+        pushed=pushed,
     )
 
 
-def _write_outputs(
-    out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo
-) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    predictions = [p for r in runner.results for p in r.predictions]
-    if "json" in runner.config.save:
-        files["predictions"] = out / "predictions.json"
-        write_predictions(files["predictions"], predictions)
-    descriptions = {s.uid: s.description for s in scan.series}
-    files["summary"] = out / "summary.csv"
-    write_csv(files["summary"], SUMMARY_COLUMNS,
-              summary_rows(runner.results, descriptions, head=runner.head is not None))
-    files["slices"] = out / "slices.csv"
-    write_csv(files["slices"], SLICE_COLUMNS, slice_rows(runner.results))
-    files["skipped"] = out / "skipped.csv"
-    skipped_rows = [{"path": s.path, "reason": s.reason, "detail": s.detail}
-                    for s in scan.skipped]
-    skipped_rows += [{"path": p, "reason": "pixel-error", "detail": d}
-                     for p, d in runner.pixel_errors]
-    write_csv(files["skipped"], ("path", "reason", "detail"), skipped_rows)
-    if "voc" in runner.config.save:
-        files["voc"] = out / "voc"
-    if "png" in runner.config.save:
-        files["png"] = out / "png"
-    if "sr" in runner.config.save:
-        files["sr"] = _write_srs(out, runner, scan, info)
-    log.info("model %s (%s) wrote %s", info.family, info.root, out)
-    return files
+def _open_source(config: PredictConfig) -> SourceStream:
+    if config.dicomweb is not None:
+        from detect.predict.dicomweb import open_dicomweb
+
+        return open_dicomweb(config.dicomweb, max_pixels=config.max_pixels)
+    scan = scan_sources(config.sources, workers=config.workers or default_workers(),
+                        max_pixels=config.max_pixels)
+    if not scan.series:
+        raise DicomError(_no_ct_message(scan, config.sources))
+    return FolderStream(scan)
 
 
-def _write_srs(out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo) -> Path:
-    from detect.predict.sr import SR_DIR, SrModel, write_series_srs
+def _predict_chunks(config: PredictConfig, info: ModelInfo, weights: Path, out: Path,
+                    source: SourceStream, progress: Progress | None
+                    ) -> tuple[_Runner, list[Chunk]]:
+    """The model on every chunk; the SRs of a chunk are built while its files exist."""
+    runner: _Runner | None = None
+    chunks: list[Chunk] = []
+    for chunk in source.chunks():
+        with _rendered(config, info, chunk.scan.series) as rendered:  # starts as the model loads
+            if runner is None:
+                detector = load_detector(info, weights, config.device)
+                head = None
+                if config.histology is not None:
+                    head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
+                runner = _Runner(detector, info, config, out, head)
+            runner.chunk = chunk
+            _run(runner, chunk.scan.series, rendered, progress, source.slices_expected)
+        if "sr" in config.save:
+            runner.srs += _chunk_srs(runner, chunk.scan, info, weights)
+        chunks.append(Chunk(SourceScan((), chunk.scan.skipped, chunk.scan.files_seen)))
+        runner.series_seen += [(s.uid, s.description) for s in chunk.scan.series]
+    if runner is None:
+        raise DicomError("the source gave no CT series")
+    return runner, chunks
 
-    model = SrModel(family=info.family, run=info.root.name, conf=runner.config.conf)
-    try:
-        write_series_srs(out, scan.series, runner.results, model)
-    except OSError as exc:
-        raise ConfigError(f"cannot write DICOM SR files into {out} ({exc}); free space or "
-                          f"pass another --out") from None
-    return out / SR_DIR
+
+def _push(source: SourceStream, runner: _Runner) -> tuple[int, int]:
+    from detect.predict.dicomweb import DicomwebStream
+
+    assert isinstance(source, DicomwebStream)
+    return source.push([one.dataset for one in runner.srs])
+
+
+def _chunk_srs(runner: _Runner, scan: SourceScan, info: ModelInfo, weights: Path
+               ) -> list[BuiltSr]:
+    from detect.predict.sr import SrModel, build_series_srs, model_key
+
+    config = runner.config
+    if runner.sr_model is None:
+        head = resolve_weights(config.histology)[1] if config.histology else None
+        runner.sr_model = SrModel(family=info.family, run=info.root.name, conf=config.conf,
+                                  key=model_key(info.family, weights, config.conf, head))
+    uids = {s.uid for s in scan.series}
+    return build_series_srs(scan.series,
+                            [r for r in runner.results if r.series_instance_uid in uids],
+                            runner.sr_model)
