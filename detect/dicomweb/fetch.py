@@ -42,10 +42,11 @@ def fetch_instances(
             one asked for (nothing more is fetched; files already written stay).
         Stopped: ``stop`` was set.
     """
-    stop = stop or threading.Event()
+    outer = stop or threading.Event()
+    failed = threading.Event()  # a fault here: the other instances are not fetched
 
     def one(uid: str) -> Path:
-        if stop.is_set():
+        if outer.is_set() or failed.is_set():
             raise Stopped()
         dataset = server.instance(ref, uid)
         got = str(dataset.get("SOPInstanceUID", ""))
@@ -67,7 +68,7 @@ def fetch_instances(
             e for e in (f.exception() for f in futures if f.done() and not f.cancelled())
             if e is not None]
         if errors:
-            stop.set()
+            failed.set()
             for future in futures:
                 future.cancel()
             raise next((e for e in errors if not isinstance(e, Stopped)), errors[0])

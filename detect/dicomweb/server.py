@@ -46,7 +46,7 @@ _TAGS = {"StudyInstanceUID": "0020000D", "SeriesInstanceUID": "0020000E",
          "SeriesDescription": "0008103E", "NumberOfSeriesRelatedInstances": "00201209",
          "SOPClassUID": "00080016"}
 _HINTS = {
-    401: "the server wants credentials{creds}",
+    401: "the credentials{creds} were refused",
     403: "the credentials{creds} may not do this",
     404: "not there: check the UID and the service root URL",
     429: "still too many requests after {retries} retries; try again later",
@@ -151,9 +151,13 @@ class DicomwebServer:
     def _status_line(self, what: str, response: requests.Response | None) -> str:
         status = response.status_code if response is not None else 0
         reason = (response.reason or "") if response is not None else ""
-        creds = (" (none given)" if self.credentials.kind == "none"
-                 else f" from {self.credentials.source}")
+        creds = f" from {self.credentials.source}"
+        if self.credentials.kind == "none":
+            creds = (" (none given: set DETECT_DICOMWEB_USER and DETECT_DICOMWEB_PASSWORD, or "
+                     "DETECT_DICOMWEB_TOKEN, or pass --auth-file)")
         hint = _HINTS.get(status, "a server error" if status >= 500 else "refused")
+        if status == 401 and self.credentials.kind == "none":
+            hint = "the server wants credentials{creds}"
         hint = hint.format(creds=creds, retries=self.config.retries)
         return f"{self.config.name} answered {status} {reason} to {what}: {hint}"
 

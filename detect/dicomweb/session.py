@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -58,14 +58,13 @@ class ResponseFault(Exception):
 class GuardedSession(requests.Session):
     """A ``requests.Session`` with detect's limits (see the module docstring)."""
 
-    def __init__(self, *, timeout: tuple[float, float], retries: int, dicom_max_bytes: int,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, *, timeout: tuple[float, float], retries: int,
+                 dicom_max_bytes: int) -> None:
         super().__init__()
         self.headers["User-Agent"] = f"detect/{__version__}"
         self.timeout = timeout
         self.retries = retries
         self.dicom_max_bytes = dicom_max_bytes
-        self._sleep = sleep
 
     def request(self, method: str | bytes, url: str | bytes,
                 *args: Any, **kwargs: Any) -> requests.Response:
@@ -80,7 +79,7 @@ class GuardedSession(requests.Session):
             log.info("%s answered %d; retrying in %.1f s", _path(url), response.status_code,
                      wait)
             response.close()
-            self._sleep(wait)
+            pause(wait)
         if 200 <= response.status_code < 300:
             self._guard(response, accept)
         return response
@@ -166,6 +165,11 @@ class _GuardedBody:
                 "truncated", f"the multipart body ended after {self._seen} bytes without its "
                 f"closing boundary (cut short, or longer than{declared or ' it declared'})"
             )
+
+
+def pause(seconds: float) -> None:
+    """The back-off wait (a function of its own so tests can skip it)."""
+    time.sleep(seconds)
 
 
 def _wait_s(response: requests.Response, attempt: int) -> float:

@@ -292,16 +292,17 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
         except OSError as exc:
             raise ConfigError(f"cannot create output folder {out} ({exc.strerror}); pass "
                               f"--out to a folder you can write") from None
-        runner: _Runner | None = None
+        written: list[Path] = []  # every file this run writes, listed before it is written
         try:
-            runner, chunks = _predict_chunks(config, info, weights, out, source, progress)
+            runner, chunks = _predict_chunks(config, info, weights, out, source, progress,
+                                             written)
             skipped_rows = [*source.skipped, *(s for c in chunks for s in c.scan.skipped)]
             files = write_outputs(out, runner.config.save, runner.results, skipped_rows,
                                   runner.pixel_errors, runner.series_seen, runner.srs,
-                                  head=runner.head is not None, written=runner.written)
+                                  head=runner.head is not None, written=written)
             log.info("model %s (%s) wrote %s", info.family, info.root, out)
         except BaseException:
-            remove_written(out, runner.written if runner else [], created)
+            remove_written(out, written, created)
             raise
         pushed = _push(source, runner) if config.dicomweb and config.dicomweb.push else None
     skipped = Counter(s.reason for c in chunks for s in c.scan.skipped)
@@ -334,7 +335,7 @@ def _open_source(config: PredictConfig) -> SourceStream:
 
 
 def _predict_chunks(config: PredictConfig, info: ModelInfo, weights: Path, out: Path,
-                    source: SourceStream, progress: Progress | None
+                    source: SourceStream, progress: Progress | None, written: list[Path]
                     ) -> tuple[_Runner, list[Chunk]]:
     """The model on every chunk; the SRs of a chunk are built while its files exist."""
     runner: _Runner | None = None
@@ -347,6 +348,7 @@ def _predict_chunks(config: PredictConfig, info: ModelInfo, weights: Path, out: 
                 if config.histology is not None:
                     head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
                 runner = _Runner(detector, info, config, out, head)
+                runner.written = written
             runner.chunk = chunk
             _run(runner, chunk.scan.series, rendered, progress, source.slices_expected)
         if "sr" in config.save:
