@@ -60,9 +60,9 @@ def download(
         config = DownloadConfig(
             out=out_dir,
             collection=collection,
-            patients=parse_list(patients),
-            letters=parse_list(letters),
-            modalities=parse_list(modality),
+            patients=parse_list(patients, "--patients"),
+            letters=parse_list(letters, "--letters"),
+            modalities=parse_list(modality, "--modality"),
             dry_run=dry_run,
             endpoint=endpoint,
         )
@@ -124,7 +124,9 @@ def _size(size_bytes: int) -> str:
 
 @contextmanager
 def _transfer_bar() -> Iterator[Callable[[FetchProgress], None]]:
-    """A rich bar in bytes, with the instance count beside it."""
+    """A rich bar in bytes, with the file and series counts beside it; where stderr is not
+    a terminal (a log, CI), one line per finished series instead."""
+    terminal = console.is_terminal
     with Progress(
         TextColumn("[bold]download"),
         BarColumn(),
@@ -133,16 +135,24 @@ def _transfer_bar() -> Iterator[Callable[[FetchProgress], None]]:
         TextColumn("{task.fields[instances]}"),
         TimeElapsedColumn(),
         console=console,
-        disable=not console.is_terminal,
+        disable=not terminal,
     ) as bar:
         task = bar.add_task("download", total=None, instances="")
+        printed = [0]
 
         def update(state: FetchProgress) -> None:
             bar.update(
                 task,
                 completed=state.bytes_done,
                 total=max(state.bytes_total, state.bytes_done) or None,
-                instances=f"{state.instances_done}/{state.instances_total} files",
+                instances=f"{state.instances_done}/{state.instances_total} files, series "
+                          f"{state.series_done}/{state.series_total}",
             )
+            if not terminal and state.series_done > printed[0]:
+                printed[0] = state.series_done
+                console.print(f"series {state.series_done}/{state.series_total} done: "
+                              f"{state.last_series} ({state.instances_done}/"
+                              f"{state.instances_total} files)",
+                              highlight=False, markup=False, soft_wrap=True)
 
         yield update

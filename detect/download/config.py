@@ -25,11 +25,20 @@ LETTER_COLLECTIONS: tuple[str, ...] = ("lung_pet_ct_dx",)
 _SHORT_LUNG_DX_ID = re.compile(r"[A-Za-z]\d{4}")
 
 
-def parse_list(text: str | None) -> tuple[str, ...]:
-    """``"A, b,,E"`` → ``("A", "b", "E")``; None or empty → ``()``."""
-    if not text:
+def parse_list(text: str | None, option: str | None = None) -> tuple[str, ...]:
+    """``"A, b,,E"`` → ``("A", "b", "E")``; None (the option not given) → ``()``.
+
+    Raises:
+        ConfigError: ``option`` was given but holds no value (``''``, ``','``, ``' '``):
+            leaving it out means "everything", an empty one must not mean the same.
+    """
+    if text is None:
         return ()
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    parts = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not parts and option is not None:
+        raise ConfigError(f"{option} is empty ({text!r}); give at least one value, or leave "
+                          f"{option} out to select the whole collection")
+    return parts
 
 
 @dataclass(frozen=True)
