@@ -22,7 +22,7 @@ import pydicom
 import requests
 from pydicom.dataset import Dataset
 
-from detect.dicomweb.auth import Credentials
+from detect.dicomweb.auth import Credentials, load_credentials
 from detect.dicomweb.config import (
     CONNECT_TIMEOUT_S,
     UID_MAX_CHARS,
@@ -282,6 +282,25 @@ class DicomwebServer:
             reason = getattr(failed[0], "FailureReason", "?")
             raise DicomwebError(f"{self.config.name}: {what}: the server refused the SR "
                                 f"(failure reason {reason})")
+
+
+def connect(config: ServerConfig, *, max_pixels: int) -> DicomwebServer:
+    """The server with the credentials of the environment or ``--auth-file``, checked by
+    one quick request (:meth:`DicomwebServer.check`).
+
+    Raises:
+        ConfigError: the credentials cannot be loaded.
+        DicomwebError: the server cannot be reached or refuses the credentials.
+        EnvironmentProblem: dicomweb-client is not installed.
+    """
+    server = DicomwebServer(config, load_credentials(config.auth_file),
+                            dicom_max_bytes=max_dicom_bytes(max_pixels))
+    try:
+        server.check()
+    except BaseException:
+        server.close()
+        raise
+    return server
 
 
 def _reason(exc: BaseException) -> str:

@@ -31,10 +31,9 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from detect.dicomweb.auth import load_credentials
 from detect.dicomweb.config import ServerConfig, check_uid
 from detect.dicomweb.fetch import Stopped, fetch_instances
-from detect.dicomweb.server import DicomwebServer, SeriesRef, max_dicom_bytes
+from detect.dicomweb.server import DicomwebServer, SeriesRef, connect
 from detect.errors import ConfigError, DicomwebError
 from detect.predict.sources import Skipped, SourceScan, scan_sources
 from detect.predict.stream import Chunk, SourceStream
@@ -69,23 +68,6 @@ class DicomwebSelection:
                 raise ConfigError(f"--patient takes one PatientID (at most 64 characters, no "
                                   f"QIDO wildcard * ? or backslash), got {patient[:80]!r}")
         object.__setattr__(self, "patients", patients)
-
-
-def connect(server: ServerConfig, max_pixels: int) -> DicomwebServer:
-    """The server with its credentials, checked by one quick request.
-
-    Raises:
-        ConfigError: the credentials cannot be loaded.
-        DicomwebError: the server cannot be reached or refuses the credentials.
-    """
-    connection = DicomwebServer(server, load_credentials(server.auth_file),
-                                dicom_max_bytes=max_dicom_bytes(max_pixels))
-    try:
-        connection.check()
-    except BaseException:
-        connection.close()
-        raise
-    return connection
 
 
 def select_series(server: DicomwebServer, selection: DicomwebSelection
@@ -224,9 +206,10 @@ def open_dicomweb(selection: DicomwebSelection, *, max_pixels: int) -> DicomwebS
     """Connect, check, and choose the series (nothing fetched yet).
 
     Raises:
-        ConfigError, DicomwebError: see :func:`connect` and :func:`select_series`.
+        ConfigError, DicomwebError: see :func:`detect.dicomweb.server.connect` and
+            :func:`select_series`.
     """
-    server = connect(selection.server, max_pixels)
+    server = connect(selection.server, max_pixels=max_pixels)
     try:
         refs, skipped = select_series(server, selection)
     except BaseException:
