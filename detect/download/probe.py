@@ -26,8 +26,9 @@ def check_endpoint(endpoint: str, *, timeout_s: float = PROBE_TIMEOUT_S) -> None
         DownloadError: ``cannot reach ENDPOINT: <reason>``.
     """
     request = urllib.request.Request(endpoint, method="HEAD")
+    opener = urllib.request.build_opener()  # today's proxy settings, not the first call's
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s):
+        with opener.open(request, timeout=timeout_s):
             return
     except urllib.error.HTTPError:
         return  # an answer: the endpoint is there (buckets answer 403/404 to a bare HEAD)

@@ -28,6 +28,8 @@ ORTHANC = shutil.which("Orthanc")
 PLUGINS = (Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so"),
            *sorted(Path("/usr/lib/orthanc").glob("libOrthancDicomWeb.so*")))
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: urllib without proxies (urlopen's shared opener keeps the proxies of its first call).
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def dicomweb_plugin() -> Path | None:
@@ -68,7 +70,7 @@ class Orthanc:
         if self.auth:
             token = base64.b64encode(":".join(self.auth).encode()).decode()
             request.add_header("Authorization", f"Basic {token}")
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with _DIRECT.open(request, timeout=30) as response:
             body = response.read()
         return json.loads(body) if body else None
 
