@@ -156,10 +156,15 @@ class DicomwebStream(SourceStream):
                 continue
         return False
 
-    def chunks(self) -> Iterator[Chunk]:
+    background = True
+
+    def start(self) -> None:
         if not self._started:
             self._started = True
             self._thread.start()
+
+    def chunks(self) -> Iterator[Chunk]:
+        self.start()
         while True:
             item = self._ready.get()
             if item is None:

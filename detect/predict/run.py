@@ -337,18 +337,17 @@ def _open_source(config: PredictConfig) -> SourceStream:
 def _predict_chunks(config: PredictConfig, info: ModelInfo, weights: Path, out: Path,
                     source: SourceStream, progress: Progress | None, written: list[Path]
                     ) -> tuple[_Runner, list[Chunk]]:
-    """The model on every chunk; the SRs of a chunk are built while its files exist."""
+    """The model on every chunk; the SRs of a chunk are built while its files exist. The
+    model loads while the first chunk is fetched (a server) or rendered (a folder)."""
     runner: _Runner | None = None
+    source.start()
+    if source.background:
+        runner = _new_runner(config, info, weights, out, written)
     chunks: list[Chunk] = []
     for chunk in source.chunks():
         with _rendered(config, info, chunk.scan.series) as rendered:  # starts as the model loads
             if runner is None:
-                detector = load_detector(info, weights, config.device)
-                head = None
-                if config.histology is not None:
-                    head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
-                runner = _Runner(detector, info, config, out, head)
-                runner.written = written
+                runner = _new_runner(config, info, weights, out, written)
             runner.chunk = chunk
             _run(runner, chunk.scan.series, rendered, progress, source.slices_expected)
         if "sr" in config.save:
@@ -358,6 +357,17 @@ def _predict_chunks(config: PredictConfig, info: ModelInfo, weights: Path, out: 
     if runner is None:
         raise DicomError("the source gave no CT series")
     return runner, chunks
+
+
+def _new_runner(config: PredictConfig, info: ModelInfo, weights: Path, out: Path,
+                written: list[Path]) -> _Runner:
+    detector = load_detector(info, weights, config.device)
+    head = None
+    if config.histology is not None:
+        head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
+    runner = _Runner(detector, info, config, out, head)
+    runner.written = written
+    return runner
 
 
 def _push(source: SourceStream, runner: _Runner) -> tuple[int, int]:

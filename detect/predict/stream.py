@@ -37,6 +37,12 @@ class SourceStream:
     slices_expected: int = 0
     #: Rows of skipped.csv known before reading (series a server lists but never sends).
     skipped: tuple[Skipped, ...] = ()
+    #: Whether :meth:`start` begins work in the background that the model's loading can
+    #: overlap (a fetch); a folder is read when its first chunk is rendered.
+    background: bool = False
+
+    def start(self) -> None:
+        """Begin background work, if the source has any (idempotent)."""
 
     def chunks(self) -> Iterator[Chunk]:
         raise NotImplementedError
