@@ -53,6 +53,8 @@ _HINTS = {
     503: "still unavailable after {retries} retries; try again later",
 }
 _OBJECT_AT = re.compile(r"<[^<>]* object at 0x[0-9a-f]+>:?\s*")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+_INCOMPLETE = re.compile(r"IncompleteRead\(\d+ bytes read, \d+ more expected\)")
 
 
 @dataclass(frozen=True)
@@ -139,14 +141,27 @@ class DicomwebServer:
                 f"cannot reach {self.config.name}: TLS failed for {what} ({_reason(exc)}); "
                 f"pass --ca-bundle with the authority that signed the server's certificate"
             ) from None
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise DicomwebError(f"{self.config.name}: {what}: the body was cut short "
+                                f"({_reason(exc)}) (truncated); nothing was used from this "
+                                f"answer") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise DicomwebError(f"cannot reach {self.config.name}: {what}: {_reason(exc)}"
-                                ) from None
+            raise DicomwebError(f"cannot reach {self.config.name}: {what}: "
+                                f"{self._connection_reason(exc)}") from None
         except (requests.RequestException, ValueError, KeyError, TypeError, EOFError,
                 pydicom.errors.InvalidDicomError) as exc:
             detail = _OBJECT_AT.sub("", str(exc))[:200] or type(exc).__name__
             raise DicomwebError(f"{self.config.name}: {what}: the answer cannot be read "
                                 f"({detail})") from None
+
+    def _connection_reason(self, exc: BaseException) -> str:
+        text = str(exc)
+        if isinstance(exc, requests.ConnectTimeout):
+            return f"no connection within {CONNECT_TIMEOUT_S:g} s"
+        if isinstance(exc, requests.ReadTimeout) or "Read timed out" in text:
+            return (f"no answer within {self.session.timeout[1]:g} s (--timeout; a slow server "
+                    f"may need more)")
+        return _reason(exc)
 
     def _status_line(self, what: str, response: requests.Response | None) -> str:
         status = response.status_code if response is not None else 0
@@ -304,19 +319,15 @@ def connect(config: ServerConfig, *, max_pixels: int) -> DicomwebServer:
 
 
 def _reason(exc: BaseException) -> str:
-    """The innermost cause of a connection failure, without object reprs."""
-    seen: BaseException | None = exc
+    """The innermost cause of a connection failure, without object reprs: the operating
+    system's words where there are some (``Connection refused``, ``Name or service not
+    known``)."""
     text = str(exc)
-    for _ in range(8):
-        if seen is None:
-            break
-        inner = getattr(seen, "reason", None)
-        if isinstance(inner, BaseException):
-            seen = inner
-        elif seen.args and isinstance(seen.args[0], BaseException):
-            seen = seen.args[0]
-        else:
-            break
-        text = str(seen)
-    text = _OBJECT_AT.sub("", text).strip("() ")
-    return text[:200] or type(exc).__name__
+    errno = _ERRNO.findall(text)
+    if errno:
+        return errno[-1].strip()
+    incomplete = _INCOMPLETE.search(text)
+    if incomplete:
+        return incomplete.group(0)
+    text = _OBJECT_AT.sub("", text)
+    return text.strip("() '\"")[:200] or type(exc).__name__

@@ -10,6 +10,7 @@ import gzip
 import json
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -284,18 +285,37 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def running_stub(stub: Stub) -> Iterator[Stub]:
+def running_stub(stub: Stub, tls: tuple[Path, Path] | None = None) -> Iterator[Stub]:
+    """Serve ``stub`` on 127.0.0.1 (over TLS with ``tls`` = (certificate, key))."""
     handler = type("Handler", (StubHandler,), {"stub": stub})
     server = _QuietServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    stub.url = f"http://127.0.0.1:{server.server_address[1]}/dicom-web"
+    scheme = "https" if tls else "http"
+    stub.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/dicom-web"
     try:
         yield stub
     finally:
         server.shutdown()
         server.server_close()
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself (openssl), and its key."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True,
+                   capture_output=True)
+    return cert, key
 
 
 # Faults: each answers instead of the stub (True) or lets it answer (False).
@@ -335,10 +355,12 @@ def wrong_type(handler: StubHandler, body: bytes, content_type: str) -> bool:
     return True
 
 
+_BOMB = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)  # ~64 kB
+
+
 def bomb(handler: StubHandler, body: bytes, content_type: str) -> bool:
-    """A small gzip body that inflates to 200 MB."""
-    packed = gzip.compress(b"\0" * (200 * 1024 * 1024), compresslevel=1)
-    handler.send(200, content_type, packed, headers={"Content-Encoding": "gzip"})
+    """A 64 kB gzip body that inflates to 64 MiB (1000 times its declared length)."""
+    handler.send(200, content_type, _BOMB, headers={"Content-Encoding": "gzip"})
     return True
 
 
