@@ -11,21 +11,21 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from detect.cli.app import out
-from detect.dicomweb.config import READ_TIMEOUT_S, ServerConfig, is_url
+from detect.dicomweb.config import ServerConfig, is_url
 from detect.errors import ConfigError
 
 if TYPE_CHECKING:
     from detect.predict.dicomweb import DicomwebSelection
 
 DICOMWEB_AUTH_FILE: Any = typer.Option(
-    "--auth-file", help="DICOMweb: a private (mode 600) file of DETECT_DICOMWEB_USER=, "
-                        "DETECT_DICOMWEB_PASSWORD= or DETECT_DICOMWEB_TOKEN= lines.")
+    "--auth-file", metavar="FILE",
+    help="DICOMweb: a private (mode 600) file of DETECT_DICOMWEB_USER=, "
+         "DETECT_DICOMWEB_PASSWORD= or DETECT_DICOMWEB_TOKEN= lines.")
 DICOMWEB_CA_BUNDLE: Any = typer.Option(
-    "--ca-bundle", help="DICOMweb: PEM file of the certificate authorities to trust "
+    "--ca-bundle", metavar="PEM", help="DICOMweb: PEM file of the certificate authorities to trust "
                         "(TLS is always verified).")
 DICOMWEB_TIMEOUT: Any = typer.Option(
-    "--timeout", help=f"DICOMweb: seconds a read may wait for the server "
-                      f"(default {READ_TIMEOUT_S:g}).")
+    "--timeout", metavar="SECONDS", help="DICOMweb: seconds a read may wait for the server.")
 
 
 @dataclass(frozen=True)

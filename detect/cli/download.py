@@ -47,13 +47,16 @@ def download(
         str, typer.Option(help="S3 endpoint: IDC's AWS buckets, a mirror or a local S3.")
     ] = "https://s3.amazonaws.com",
     dicomweb: Annotated[
-        str | None, typer.Option(help="Fetch from this DICOMweb service root instead of IDC.")
+        str | None,
+        typer.Option(metavar="URL", help="Fetch from this DICOMweb service root instead of IDC."),
     ] = None,
     study: Annotated[
-        list[str] | None, typer.Option(help="DICOMweb: a StudyInstanceUID (repeatable).")
+        list[str] | None,
+        typer.Option(metavar="UID", help="DICOMweb: a StudyInstanceUID (repeatable).")
     ] = None,
     patient: Annotated[
-        list[str] | None, typer.Option(help="DICOMweb: a PatientID (repeatable; or --patients).")
+        list[str] | None,
+        typer.Option(metavar="ID", help="DICOMweb: a PatientID (repeatable; or --patients).")
     ] = None,
     auth_file: Annotated[Path | None, DICOMWEB_AUTH_FILE] = None,
     ca_bundle: Annotated[Path | None, DICOMWEB_CA_BUNDLE] = None,

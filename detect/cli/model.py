@@ -239,13 +239,16 @@ def predict_command(
                           "x frames; default 4096x4096x3); larger files are skipped."),
     ] = None,
     study: Annotated[
-        list[str] | None, typer.Option(help="DICOMweb: a StudyInstanceUID (repeatable).")
+        list[str] | None,
+        typer.Option(metavar="UID", help="DICOMweb: a StudyInstanceUID (repeatable).")
     ] = None,
     series: Annotated[
-        list[str] | None, typer.Option(help="DICOMweb: a SeriesInstanceUID (repeatable).")
+        list[str] | None,
+        typer.Option(metavar="UID", help="DICOMweb: a SeriesInstanceUID (repeatable).")
     ] = None,
     patient: Annotated[
-        list[str] | None, typer.Option(help="DICOMweb: a PatientID (repeatable).")
+        list[str] | None,
+        typer.Option(metavar="ID", help="DICOMweb: a PatientID (repeatable).")
     ] = None,
     push: Annotated[
         bool, typer.Option("--push", help="DICOMweb: store the SRs in each CT's study "
