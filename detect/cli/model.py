@@ -18,6 +18,14 @@ from detect.cli.app import (
     progress_bar,
     user_errors,
 )
+from detect.cli.dicomweb import (
+    DICOMWEB_AUTH_FILE,
+    DICOMWEB_CA_BUNDLE,
+    DICOMWEB_TIMEOUT,
+    DicomwebOptions,
+    predict_source,
+    print_push,
+)
 from detect.models.registry import defaults_text, family_names
 from detect.torch_check import require_training_packages
 
@@ -225,7 +233,8 @@ def train_command(
 @app.command("predict", cls=Command)
 def predict_command(
     sources: Annotated[
-        list[Path], typer.Argument(metavar="SOURCE...", help="DICOM folders or files.")
+        list[str], typer.Argument(metavar="SOURCE...",
+                                  help="DICOM folders or files, or one DICOMweb URL.")
     ],
     weights: Annotated[
         Path, typer.Option("--weights", help="Run folder, its model.json, or a .pt inside it.")
@@ -260,19 +269,44 @@ def predict_command(
                                                "all; model: as the model was trained (its "
                                                "model.json postprocess).")
     ] = "model",
+    study: Annotated[
+        list[str] | None,
+        typer.Option(metavar="UID", help="DICOMweb: a StudyInstanceUID (repeatable).")
+    ] = None,
+    series: Annotated[
+        list[str] | None,
+        typer.Option(metavar="UID", help="DICOMweb: a SeriesInstanceUID (repeatable).")
+    ] = None,
+    patient: Annotated[
+        list[str] | None,
+        typer.Option(metavar="ID", help="DICOMweb: a PatientID (repeatable).")
+    ] = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="DICOMweb: store the SRs in each CT's study "
+                                          "(never twice).")
+    ] = False,
+    auth_file: Annotated[Path | None, DICOMWEB_AUTH_FILE] = None,
+    ca_bundle: Annotated[Path | None, DICOMWEB_CA_BUNDLE] = None,
+    timeout: Annotated[float, DICOMWEB_TIMEOUT] = 30.0,
 ) -> None:
-    """Find tumours on every CT slice of DICOM folders; writes predictions.json, VOC XML per
-    slice (LabelImg), optional PNG overlays, summary.csv, slices.csv, skipped.csv and the
-    3D lesions (lesions.json, lesions.csv).
+    """Find tumours on every CT slice of DICOM folders or of a DICOMweb server; writes
+    predictions.json, VOC XML per slice (LabelImg), optional PNG overlays, summary.csv,
+    slices.csv, skipped.csv and the 3D lesions (lesions.json, lesions.csv).
 
     Example: detect predict scans/ --weights runs/yolov8/train --save json,voc,png
+
+    Example: detect predict https://pacs/dicom-web --study 1.2.3 --weights W --push
+    (credentials: DETECT_DICOMWEB_USER/PASSWORD or DETECT_DICOMWEB_TOKEN, or --auth-file)
     """
     from detect.predict.config import PredictConfig, parse_save
     from detect.predict.run import predict
 
     with user_errors():
+        paths, selection = predict_source(sources, DicomwebOptions(
+            study or [], series or [], patient or [], push, auth_file, ca_bundle, timeout))
         config = PredictConfig(
-            sources=tuple(sources),
+            sources=paths,
+            dicomweb=selection,
             weights=weights,
             out=out_dir,
             conf=conf,
@@ -286,6 +320,7 @@ def predict_command(
         with progress_bar("predict slices") as update:
             summary = predict(config, progress=update)
     _report_predict(summary)
+    print_push(summary.pushed, selection)
 
 
 def _given(**options: Any) -> dict[str, Any]:

@@ -14,7 +14,8 @@ keeps convert's kind of bookkeeping (the ledger is :mod:`detect.io.ledger`, the 
 
 So ``--out``: a new or empty folder is taken; a finished run's folder is refused (its
 outputs describe that run; pass another ``--out``); a folder whose run never finished
-(killed, crashed, Ctrl-C) and whose lock is free is cleared of the files the ledger lists
+(a failed run removes its own files; one killed outright cannot) and whose lock is free
+is cleared of the files the ledger lists
 (folders left empty go too) and used; one whose lock is held is refused naming the pid;
 a non-empty folder without the marker is someone else's and refused (predictions from
 before the marker, with predictions.json or summary.csv, included). Nothing predict did
@@ -120,12 +121,25 @@ def choose_out(out: Path | None) -> Path:
     return out
 
 
+def discard_failed_run(out: Path, ledger: Ledger) -> None:
+    """Remove what a failed run recorded (and the folders left empty); a failure to do so
+    is logged, never raised over the run's own error."""
+    try:
+        removed = ledger.clear()
+    except (OSError, OutputFolderError) as exc:
+        log.warning("could not remove the failed run's files from %s (%s); the next run "
+                    "into it clears them", out, exc)
+    else:
+        log.info("removed the %d files of the failed run from %s", removed, out)
+
+
 @contextmanager
 def predict_output(out: Path) -> Iterator[Ledger]:
     """Own ``out`` for one run: take its lock, clear what an unfinished run left, mark it
     running, yield the ledger to record paths in, and mark it finished when the block
-    ends without an exception (an exception leaves it ``running``: the next run clears
-    it).
+    ends without an exception. An exception (a server fault, a full disk, Ctrl-C) removes
+    the files the run recorded (:func:`discard_failed_run`); a process killed outright
+    leaves them, marked ``running``, for the next run to clear.
 
     Raises:
         OutputFolderError: another predict holds the folder, or it changed since
@@ -141,6 +155,10 @@ def predict_output(out: Path) -> Iterator[Ledger]:
         write_json(out / MARKER_NAME, {"written_by": "detect predict", "version": __version__,
                                        "state": "running", "pid": os.getpid()})
         ledger.record(TOP_FILES)
-        yield ledger
+        try:
+            yield ledger
+        except BaseException:
+            discard_failed_run(out, ledger)
+            raise
         write_json(out / MARKER_NAME, {"written_by": "detect predict", "version": __version__,
                                        "state": "finished"})
