@@ -9,7 +9,8 @@ keeps convert's kind of bookkeeping (the ledger is :mod:`detect.io.ledger`, the 
   run ``running`` or ``finished``; it is written before the first output file and marked
   finished after the last.
 - ``OUT/.detect-written`` lists every file predict may have written (predictions.json,
-  the CSVs, ``voc|png|sr/<patient>/<name>``), recorded before it is written.
+  the CSVs, ``voc/<patient>/<name>.xml|.png``, ``png/<patient>/<name>.png``,
+  ``sr/<patient>/<name>.dcm``), recorded before it is written.
 - ``OUT/.lock`` is held for the run, so two predicts never write one folder at once.
 
 So ``--out``: a new or empty folder is taken; a finished run's folder is refused (its
@@ -44,8 +45,9 @@ MARKER_NAME = ".detect-predict.json"
 #: The files predict writes at the top of OUT.
 TOP_FILES = ("predictions.json", "summary.csv", "slices.csv", "skipped.csv", "lesions.json",
              "lesions.csv")
-#: Per-slice and per-series folders and the suffix of their files.
-FOLDERS = {"voc": ".xml", "png": ".png", "sr": ".dcm"}
+#: Per-slice and per-series folders and the suffixes of their files (a VOC XML and the
+#: image it names; an overlay; an SR).
+FOLDERS = {"voc": (".xml", ".png"), "png": (".png",), "sr": (".dcm",)}
 _BOOKKEEPING = frozenset({MARKER_NAME, LEDGER_NAME, LOCK_NAME, GUARD_NAME})
 
 
@@ -58,8 +60,8 @@ def valid_path(rel: str) -> bool:
     parts = PurePosixPath(rel).parts
     if len(parts) == 1:
         return parts[0] in TOP_FILES
-    return (len(parts) == 3 and parts[0] in FOLDERS and parts[2].endswith(FOLDERS[parts[0]])
-            and _safe(parts[1]) and _safe(parts[2]))
+    return (len(parts) == 3 and parts[0] in FOLDERS
+            and parts[2].endswith(FOLDERS[parts[0]]) and _safe(parts[1]) and _safe(parts[2]))
 
 
 def _state(out: Path) -> str | None:

@@ -171,7 +171,7 @@ class _Runner:
         predictions = to_predictions(
             det, self.info.classes, self.info.class_mode, sop=header.sop_instance_uid,
             series=series.uid, patient=patient, score_threshold=self.conf,
-        )
+            dicom_patient=header.patient_id)
         if self.head is not None:
             predictions = self.head.attach(series, rendered, predictions)
         result = SliceResult(
@@ -184,6 +184,8 @@ class _Runner:
             width=header.columns,
             height=header.rows,
             predictions=predictions,
+            dicom_patient_id=header.patient_id,
+            series_number=header.series_number,
         )
         self._finish(self.collector.add(series, result, rendered.air, rendered.lung))
 
@@ -198,14 +200,16 @@ class _Runner:
         status = apply_field(entry, self.lung_rule)
         self.collected.lesions.append(link_results(
             entry.series.uid, short_patient_id(entry.series.patient_id) or "unknown",
-            entry.plan.geometry, entry.results, self.link_rule, status))
+            entry.plan.geometry, entry.results, self.link_rule, status,
+            entry.series.patient_id))
         for result in sorted(entry.results, key=lambda r: r.slice_index):
             self.collected.results.append(result)
-            if result.predictions and "voc" in self.config.save:
-                write_voc(self.out, result, self.record)
             grey = entry.grey.get(result.slice_index)
-            if result.predictions and "png" in self.config.save and grey is not None:
-                write_overlay(self.out, result, grey, self.record)
+            if result.predictions and grey is not None:  # grey: with --save voc or png
+                if "voc" in self.config.save:
+                    write_voc(self.out, result, grey, self.record)
+                if "png" in self.config.save:
+                    write_overlay(self.out, result, grey, self.record)
 
     def finish_all(self) -> None:
         """Whatever series did not complete (none, when every slice came in)."""
@@ -221,7 +225,8 @@ def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series],
     workers = auto_workers(config) if total >= 64 else 1
     rule, _ = config.rules(info.lung_field, info.link_rule)
     air_hu = rule.air_hu if rule is not None else 0.0
-    jobs = _jobs(series, info, "png" in config.save, config.max_pixels, plans, air_hu)
+    grey = "png" in config.save or "voc" in config.save  # overlays; the image a VOC names
+    jobs = _jobs(series, info, grey, config.max_pixels, plans, air_hu)
     return Prefetch(bounded_map(render_job, jobs, workers, 2 * config.batch), 2 * config.batch)
 
 
