@@ -9,6 +9,7 @@ import html
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 from detect.dataset import DatasetInfo
 from detect.errors import OutputFolderError
 from detect.eval import figures
+from detect.eval.bootstrap import ONE_PATIENT
 from detect.eval.froc import FROC_RATES
 from detect.eval.result import EvalResult
 from detect.eval.series import SeriesScore
@@ -112,7 +114,7 @@ def _draw(result: EvalResult, out: Path, dataset: DatasetInfo
             figures.confusion_matrices(result, source, out / f"confusion_{source}.png"), "")
     for kind in ("false_positives", "missed"):
         drawn[kind] = figures.gallery(result.gallery.get(kind, []), kind, dataset.root,
-                                      out / f"{kind}.png")
+                                      out / f"{kind}.png", dataset.recipe)
     return drawn
 
 
@@ -121,7 +123,9 @@ def _ci(result: EvalResult, key: str) -> tuple[str, str]:
     if entry is None:
         return fmt(_point(result, key)), "-"
     low, high = entry["low"], entry["high"]
-    return fmt(entry["value"]), "-" if low is None else f"{low:.3f} - {high:.3f}"
+    if low is None:
+        return fmt(entry["value"]), entry.get("note", "-")
+    return fmt(entry["value"]), f"{low:.3f} - {high:.3f}"
 
 
 def _point(result: EvalResult, key: str) -> Any:
@@ -148,12 +152,15 @@ def _headline(result: EvalResult) -> list[Block]:
             continue
         rows.append([name, *_ci(result, key)])
     ci = result.ci
+    patients = result.counts["patients"]
+    method = (f"{ci.get('method')}, {ci.get('replicates')} replicates, seed {ci.get('seed')}, "
+              f"{patients} patients" if patients != 1 else
+              f"{ONE_PATIENT} (a bootstrap over patients needs at least two)")
     return [
         ("h2", "Headline"),
         ("table", (["metric", "value", "95% CI"], rows)),
-        ("p", f"CIs: {ci.get('method')}, {ci.get('replicates')} replicates, seed "
-              f"{ci.get('seed')}, {result.counts['patients']} patients. conf = "
-              f"{result.settings['conf']}, FROC/hit IoU = {result.settings['iou_froc']}."),
+        ("p", f"CIs: {method}. conf = {result.settings['conf']}, FROC/hit IoU = "
+              f"{result.settings['iou_froc']}."),
     ]
 
 
@@ -282,15 +289,36 @@ def report_blocks(result: EvalResult, drawn: dict[str, tuple[Path | None, str]]
     return resolved
 
 
-_MD_LINK_CHARS = str.maketrans({"[": "\\[", "]": "\\]", "`": "\\`"})
+#: Characters backslash-escaped wherever they stand: a backslash (so data cannot undo an
+#: escape), a code span, emphasis, a link or image, a raw HTML tag or autolink,
+#: strikethrough. CommonMark lets any ASCII punctuation be escaped this way.
+_MD_ALWAYS = frozenset("\\`*[]<~")
+#: ``_`` only where it could open or close emphasis (not inside a word: ``Lung_Dx``).
+_MD_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+#: ``&`` only where it would start an entity (``&lt;``, ``&#60;``).
+_MD_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+#: What would open a block at the start of a paragraph: a quote, a heading, a list item
+#: or thematic break, an ordered list number.
+_MD_BLOCK_START = re.compile(r"^(?:>|#{1,6}(?=\s|$)|[-+](?=[\s-]|$)|\d{1,9}(?=[.)](?:\s|$)))")
+#: Where GitHub-flavoured Markdown would make a link of bare text (URL, www., e-mail).
+_MD_AUTOLINK = re.compile(r"(?<=[A-Za-z])(:)(?=//)|(?<=www)(\.)|(@)")
 
 
-def md_text(text: object) -> str:
-    """``text`` inert in Markdown: HTML escaped (``<`` ``>`` ``&``, as report.html does),
-    ``[``, ``]`` and backticks backslash-escaped (no link, image or code span from data),
-    line breaks as spaces (a value cannot start a heading or a block of its own)."""
-    flat = " ".join(str(text).splitlines())
-    return html.escape(flat, quote=False).translate(_MD_LINK_CHARS)
+def md_text(text: object, *, block: bool = False) -> str:
+    """``text`` as plain, inert Markdown, with no HTML entity: the characters that would
+    make markup (a link, an image, raw HTML, a code span, emphasis, an entity, an
+    autolink) backslash-escaped and line breaks as spaces; with ``block`` (a paragraph of
+    its own), also a start that would open a block (``>``, ``#``, ``-``, ``1.``). So a
+    value from a DICOM header or a file name reads as itself and never becomes markup."""
+    flat = " ".join(str(text).splitlines()).strip()
+    escaped = "".join(f"\\{c}" if c in _MD_ALWAYS else c for c in flat)
+    escaped = _MD_UNDERSCORE.sub(r"\\_", escaped)
+    escaped = _MD_ENTITY.sub(r"\\&", escaped)
+    escaped = _MD_AUTOLINK.sub(lambda m: "\\" + m.group(0), escaped)
+    if not block:
+        return escaped
+    return _MD_BLOCK_START.sub(lambda m: m.group(0) + "\\" if m.group(0)[0].isdigit()
+                               else "\\" + m.group(0), escaped, count=1)
 
 
 def _md_cell(text: object) -> str:
@@ -309,7 +337,7 @@ def to_markdown(blocks: Sequence[Block], out: Path) -> str:
     render: dict[str, Callable[[Any], str]] = {
         "h1": lambda t: f"# {md_text(t)}", "h2": lambda t: f"## {md_text(t)}",
         "h3": lambda t: f"### {md_text(t)}",
-        "p": md_text, "note": lambda t: f"> **{md_text(t)}**",
+        "p": lambda t: md_text(t, block=True), "note": lambda t: f"> **{md_text(t)}**",
         "table": lambda v: _md_table(*v),
         "img": lambda v: f"![{md_text(v[1])}]({Path(os.path.relpath(v[0], out)).as_posix()})",
     }
@@ -375,4 +403,7 @@ def series_blocks(score: SeriesScore, figure: Path | None, *, title: str, about:
     ]
     if figure is not None:
         blocks.append(("img", (figure, "ground truth and predictions side by side")))
+        blocks.append(("p", f"Each slice in the lung window, in grey. Boxes: green: the "
+                            f"archive's (left); red: detections at or above conf "
+                            f"{score.conf:g}, orange: below it, each with its score (right)."))
     return blocks
