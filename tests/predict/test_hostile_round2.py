@@ -125,7 +125,7 @@ def test_a_finished_or_foreign_folder_is_refused_and_left_alone(tmp_path, monkey
     out = tmp_path / "out"
     _predict([tmp_path / "scans"], out, monkeypatch)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    with pytest.raises(DetectError, match="already holds predictions"):
+    with pytest.raises(DetectError, match=r"holds the predictions of .* pass --overwrite"):
         _predict([tmp_path / "scans"], out, monkeypatch)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     theirs = tmp_path / "theirs"
