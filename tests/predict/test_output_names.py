@@ -170,3 +170,26 @@ def test_real_a0002_names_both_series_in_slice_order_with_lung_window_images(
         expected = LUNG.apply(read_hu(by_sop[match.group("sop")]))  # type: ignore[union-attr]
         for channel in range(3):  # the lung window, grey, nothing drawn on it
             assert np.array_equal(image[..., channel], expected)
+
+
+def test_a_corrected_voc_folder_converts_like_the_archive(tiny_run, phantom, tmp_path,
+                                                          monkeypatch):
+    """predict → LabelImg (here: one box moved by hand) → convert, with predict's names."""
+    from detect.convert import convert
+    from detect.convert.config import ConvertConfig
+
+    out = tmp_path / "out"
+    _predict(tiny_run[0].run_dir, phantom.dicom_root, out, monkeypatch, (40.0, 40.0, 60.0, 60.0))
+    xmls = sorted((out / "voc").rglob("*.xml"))
+    moved = xmls[0]
+    moved.write_text(moved.read_text().replace("<xmin>40</xmin>", "<xmin>30</xmin>"))
+    dataset = tmp_path / "ds"
+    convert(ConvertConfig(phantom.dicom_root, out / "voc", dataset, workers=1,
+                          split=(1.0, 0.0, 0.0)))
+    coco = json.loads((dataset / "coco" / "train.json").read_text())
+    assert len(coco["images"]) == len(xmls) == 20  # every XML found its slice by its name
+    boxes = {image["sop_instance_uid"]: [a["bbox"] for a in coco["annotations"]
+                                         if a["image_id"] == image["id"]]
+             for image in coco["images"]}
+    assert boxes[NAME.fullmatch(moved.name).group("sop")] == [[30.0, 40.0, 30.0, 20.0]]  # type: ignore[union-attr]
+    assert sum(b == [[40.0, 40.0, 20.0, 20.0]] for b in boxes.values()) == 19
