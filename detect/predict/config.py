@@ -49,6 +49,7 @@ class PredictConfig:
     trained with it), ``on`` (the default rule) or ``off``; ``lesions``: how boxes are
     linked (None: the model's rule). ``dicomweb``: read from a DICOMweb server instead of
     ``sources`` (which is then empty); its ``push`` adds ``sr`` to ``save``.
+    ``overwrite``: replace a finished run's outputs in ``out`` (:mod:`detect.predict.outdir`).
     """
 
     sources: tuple[Path, ...]
@@ -64,6 +65,7 @@ class PredictConfig:
     lung_field: str = "model"
     lesions: LinkRule | None = None
     dicomweb: DicomwebSelection | None = None
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.dicomweb is not None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from collections import Counter
@@ -46,8 +45,7 @@ from detect.device import default_workers
 from detect.errors import DicomError
 from detect.histology import short_patient_id
 from detect.io.dicom import SliceHeader
-from detect.io.ledger import LEDGER_NAME, Ledger
-from detect.io.outlock import GUARD_NAME, LOCK_NAME
+from detect.io.ledger import Ledger
 from detect.io.write_errors import output_errors
 from detect.models.base import Detections, Detector
 from detect.models.detector import load_detector
@@ -59,7 +57,7 @@ from detect.predict.config import (
 from detect.predict.histology import HeadOnSlices, load_head
 from detect.predict.lesions import link_results
 from detect.predict.lungs import FieldPlan, PendingSeries, SeriesCollector, apply_field, plan_field
-from detect.predict.outdir import MARKER_NAME, choose_out, predict_output
+from detect.predict.outdir import choose_out, predict_output, remove_if_unused
 from detect.predict.outputs import Collected, OutputRules, write_outputs
 from detect.predict.records import to_predictions
 from detect.predict.sources import (
@@ -171,7 +169,7 @@ class _Runner:
         predictions = to_predictions(
             det, self.info.classes, self.info.class_mode, sop=header.sop_instance_uid,
             series=series.uid, patient=patient, score_threshold=self.conf,
-        )
+            dicom_patient=header.patient_id)
         if self.head is not None:
             predictions = self.head.attach(series, rendered, predictions)
         result = SliceResult(
@@ -184,6 +182,8 @@ class _Runner:
             width=header.columns,
             height=header.rows,
             predictions=predictions,
+            dicom_patient_id=header.patient_id,
+            series_number=header.series_number,
         )
         self._finish(self.collector.add(series, result, rendered.air, rendered.lung))
 
@@ -198,14 +198,16 @@ class _Runner:
         status = apply_field(entry, self.lung_rule)
         self.collected.lesions.append(link_results(
             entry.series.uid, short_patient_id(entry.series.patient_id) or "unknown",
-            entry.plan.geometry, entry.results, self.link_rule, status))
+            entry.plan.geometry, entry.results, self.link_rule, status,
+            entry.series.patient_id))
         for result in sorted(entry.results, key=lambda r: r.slice_index):
             self.collected.results.append(result)
-            if result.predictions and "voc" in self.config.save:
-                write_voc(self.out, result, self.record)
             grey = entry.grey.get(result.slice_index)
-            if result.predictions and "png" in self.config.save and grey is not None:
-                write_overlay(self.out, result, grey, self.record)
+            if result.predictions and grey is not None:  # grey: with --save voc or png
+                if "voc" in self.config.save:
+                    write_voc(self.out, result, grey, self.record)
+                if "png" in self.config.save:
+                    write_overlay(self.out, result, grey, self.record)
 
     def finish_all(self) -> None:
         """Whatever series did not complete (none, when every slice came in)."""
@@ -221,7 +223,8 @@ def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series],
     workers = auto_workers(config) if total >= 64 else 1
     rule, _ = config.rules(info.lung_field, info.link_rule)
     air_hu = rule.air_hu if rule is not None else 0.0
-    jobs = _jobs(series, info, "png" in config.save, config.max_pixels, plans, air_hu)
+    grey = "png" in config.save or "voc" in config.save  # overlays; the image a VOC names
+    jobs = _jobs(series, info, grey, config.max_pixels, plans, air_hu)
     return Prefetch(bounded_map(render_job, jobs, workers, 2 * config.batch), 2 * config.batch)
 
 
@@ -267,7 +270,7 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
     """
     start = time.monotonic()
     info, weights = resolve_weights(config.weights)
-    out = choose_out(config.out)
+    out = choose_out(config.out, config.overwrite)
     with _open_source(config) as source:
         created = not out.exists()
         try:
@@ -279,7 +282,7 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
                 log.info("model %s (%s) wrote %s", info.family, info.root, out)
         except BaseException:
             if created:  # a refused model or a failed run leaves no folder of bookkeeping
-                _remove_if_unused(out)
+                remove_if_unused(out)
             raise
         pushed = None
         if config.dicomweb is not None and config.dicomweb.push:
@@ -349,7 +352,7 @@ def _new_runner(config: PredictConfig, info: ModelInfo, weights: Path, out: Path
     if config.histology is not None:
         head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
     owned.enter_context(output_errors(out))
-    ledger = owned.enter_context(predict_output(out))
+    ledger = owned.enter_context(predict_output(out, config.overwrite, str(info.root)))
     return _Runner(detector, info, config, out, head, ledger)
 
 
@@ -381,14 +384,3 @@ def _push(source: SourceStream, runner: _Runner) -> tuple[int, int]:
         raise TypeError(f"--push needs a DICOMweb source, got {type(source).__name__}")
     return source.push([one.dataset for one in runner.collected.srs])
 
-
-def _remove_if_unused(out: Path) -> None:
-    """Remove a folder this run created when it holds nothing but bookkeeping files."""
-    try:
-        names = set(os.listdir(out))
-        if names <= {LOCK_NAME, GUARD_NAME, MARKER_NAME, LEDGER_NAME}:
-            for name in names:
-                (out / name).unlink()
-            out.rmdir()
-    except OSError:
-        pass

@@ -104,7 +104,8 @@ def test_an_interrupted_run_leaves_nothing_the_next_run_mixes_with(tmp_path, mon
     summary = _predict([tmp_path / "second"], out, monkeypatch)
     xml = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.xml"))
     pngs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
-    assert len(xml) == len(pngs) == summary.slices_with_findings == 2
+    assert len(xml) == summary.slices_with_findings == 2
+    assert len(pngs) == 4  # each XML's image beside it, and the overlays
     assert all(p.startswith(("voc/B0002/", "png/B0002/")) for p in xml + pngs)
     assert {r["patient_id"] for r in _rows(out / "slices.csv")} == {"B0002"}
     assert mine.read_text() == "keep me" and first
@@ -124,7 +125,7 @@ def test_a_finished_or_foreign_folder_is_refused_and_left_alone(tmp_path, monkey
     out = tmp_path / "out"
     _predict([tmp_path / "scans"], out, monkeypatch)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    with pytest.raises(DetectError, match="already holds predictions"):
+    with pytest.raises(DetectError, match=r"holds the predictions of .* pass --overwrite"):
         _predict([tmp_path / "scans"], out, monkeypatch)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     theirs = tmp_path / "theirs"
