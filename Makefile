@@ -1,5 +1,6 @@
 # make demo: the whole chain on a phantom cohort.  make test: the default test run
-# (with the IDC extra, so the download tests run against a local S3 endpoint).
+# (with the IDC extra, so the download tests run against a local S3 endpoint, and the
+# DICOMweb extra, so the DICOMweb tests run against a local Orthanc).
 # Both create .venv by themselves on a fresh machine (torch/torchvision pinned as a pair);
 # the demo installs the package with its training packages ('.[train]'), the tests add the
 # dev and idc extras on top, and build .venv-base too: the base install alone (no torch),
@@ -35,17 +36,19 @@ $(BASE_STAMP): pyproject.toml
 	touch $(BASE_STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e '.[train,dev,idc]'
+	$(PY) -m pip install --quiet -e '.[train,dev,idc,dicomweb]'
 	touch $(DEV_STAMP)
 
 demo: $(STAMP)
 	rm -rf $(DEMO_OUT)  # the demo's own output folder: each make demo starts afresh
 	$(VENV)/bin/detect demo --out $(DEMO_OUT)
 
-# dciodvfy (dicom3tools) checks the DICOM SRs predict writes; installed when apt-get can,
-# never failing the target (the SR tests skip visibly without it)
+# dciodvfy (dicom3tools) checks the DICOM SRs predict writes, Orthanc with its DICOMweb
+# plugin is the server of the DICOMweb tests; installed when apt-get can, never failing
+# the target (those tests skip visibly without them)
 test: $(DEV_STAMP) $(BASE_STAMP)
 	command -v dciodvfy >/dev/null || (command -v apt-get >/dev/null && apt-get install -y -qq dicom3tools >/dev/null 2>&1) || true
+	(command -v Orthanc >/dev/null && test -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so) || (command -v apt-get >/dev/null && apt-get install -y -qq orthanc orthanc-dicomweb >/dev/null 2>&1) || true
 	$(PY) -m pytest
 
 test-slow: $(DEV_STAMP)

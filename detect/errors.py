@@ -72,3 +72,8 @@ class DownloadError(DetectError):
 
 class ExportError(DetectError):
     """An exported model does not reproduce its PyTorch model (the parity check failed)."""
+
+
+class DicomwebError(DetectError):
+    """A DICOMweb server cannot be reached, refuses a request, or answers something that
+    cannot be used (the message names the server and the request, never a credential)."""

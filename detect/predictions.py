@@ -11,9 +11,12 @@ On disk, a list of COCO results objects with extra keys::
      "xyxy": [x1, y1, x2, y2], "label": "A",
      "sop_instance_uid": "...", "series_instance_uid": "...", "patient_id": "A0002",
      "histology": {"A": 0.7, "B": 0.1, "E": 0.05, "G": 0.15} | null,
-     "score_threshold": 0.25}
+     "score_threshold": 0.25, "dicom_patient_id": "Lung_Dx-A0002"}
 
 ``category_id`` is 1-based (COCO); ``label`` is the class name of the model's classes.
+``patient_id`` is the short ID the dataset and the annotation archive use (``A0002``);
+``dicom_patient_id`` (present when the records were made from DICOM) is the header's
+PatientID (0010,0020), as the SR and a PACS show it.
 ``score_threshold`` (present when known) is the operating threshold of the run that wrote
 the record: that run kept no detection below it, so a file cut at 0.25 cannot give the
 precision-recall curve below 0.25 (``detect predict --conf 0`` keeps every box).
@@ -52,6 +55,7 @@ class Prediction:
     histology: Mapping[str, float] | None = None
     image_id: int | None = None
     score_threshold: float | None = None
+    dicom_patient_id: str | None = None
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.score <= 1.0) or math.isnan(self.score):
@@ -86,6 +90,8 @@ class Prediction:
         }
         if self.score_threshold is not None:
             record["score_threshold"] = self.score_threshold
+        if self.dicom_patient_id is not None:
+            record["dicom_patient_id"] = self.dicom_patient_id
         return record
 
     @classmethod
@@ -108,6 +114,10 @@ class Prediction:
             histology = record.get("histology")
             image_id = record.get("image_id")
             threshold = record.get("score_threshold")
+            dicom_patient = record.get("dicom_patient_id")
+            if dicom_patient is not None and not isinstance(dicom_patient, str):
+                raise ValueError(f"dicom_patient_id must be a string, got "
+                                 f"{_short(dicom_patient)}")
             return cls(
                 sop_instance_uid=str(record.get("sop_instance_uid") or ""),
                 series_instance_uid=str(record.get("series_instance_uid") or ""),
@@ -119,6 +129,7 @@ class Prediction:
                 histology=_histology(histology),
                 image_id=None if image_id is None else _integer(image_id, "image_id"),
                 score_threshold=None if threshold is None else float(threshold),
+                dicom_patient_id=dicom_patient,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a prediction record ({exc}): {_short(record)}") from None

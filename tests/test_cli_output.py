@@ -71,3 +71,19 @@ def test_training_shows_detects_lines_not_the_engines(tiny_dataset, tmp_path):
         assert chatter not in shown, chatter
     loud = _detect(*args, "-v", cwd=tmp_path, home=tmp_path / "home")
     assert loud.returncode == 0 and "Ultralytics" in loud.stdout + loud.stderr
+
+
+@pytest.mark.parametrize("command", ["convert", "eval", "predict", "export"])
+def test_every_command_that_writes_an_out_says_the_overwrite_rule(command):
+    result = CliRunner().invoke(app, [command, "--help"], terminal_width=100)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "--overwrite Replace the result already in the output folder (only files detect " \
+           "wrote there are deleted; a folder of other files is never used)." in text
+    assert "refused unless --overwrite" in text  # the command's own description says so
+
+
+def test_train_says_a_run_is_never_replaced():
+    result = CliRunner().invoke(app, ["train", "--help"], terminal_width=100)
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "A run is never replaced: a taken name gets -2, -3..." in text

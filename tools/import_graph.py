@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "boxes": 1,
     "histology": 1,
     "io": 1,
+    "dicomweb": 1,
     "lesions": 1,
     "lung": 1,
     "recipe": 1,

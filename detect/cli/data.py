@@ -16,6 +16,7 @@ from detect.cli.app import (
     user_errors,
 )
 from detect.dataset import DEFAULT_SPLIT
+from detect.io.replacing import OVERWRITE_HELP
 from detect.recipe import DEFAULT_CHANNELS
 from detect.torch_check import require_training_packages
 
@@ -129,11 +130,14 @@ def convert(
     ] = None,
     overwrite: Annotated[
         bool,
-        typer.Option("--overwrite", help="Convert into a non-empty folder detect did not "
-                                         "write (its other files are never deleted)."),
+        typer.Option("--overwrite", help=OVERWRITE_HELP + " Without it, a dataset made with "
+                     "other options or from inputs that changed is refused (runs trained on "
+                     "it would no longer match); the same command again continues or "
+                     "changes nothing."),
     ] = False,
 ) -> None:
     """Convert DICOM slices + PASCAL VOC boxes into PNG datasets in COCO and YOLO form.
+    An OUT that holds a dataset another run would change is refused unless --overwrite.
 
     Example: detect convert Lung-PET-CT-Dx Annotation dataset --negatives 2
     """

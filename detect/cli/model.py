@@ -18,6 +18,15 @@ from detect.cli.app import (
     progress_bar,
     user_errors,
 )
+from detect.cli.dicomweb import (
+    DICOMWEB_AUTH_FILE,
+    DICOMWEB_CA_BUNDLE,
+    DICOMWEB_TIMEOUT,
+    DicomwebOptions,
+    predict_source,
+    print_push,
+)
+from detect.io.replacing import OVERWRITE_HELP
 from detect.models.registry import defaults_text, family_names
 from detect.torch_check import require_training_packages
 
@@ -39,6 +48,7 @@ def eval_command(
         Path | None,
         typer.Option("--out", help="Report folder (default: eval-<split> beside the input)."),
     ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
     allow_leak: Annotated[
         bool, typer.Option("--allow-leak", help="Score even if trained-on patients are in split.")
     ] = False,
@@ -58,6 +68,7 @@ def eval_command(
 ) -> None:
     """Score detections against a dataset split: COCO mAP, AP@0.1, FROC, per-patient
     sensitivity, histology, bootstrap CIs; writes metrics.json, report.md, report.html.
+    A report folder that holds a report is refused unless --overwrite.
 
     Example: detect eval --predictions preds.json --data dataset --split test --out eval
     """
@@ -77,6 +88,7 @@ def eval_command(
             conf=conf,
             device=device,
             histology=histology,
+            overwrite=overwrite,
         )
         run = run_eval(config, predict_split=_split_predictor(config.weights))
     result = run.result
@@ -138,7 +150,8 @@ def train_command(
         "runs"
     ),
     name: Annotated[
-        str | None, typer.Option(help="Run name (default train; never overwritten).")
+        str | None, typer.Option(help="Run name (default train). A run is never replaced: a "
+                                      "taken name gets -2, -3... and a warning says so.")
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the interrupted run --name (or the latest).")
@@ -225,7 +238,8 @@ def train_command(
 @app.command("predict", cls=Command)
 def predict_command(
     sources: Annotated[
-        list[Path], typer.Argument(metavar="SOURCE...", help="DICOM folders or files.")
+        list[str], typer.Argument(metavar="SOURCE...",
+                                  help="DICOM folders or files, or one DICOMweb URL.")
     ],
     weights: Annotated[
         Path, typer.Option("--weights", help="Run folder, its model.json, or a .pt inside it.")
@@ -233,6 +247,7 @@ def predict_command(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: ./predictions[-N]).")
     ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
     conf: Annotated[
         float | None,
         typer.Option(help="Keep detections with score >= conf (default: the model's operating "
@@ -260,19 +275,45 @@ def predict_command(
                                                "all; model: as the model was trained (its "
                                                "model.json postprocess).")
     ] = "model",
+    study: Annotated[
+        list[str] | None,
+        typer.Option(metavar="UID", help="DICOMweb: a StudyInstanceUID (repeatable).")
+    ] = None,
+    series: Annotated[
+        list[str] | None,
+        typer.Option(metavar="UID", help="DICOMweb: a SeriesInstanceUID (repeatable).")
+    ] = None,
+    patient: Annotated[
+        list[str] | None,
+        typer.Option(metavar="ID", help="DICOMweb: a PatientID (repeatable).")
+    ] = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="DICOMweb: store the SRs in each CT's study "
+                                          "(never twice).")
+    ] = False,
+    auth_file: Annotated[Path | None, DICOMWEB_AUTH_FILE] = None,
+    ca_bundle: Annotated[Path | None, DICOMWEB_CA_BUNDLE] = None,
+    timeout: Annotated[float, DICOMWEB_TIMEOUT] = 30.0,
 ) -> None:
-    """Find tumours on every CT slice of DICOM folders; writes predictions.json, VOC XML per
-    slice (LabelImg), optional PNG overlays, summary.csv, slices.csv, skipped.csv and the
-    3D lesions (lesions.json, lesions.csv).
+    """Find tumours on every CT slice of DICOM folders or of a DICOMweb server; writes
+    predictions.json, VOC XML per slice (LabelImg), optional PNG overlays, summary.csv,
+    slices.csv, skipped.csv and the 3D lesions (lesions.json, lesions.csv). An output
+    folder that holds a finished run is refused unless --overwrite.
 
     Example: detect predict scans/ --weights runs/yolov8/train --save json,voc,png
+
+    Example: detect predict https://pacs/dicom-web --study 1.2.3 --weights W --push
+    (credentials: DETECT_DICOMWEB_USER/PASSWORD or DETECT_DICOMWEB_TOKEN, or --auth-file)
     """
     from detect.predict.config import PredictConfig, parse_save
     from detect.predict.run import predict
 
     with user_errors():
+        paths, selection = predict_source(sources, DicomwebOptions(
+            study or [], series or [], patient or [], push, auth_file, ca_bundle, timeout))
         config = PredictConfig(
-            sources=tuple(sources),
+            sources=paths,
+            dicomweb=selection,
             weights=weights,
             out=out_dir,
             conf=conf,
@@ -281,11 +322,13 @@ def predict_command(
             batch=batch,
             histology=histology,
             lung_field=lung_field.strip().lower(),
+            overwrite=overwrite,
             **_given(workers=workers, max_pixels=max_pixels),
         )
         with progress_bar("predict slices") as update:
             summary = predict(config, progress=update)
     _report_predict(summary)
+    print_push(summary.pushed, selection)
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -320,9 +363,11 @@ def export_command(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: ./export-<format>[-N]).")
     ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:
     """Export a trained model to ONNX or TorchScript and check it against PyTorch on phantom
-    slices (parity); writes OUT/model.onnx (or model.torchscript) and OUT/model.json.
+    slices (parity); writes OUT/model.onnx (or model.torchscript) and OUT/model.json. An
+    OUT that holds an export is refused unless --overwrite.
 
     Example: detect export --weights runs/yolov8/train --format onnx --out export-onnx
     (then: detect predict scans/ --weights export-onnx/model.onnx)
@@ -331,7 +376,8 @@ def export_command(
         require_training_packages("detect export")
         from detect.export.run import ExportConfig, export_model
 
-        result = export_model(ExportConfig(weights=weights, format=fmt, out=out_dir))
+        result = export_model(ExportConfig(weights=weights, format=fmt, out=out_dir,
+                                           overwrite=overwrite))
     out.print(f"exported {result.file} in {result.seconds:.1f}s", soft_wrap=True)
     out.print(f"  model.json  {result.model_json}", soft_wrap=True, highlight=False)
     out.print(f"  parity      passed: {result.parity.summary()}", soft_wrap=True,

@@ -84,7 +84,8 @@ class ConvertConfig:
     #: Largest image decoded, in pixel samples (rows x columns x samples x frames); see
     #: detect.io.dicom_limits for why 4096 x 4096 x 3.
     max_pixels: int = DEFAULT_MAX_PIXELS
-    #: Convert into a non-empty folder detect did not write (never deleting its files).
+    #: Replace a finished dataset in OUT that this run would change (other options or
+    #: inputs; detect.convert.replace). Only files convert wrote are ever deleted.
     overwrite: bool = False
     #: HU-jittered copies of the training images (detect.convert.augment; copies 0: off).
     hu_jitter: HuJitter = field(default_factory=HuJitter)

@@ -23,7 +23,7 @@ from pathlib import Path
 from detect.convert.issues import Issue
 from detect.errors import AnnotationError
 from detect.io.sr import SrAnnotation
-from detect.io.voc import parse_voc
+from detect.io.voc import parse_voc, slice_uid_of
 
 KIND = "duplicate-annotation"
 
@@ -43,25 +43,26 @@ def dedupe_xml(xml_files: Sequence[Path], root: Path) -> tuple[list[Path], list[
     """The XMLs to use (one per slice, in the given order) and the duplicates' issues."""
     by_slice: dict[str, list[Path]] = {}
     for path in xml_files:
-        by_slice.setdefault(path.stem, []).append(path)
+        by_slice.setdefault(slice_uid_of(path), []).append(path)
     kept: list[Path] = []
     issues: list[Issue] = []
     for path in xml_files:
-        group = by_slice[path.stem]
+        group = by_slice[slice_uid_of(path)]
         if len(group) == 1:
             kept.append(path)
             continue
         if path is not group[0]:
             continue
+        uid = slice_uid_of(path)
         group = sorted(group, key=lambda p: str(p.relative_to(root)))
         rels = [str(p.relative_to(root)) for p in group]
         signatures = [_xml_signature(p) for p in group]
         if all(s == signatures[0] for s in signatures):
             kept.append(group[0])
-            issues.extend(Issue(KIND, rel, f"the same boxes as {rels[0]} (slice {path.stem}); "
+            issues.extend(Issue(KIND, rel, f"the same boxes as {rels[0]} (slice {uid}); "
                                 "counted once") for rel in rels[1:])
             continue
-        detail = (f"{len(group)} XML files annotate slice {path.stem} with different boxes "
+        detail = (f"{len(group)} XML files annotate slice {uid} with different boxes "
                   f"({', '.join(rels)}); none is used: keep the right one")
         issues.extend(Issue(KIND, rel, detail) for rel in rels)
     return kept, issues

@@ -4,9 +4,9 @@ own, and deletes only files it wrote itself.
 - Ownership: ``OUT/.detect-convert.json`` (the marker) is written when convert first
   takes a folder; a folder with the marker, or with a dataset.json of detect's format
   (datasets from before the marker), is detect's. A non-empty folder that is neither is
-  refused, unless ``--overwrite``: then convert writes into it, replacing the files at the
-  paths it writes (dataset.json, data.yaml, coco/, images/ and labels/ named after
-  slices), and leaves every other file alone.
+  refused, with or without ``--overwrite`` (which replaces only a dataset detect wrote,
+  :mod:`.replace`; writing dataset.json, data.yaml or coco/ there would replace the
+  user's files of those names).
 - The ledger (:mod:`detect.io.ledger`): ``OUT/.detect-written`` lists every image and
   label path convert may have written, one per line, recorded before the workers write
   them (so an interrupted run is covered too). When a re-run drops an image (another
@@ -45,18 +45,17 @@ def _is_detect_dataset(out: Path) -> bool:
     return isinstance(data, dict) and data.get("format") == DATASET_FORMAT
 
 
-def check_ownership(out: Path, *, overwrite: bool) -> None:
+def check_ownership(out: Path) -> None:
     """Refuse an OUT that holds files detect did not write (before anything is written).
 
     Raises:
-        OutputFolderError: OUT is a file, or a non-empty folder of someone else's files
-            and ``overwrite`` is False.
+        OutputFolderError: OUT is a file, or a non-empty folder of someone else's files.
     """
     if not out.exists():
         return
     if not out.is_dir():
         raise OutputFolderError(f"OUT {out} is a file; expected a new or empty folder")
-    if (out / MARKER_NAME).is_file() or _is_detect_dataset(out) or overwrite:
+    if (out / MARKER_NAME).is_file() or _is_detect_dataset(out):
         return
     if (out / ".parts").is_dir() and (out / ".cache").is_dir():
         return  # a run interrupted before the marker existed
@@ -67,9 +66,8 @@ def check_ownership(out: Path, *, overwrite: bool) -> None:
     if foreign:
         raise OutputFolderError(
             f"OUT {out} is not empty ({len(foreign)} entries, e.g. {foreign[0]!r}) and was "
-            f"not written by detect convert; write into a new or empty folder, or pass "
-            f"--overwrite to convert into it (files at the paths convert writes are "
-            f"replaced, nothing else is touched)"
+            f"not written by detect convert; write into a new or empty folder (--overwrite "
+            f"replaces only a dataset detect wrote, never other files)"
         )
 
 

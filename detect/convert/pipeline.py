@@ -7,9 +7,11 @@ every patient of the cohort has its part, so the last shard to finish (or a re-r
 without ``--shard``) writes the dataset.
 
 OUT is the user's: a folder detect did not write is refused (:mod:`.outdir`), one convert
-writes it at a time (:mod:`.lock`), and a run that re-renders images first removes
-dataset.json, so no dataset.json ever names a recipe other than its PNGs' (an interrupted
-re-run with other options leaves no dataset until it is finished).
+writes it at a time (:mod:`detect.io.outlock`), a finished dataset is replaced only with
+``--overwrite`` (:mod:`.replace`: other options, or inputs that changed), and a run that
+re-renders images first removes dataset.json, so no dataset.json ever names a recipe
+other than its PNGs' (an interrupted re-run leaves no dataset until it is finished, and
+the same command continues it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +33,7 @@ from detect.convert.config import ConvertConfig, Shard
 from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
 from detect.convert.issues import Issue
-from detect.convert.manifest import build_manifest, write_dataset
+from detect.convert.manifest import build_manifest, manifest_bytes, write_dataset
 from detect.convert.negatives import negatives_rule
 from detect.convert.outdir import (
     Ledger,
@@ -42,6 +44,7 @@ from detect.convert.outdir import (
     written_path,
 )
 from detect.convert.plan import ConversionPlan, ImageTask, PatientPlan, plan_conversion
+from detect.convert.replace import Replacement
 from detect.convert.split import split_patients
 from detect.convert.usable import require_annotations, require_boxes, require_slices
 from detect.io.atomic import write_bytes
@@ -177,11 +180,12 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
     """Convert a Lung-PET-CT-Dx style tree into a dataset folder (docs/contracts.md, contract 2).
 
     Raises:
-        OutputFolderError: OUT holds files detect did not write (without ``overwrite``),
-            another convert is writing it, or it cannot be written (disk full, read-only).
+        OutputFolderError: OUT holds files detect did not write, a dataset this run would
+            change (without ``overwrite``, :mod:`.replace`), another convert is writing
+            it, or it cannot be written (disk full, read-only).
         NothingToConvert: no DICOM slice, or no usable annotation, under the roots.
     """
-    check_ownership(config.out, overwrite=config.overwrite)
+    check_ownership(config.out)
     settings_hash = _settings_hash(config)
     with output_errors(config.out), hold_out_lock(
         config.out, shard=config.shard is not None, settings=_lock_key(config, settings_hash)
@@ -196,6 +200,8 @@ def _convert_locked(
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     out = config.out
+    replacing = Replacement.of(out, config.overwrite)
+    replacing.check_options(_base(config, {}, {}))
     index = build_index(
         config.dicom_root,
         workers=config.workers,
@@ -235,6 +241,8 @@ def _convert_locked(
     seconds["plan"] = time.perf_counter() - start - seconds["index"]
     ledger = Ledger(out)
     seed_from_parts(ledger, parts)
+    replacing.check_inputs(sum(replacing.changed(p.patient_id, _part_path(parts, p.patient_id))
+                               for p, _, _ in todo))
     if todo:
         (out / "dataset.json").unlink(missing_ok=True)  # stale until this run merges
         ledger.record(
@@ -249,9 +257,8 @@ def _convert_locked(
     _convert_patients(todo, settings, parts, config.workers, progress)
     seconds["images"] = time.perf_counter() - start - seconds["index"] - seconds["plan"]
     index_issues = reconcile_index_issues(index.issues, config.dicom_root, plan.sr_paths)
-    summary = _merge(
-        config, plan, split.assignment, split.notes, index_issues, settings_hash, len(todo), reused
-    )
+    summary = _merge(config, plan, split.assignment, split.notes, index_issues, settings_hash,
+                     len(todo), reused, replacing)
     seconds["merge"] = time.perf_counter() - start - sum(seconds.values())
     summary.seconds = seconds
     return summary
@@ -282,6 +289,7 @@ def _merge(
     settings_hash: str,
     converted: int,
     reused: int,
+    replacing: Replacement,
 ) -> ConvertSummary:
     """Join all patients' parts into the dataset, if every patient has one."""
     out, parts = config.out, config.out / ".parts"
@@ -312,13 +320,6 @@ def _merge(
         return summary
     require_boxes(records, issues, len(plan.xml_files), config.annotation_root,
                   len(plan.sr_files))
-    ledger = Ledger(out)
-    ledger.remove_stale({written_path(kind, r["split"], r["name"])
-                         for r in records for kind in ("images", "labels")})
-    foreign = foreign_images(out, ledger)
-    if foreign:
-        log.warning("%d files in %s/images and labels were not written by detect convert; "
-                    "left alone (ultralytics reads whole folders)", foreign, out)
     letters = {p: plan.patients[p].letter for p in plan.patients}
     manifest = build_manifest(
         records=records,
@@ -329,12 +330,22 @@ def _merge(
         xml_files=plan.xml_files,
         sr_files=plan.sr_files,
     )
+    replacing.check_manifest(manifest_bytes(manifest), rendered=converted > 0
+                             or not (out / "dataset.json").is_file())
+    ledger = Ledger(out)
+    ledger.remove_stale({written_path(kind, r["split"], r["name"])
+                         for r in records for kind in ("images", "labels")})
+    foreign = foreign_images(out, ledger)
+    if foreign:
+        log.warning("%d files in %s/images and labels were not written by detect convert; "
+                    "left alone (ultralytics reads whole folders)", foreign, out)
     write_dataset(out, manifest, records, config.classes)
     return summary
 
 
 def _base(config: ConvertConfig, notes: dict[str, str], lungs_unavailable: dict[str, str],
-          records: list[dict[str, Any]]) -> dict[str, Any]:
+          records: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """dataset.json's option fields (without ``records``: no copies listed yet)."""
     augmentation = ({"augmentation": augmentation_section(config.hu_jitter, config.seed, records)}
                     if config.hu_jitter.copies else {})  # absent when off, as before
     return {

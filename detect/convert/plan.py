@@ -27,6 +27,7 @@ from detect.histology import patient_letter, short_patient_id
 from detect.io.dicom import SliceHeader
 from detect.io.dicom_limits import DEFAULT_MAX_PIXELS
 from detect.io.paths import safe_component
+from detect.io.voc import slice_uid_of
 
 #: Negatives are taken this many slices away from the annotated span of a series at least.
 NEGATIVE_MARGIN_SLICES = 5
@@ -231,10 +232,11 @@ def plan_conversion(
     issues.extend(duplicate_issues)
     for xml in usable_xml:
         rel = str(xml.relative_to(annotation_root))
-        header = index.by_sop.get(xml.stem)
-        slice_sr = tuple(sr_boxes.pop(xml.stem, ()))
+        uid = slice_uid_of(xml)
+        header = index.by_sop.get(uid)
+        slice_sr = tuple(sr_boxes.pop(uid, ()))
         if header is None:
-            kind, missing = _missing(index, xml.stem)
+            kind, missing = _missing(index, uid)
             issues.append(Issue(kind, rel, missing))
             issues.extend(_sr_issues(slice_sr, kind, missing))
             continue

@@ -1,6 +1,7 @@
 """Figures of the evaluation report: PR curves, FROC curve, confusion matrices (matplotlib,
 object API on the Agg canvas, bundled DejaVu fonts, no pyplot state) and galleries of
-worst false positives / missed tumours (Pillow overlays on the dataset's PNGs,
+worst false positives / missed tumours (Pillow overlays on the dataset's PNGs, one
+channel in grey, the lung window by default, under a legend of the box colours;
 :mod:`detect.io.draw`).
 
 Each function writes one PNG and returns its path, or None with nothing to draw. Imports
@@ -20,8 +21,9 @@ from detect.errors import DatasetError
 from detect.eval.histology import LETTERS
 from detect.eval.result import EvalResult
 from detect.io.atomic import atomic_path, write_bytes
-from detect.io.draw import caption_strip, draw_boxes, grey_to_rgb, resize
+from detect.io.draw import caption_strip, draw_boxes, grey_to_rgb, legend_strip, resize
 from detect.io.png import encode_png, read_png
+from detect.recipe import WINDOW_PRESETS, ChannelRecipe
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -140,27 +142,63 @@ def _tile(image: np.ndarray, focus: Sequence[float], boxes: Sequence[tuple[Seque
     return np.vstack([crop, caption_strip(caption[:30], TILE, 22, 13)])
 
 
-def _load(root: Path, file_name: str) -> np.ndarray | None:
+def _load(root: Path, file_name: str, channel: int) -> np.ndarray | None:
+    """One channel of a dataset image, as grey RGB (None: absent, outside the dataset)."""
     path = (root / file_name).resolve()
     if root.resolve() not in path.parents or not path.is_file():
         return None
     try:
-        return read_png(path)
+        return grey_to_rgb(read_png(path)[..., channel])
     except DatasetError:
         return None
 
 
-def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Path
-            ) -> tuple[Path | None, str]:
-    """Overlay tiles of ``kind`` ``false_positives`` (red: detection, green: gt) or
-    ``missed`` (yellow: missed gt box, red: detections >= conf). Returns the PNG (or None)
-    and a note for the report."""
+def display_channel(recipe: ChannelRecipe) -> tuple[int, str]:
+    """The channel of a dataset image the galleries show in grey, and what it is: the
+    lung window where the recipe has one (the default's first channel), the slice itself
+    for a 2.5d recipe, else the window with the lowest level (the one that shows lung).
+    A three-window image shown as RGB is false colour that no reader knows."""
+    if recipe.kind == "2.5d":
+        index, window = recipe.offsets.index(0) if 0 in recipe.offsets else 1, recipe.windows[0]
+        what = f"the slice itself in its {window.name} window"
+    else:
+        lung = WINDOW_PRESETS["lung"]
+        found = [k for k, w in enumerate(recipe.windows)
+                 if w.name == "lung" or (w.width, w.level) == lung]
+        index = found[0] if found else min(range(3), key=lambda k: recipe.windows[k].level)
+        window = recipe.windows[index]
+        what = (f"the {window.name} window" if found else
+                f"the {window.name} window (the recipe has no lung window)")
+    return index, (f"{what} (W {window.width:g}, L {window.level:g} HU; channel {index + 1} "
+                   f"of the dataset's images)")
+
+
+#: What the box colours of each gallery mean (the image's legend and the report's text).
+LEGENDS = {
+    "false_positives": ((RED, "detection with no true box"), (GREEN, "true box")),
+    "missed": ((YELLOW, "missed true box"), (RED, "detection at or above conf")),
+}
+
+
+def legend_text(kind: str) -> str:
+    """The colours of a gallery's boxes in words."""
+    names = {RED: "red", GREEN: "green", YELLOW: "yellow"}
+    return "; ".join(f"{names[colour]}: {text}" for colour, text in LEGENDS[kind])
+
+
+def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Path,
+            recipe: ChannelRecipe | None = None) -> tuple[Path | None, str]:
+    """Overlay tiles of ``kind`` ``false_positives`` or ``missed`` on one channel of the
+    dataset's images in grey (:func:`display_channel` of ``recipe``; the first without
+    one), under a legend of the box colours (:data:`LEGENDS`). Returns the PNG (or None)
+    and a note for the report that says what the grey image and the colours are."""
 
     if not items:
         return None, "none" if kind == "missed" else "no false positives"
+    channel, shown = display_channel(recipe) if recipe is not None else (0, "channel 1")
     tiles, absent = [], 0
     for item in items:
-        image = _load(root, item["file_name"])
+        image = _load(root, item["file_name"], channel)
         if image is None:
             absent += 1
             continue
@@ -176,8 +214,14 @@ def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Pat
     while len(tiles) > COLUMNS and len(tiles) % COLUMNS:
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.hstack(tiles[i:i + COLUMNS]) for i in range(0, len(tiles), COLUMNS)]
-    _write_png(path, np.vstack(rows))
-    note = f"{len(items) - absent} shown" + (f", {absent} without image" if absent else "")
+    legend = legend_strip(LEGENDS[kind], max(rows[0].shape[1], 2 * TILE), 22, 13)
+    grid = np.vstack(rows)
+    if legend.shape[1] > grid.shape[1]:
+        grid = np.hstack([grid, np.zeros((grid.shape[0], legend.shape[1] - grid.shape[1], 3),
+                                          np.uint8)])
+    _write_png(path, np.vstack([legend, grid]))
+    note = (f"{len(items) - absent} shown" + (f", {absent} without image" if absent else "")
+            + f". Grey: {shown}. Boxes: {legend_text(kind)}.")
     return path, note
 
 

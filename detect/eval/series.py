@@ -46,7 +46,7 @@ from detect.eval.froc import FROC_RATES, froc_table, match_lesions, patients_fou
 from detect.eval.lesions import lesion_section
 from detect.eval.truth import Detection, GtBox, GtImage, SplitTruth, assign_predictions
 from detect.histology import normalise_label, short_patient_id
-from detect.io.voc import parse_voc
+from detect.io.voc import parse_voc, slice_uid_of
 from detect.io.walk import walk_tree
 from detect.lesions import LinkRule
 from detect.predictions import DEFAULT_CONF, Prediction, read_predictions
@@ -114,8 +114,9 @@ def _position(text: str | None) -> float | None:
 
 
 def read_annotation_boxes(annotation_root: Path) -> AnnotationBoxes:
-    """Every VOC XML under ``annotation_root`` → its boxes, keyed by the file's stem (the
-    archive names each file after its slice's SOPInstanceUID). Objects that are not a
+    """Every VOC XML under ``annotation_root`` → its boxes, keyed by the slice's
+    SOPInstanceUID in the file's name (:func:`detect.io.voc.slice_uid_of`: the archive's
+    ``<SOPInstanceUID>.xml``, or predict's names). Objects that are not a
     histology letter and unreadable files are skipped and listed, never fatal."""
     boxes: dict[str, tuple[XYXY, ...]] = {}
     skipped: list[tuple[str, str]] = []
@@ -139,7 +140,8 @@ def read_annotation_boxes(annotation_root: Path) -> AnnotationBoxes:
                 continue
             kept.append(obj.xyxy)
         if kept:
-            boxes[path.stem] = boxes.get(path.stem, ()) + tuple(kept)
+            uid = slice_uid_of(path)
+            boxes[uid] = boxes.get(uid, ()) + tuple(kept)
     return AnnotationBoxes(boxes, tuple(skipped))
 
 

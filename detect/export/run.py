@@ -43,9 +43,9 @@ from detect.errors import (
     ConfigError,
     EnvironmentProblem,
     ExportError,
-    OutputFolderError,
     RunFolderError,
 )
+from detect.export.outdir import choose_export_out
 from detect.export.parity import ParityResult, check_parity, parity_images
 from detect.export.readme import write_readme
 from detect.models.base import Detector
@@ -54,7 +54,6 @@ from detect.models.family import Family
 from detect.models.registry import family_of
 from detect.models.runtime.record import EXPORT_SUFFIXES, file_sha256
 from detect.runs import (
-    MODEL_JSON,
     ModelInfo,
     now_iso,
     resolve_weights,
@@ -80,6 +79,8 @@ class ExportConfig:
     format: str
     out: Path | None = None
     opset: int = ONNX_OPSET
+    #: Replace an earlier export in ``out`` (detect.export.outdir); without it, refused.
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.format not in EXPORT_FORMATS:
@@ -127,32 +128,6 @@ def _check_tools(fmt: str, family: Family) -> None:
         )
 
 
-def choose_export_out(out: Path | None, fmt: str) -> Path:
-    """``--out`` as given (refused if it already holds a model), or a fresh
-    ``export-<format>``, ``export-<format>-2``... in the working folder.
-
-    Raises:
-        ConfigError: the folder holds a model.json already, or is a file.
-    """
-    if out is None:
-        out, number = Path(f"export-{fmt}"), 1
-        while out.exists():
-            number += 1
-            out = Path(f"export-{fmt}-{number}")
-    elif (out / MODEL_JSON).exists():
-        raise ConfigError(f"{out} already holds a model (model.json); pass another --out")
-    elif out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; pass a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputFolderError(
-            f"cannot create output folder {out} ({exc.strerror}); pass --out to a folder you "
-            f"can write"
-        ) from None
-    return out
-
-
 def _versions() -> dict[str, str]:
     versions = software_versions()
     for package in ("onnx", "onnxruntime", "onnxslim"):
@@ -198,15 +173,16 @@ def export_model(config: ExportConfig) -> ExportResult:
         RunFolderError: W is not a detect run of a family that exports to the format, or
             is an export.
         EnvironmentProblem: onnx / onnxruntime / onnxslim missing, or the exporter failed.
-        ConfigError: options, or an output folder that already holds a model.
-        OutputFolderError: the output folder cannot be created.
+        ConfigError: options.
+        OutputFolderError: the output folder holds an export (without ``overwrite``),
+            another model or other files, or cannot be created.
         ExportError: the parity check failed (the exported file is removed).
     """
     start = time.monotonic()
     require_training_packages("detect export")
     info, weights, family = _source(config.weights, config.format)
     _check_tools(config.format, family)
-    out = choose_export_out(config.out, config.format)
+    out = choose_export_out(config.out, config.format, config.overwrite)
     reference = load_detector(info, weights, "cpu")
     target = out / f"model{SUFFIX[config.format]}"
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=out))

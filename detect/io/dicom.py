@@ -68,6 +68,7 @@ _HEADER_TAGS = [
     "ImagePositionPatient",
     "ImageOrientationPatient",
     "InstanceNumber",
+    "SeriesNumber",
     "Rows",
     "Columns",
     "SamplesPerPixel",
@@ -142,6 +143,7 @@ class SliceHeader:
     rescale_intercept: float | None = 0.0
     slice_thickness: float | None = None
     slice_spacing: float | None = None
+    series_number: int | None = None
 
     @property
     def has_rescale(self) -> bool:
@@ -290,6 +292,7 @@ def read_header(path: Path) -> SliceHeader:
         rescale_intercept=number(values["RescaleIntercept"]),
         slice_thickness=number(values["SliceThickness"]),
         slice_spacing=number(values["SpacingBetweenSlices"]),
+        series_number=_int(values["SeriesNumber"], None),
     )
 
 

@@ -50,6 +50,23 @@ def caption_strip(text: str, width: int, height: int, text_px: int) -> np.ndarra
     return np.asarray(strip)
 
 
+def legend_strip(items: Sequence[tuple[RGB, str]], width: int, height: int,
+                 text_px: int) -> np.ndarray:
+    """A black strip ``height`` x ``width`` px naming what each box colour means: per item
+    a square of its colour and its text in white, left to right."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (width, height))
+    draw, font = ImageDraw.Draw(strip), _font(text_px)
+    side, x, y = max(4, text_px - 2), 4, max(0, (height - text_px) // 2 - 1)
+    for colour, text in items:
+        draw.rectangle((x, (height - side) // 2, x + side, (height + side) // 2), fill=colour)
+        x += side + 4
+        draw.text((x, y), text, fill=(255, 255, 255), font=font)
+        x += round(draw.textlength(text, font=font)) + 12
+    return np.asarray(strip)
+
+
 def resize(image: np.ndarray, width: int, height: int, *, smooth: bool) -> np.ndarray:
     """``image`` resized to ``width`` x ``height`` px: averaging the pixels each output
     pixel covers (``smooth``, for shrinking whole slices) or nearest (zoomed crops)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detect.device import check_device_spec
 from detect.errors import ConfigError
@@ -13,6 +14,9 @@ from detect.io.dicom import DEFAULT_MAX_PIXELS
 from detect.io.dicom_limits import check_max_pixels
 from detect.lesions import LinkRule
 from detect.lung import LungFieldRule
+
+if TYPE_CHECKING:
+    from detect.predict.dicomweb import DicomwebSelection
 
 SAVE_KINDS = ("json", "voc", "png", "sr")
 LUNG_FIELD_MODES = ("model", "on", "off")
@@ -43,7 +47,9 @@ class PredictConfig:
     pixel samples are skipped (``image-too-large``), never decoded. ``lung_field``:
     ``model`` (the model's post-processing, model.json ``postprocess``: on for models
     trained with it), ``on`` (the default rule) or ``off``; ``lesions``: how boxes are
-    linked (None: the model's rule).
+    linked (None: the model's rule). ``dicomweb``: read from a DICOMweb server instead of
+    ``sources`` (which is then empty); its ``push`` adds ``sr`` to ``save``.
+    ``overwrite``: replace a finished run's outputs in ``out`` (:mod:`detect.predict.outdir`).
     """
 
     sources: tuple[Path, ...]
@@ -58,9 +64,16 @@ class PredictConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     lung_field: str = "model"
     lesions: LinkRule | None = None
+    dicomweb: DicomwebSelection | None = None
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if not self.sources:
+        if self.dicomweb is not None:
+            if self.sources:
+                raise ConfigError("detect predict reads folders or one DICOMweb URL, not both")
+            if self.dicomweb.push and "sr" not in self.save:
+                object.__setattr__(self, "save", (*self.save, "sr"))
+        elif not self.sources:
             raise ConfigError("detect predict needs at least one SOURCE (DICOM folder or file)")
         if self.conf is not None and not 0.0 <= self.conf <= 1.0:
             raise ConfigError(f"--conf must be in [0, 1], got {self.conf}")
@@ -99,3 +112,4 @@ class PredictSummary:
     conf: float
     outside_lung: int = 0
     lesions: int = 0
+    pushed: tuple[int, int] | None = None  # --push: SRs stored, SRs already on the server

@@ -9,13 +9,16 @@ lung field is, and counted (``dropped_lone`` in lesions.json).
 lesions.json::
 
     {"format": "detect-lesions", "version": 1, "link": {rule}, "lung_field": {rule} | null,
-     "series": [{"series_instance_uid", "patient_id", "linked_in", "lung_field",
+     "series": [{"series_instance_uid", "patient_id", "dicom_patient_id", "linked_in",
+                 "lung_field",
                  "dropped_lone", "lesions": [{"lesion", "score", "slice_indices",
                  "box_mm", "longest_axial_diameter_mm", "craniocaudal_extent_mm",
                  "boxes": [{"sop_instance_uid", "slice_index", "xyxy", "score"}]}]}]}
 
 ``box_mm`` is patient LPS (x1, y1, z1, x2, y2, z2) mm; a measurement the series' geometry
 does not give is null (``linked_in`` says ``slice-index`` when slices had no position).
+``patient_id`` is the short ID, ``dicom_patient_id`` the header's PatientID (as in
+summary.csv and predictions.json).
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from detect.predict.writers import SliceResult
 from detect.predictions import Prediction
 
 LESIONS_FORMAT = "detect-lesions"
+_BOX_COLUMNS = ("x1_mm", "y1_mm", "z1_mm", "x2_mm", "y2_mm", "z2_mm")
 LESION_COLUMNS = (
     "patient_id",
+    "dicom_patient_id",
     "series_instance_uid",
     "lesion",
     "score",
@@ -45,7 +50,7 @@ LESION_COLUMNS = (
     "last_slice_index",
     "longest_axial_diameter_mm",
     "craniocaudal_extent_mm",
-    "x1_mm", "y1_mm", "z1_mm", "x2_mm", "y2_mm", "z2_mm",
+    *_BOX_COLUMNS,
     "best_sop_instance_uid",
 )
 
@@ -62,6 +67,7 @@ class SeriesLesions:
     lesions: tuple[Lesion, ...]
     predictions: tuple[Prediction, ...]
     dropped_lone: int
+    dicom_patient_id: str = ""
 
     def lesion_predictions(self, lesion: Lesion) -> list[Prediction]:
         """The records of a lesion's boxes, in its order (by slice)."""
@@ -69,10 +75,11 @@ class SeriesLesions:
 
 
 def link_results(series_uid: str, patient_id: str, geometry: SeriesGeometry,
-                 results: Sequence[SliceResult], rule: LinkRule, lung_field: str
-                 ) -> SeriesLesions:
+                 results: Sequence[SliceResult], rule: LinkRule, lung_field: str,
+                 dicom_patient_id: str = "") -> SeriesLesions:
     """Link one series' boxes; the boxes of dropped lone lesions are removed from
-    ``results`` (their slices' predictions)."""
+    ``results`` (their slices' predictions). ``patient_id`` is the short ID,
+    ``dicom_patient_id`` the header's PatientID."""
     ordered = sorted(results, key=lambda r: r.slice_index)
     pairs = [(r, p) for r in ordered for p in r.predictions]
     boxes = [SliceBox(p.sop_instance_uid, r.slice_index, p.xyxy, p.score) for r, p in pairs]
@@ -82,7 +89,7 @@ def link_results(series_uid: str, patient_id: str, geometry: SeriesGeometry,
         for result in ordered:
             result.predictions = [p for p in result.predictions if id(p) not in drop]
     return SeriesLesions(series_uid, patient_id, linked.linked_in, lung_field, linked.lesions,
-                         tuple(p for _, p in pairs), len(linked.dropped))
+                         tuple(p for _, p in pairs), len(linked.dropped), dicom_patient_id)
 
 
 def _round(value: float | None) -> float | None:
@@ -114,8 +121,8 @@ def lesions_document(found: Sequence[SeriesLesions], link: LinkRule,
         "lung_field": None if lung_field is None else dict(lung_field),
         "series": [
             {"series_instance_uid": s.series_instance_uid, "patient_id": s.patient_id,
-             "linked_in": s.linked_in, "lung_field": s.lung_field,
-             "dropped_lone": s.dropped_lone,
+             "dicom_patient_id": s.dicom_patient_id, "linked_in": s.linked_in,
+             "lung_field": s.lung_field, "dropped_lone": s.dropped_lone,
              "lesions": [_lesion_json(n, x) for n, x in enumerate(s.lesions, start=1)]}
             for s in found
         ],
@@ -131,6 +138,7 @@ def lesion_rows(found: Sequence[SeriesLesions]) -> list[dict[str, object]]:
             best = max(lesion.boxes, key=lambda b: b.score)
             rows.append({
                 "patient_id": series.patient_id,
+                "dicom_patient_id": series.dicom_patient_id,
                 "series_instance_uid": series.series_instance_uid,
                 "lesion": number,
                 "score": f"{lesion.score:.4f}",
@@ -140,7 +148,7 @@ def lesion_rows(found: Sequence[SeriesLesions]) -> list[dict[str, object]]:
                 "last_slice_index": lesion.slice_indices[-1],
                 "longest_axial_diameter_mm": _cell(lesion.diameter_mm),
                 "craniocaudal_extent_mm": _cell(lesion.extent_mm),
-                **{name: _cell(value) for name, value in zip(LESION_COLUMNS[10:16], box)},
+                **{name: _cell(value) for name, value in zip(_BOX_COLUMNS, box)},
                 "best_sop_instance_uid": best.slice_key,
             })
     return rows

@@ -12,6 +12,12 @@ softmax instead, and summary.csv the head's call (:mod:`detect.predict.histology
 
 ``--save sr`` writes one DICOM SR (TID 1500) per CT series (:mod:`detect.predict.sr`).
 
+The source is folders and files, or a DICOMweb server (:mod:`detect.predict.dicomweb`;
+``--push`` stores the SRs back once every output is written); either is a stream of
+chunks of CT series (:mod:`detect.predict.stream`) and everything after is the same. A
+chunk's files exist until the next chunk is taken, so its SRs (which re-read the source
+headers) are built as soon as its series are done.
+
 Each series' boxes then pass its lung field (:mod:`detect.predict.lungs`; boxes outside
 it are dropped and counted; ``lung_field=None``, ``--lung-field off``, keeps them all) and
 are linked into 3D lesions (:mod:`detect.predict.lesions`: lesions.json, lesions.csv,
@@ -24,21 +30,22 @@ The same model on a converted split's PNGs, for ``detect eval --weights``, is
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detect.device import default_workers
 from detect.errors import DicomError
 from detect.histology import short_patient_id
 from detect.io.dicom import SliceHeader
 from detect.io.ledger import Ledger
-from detect.io.outlock import GUARD_NAME, LOCK_NAME
 from detect.io.write_errors import output_errors
 from detect.models.base import Detections, Detector
 from detect.models.detector import load_detector
@@ -48,9 +55,10 @@ from detect.predict.config import (
     Progress,
 )
 from detect.predict.histology import HeadOnSlices, load_head
-from detect.predict.lesions import SeriesLesions, link_results, write_lesions
+from detect.predict.lesions import link_results
 from detect.predict.lungs import FieldPlan, PendingSeries, SeriesCollector, apply_field, plan_field
-from detect.predict.outdir import choose_out, predict_output
+from detect.predict.outdir import choose_out, predict_output, remove_if_unused
+from detect.predict.outputs import Collected, OutputRules, write_outputs
 from detect.predict.records import to_predictions
 from detect.predict.sources import (
     Prefetch,
@@ -63,18 +71,12 @@ from detect.predict.sources import (
     scan_sources,
     slice_jobs,
 )
-from detect.predict.writers import (
-    SLICE_COLUMNS,
-    SUMMARY_COLUMNS,
-    SliceResult,
-    slice_rows,
-    summary_rows,
-    write_csv,
-    write_overlay,
-    write_voc,
-)
-from detect.predictions import write_predictions
+from detect.predict.stream import Chunk, FolderStream, SourceStream
+from detect.predict.writers import SliceResult, write_overlay, write_voc
 from detect.runs import ModelInfo, resolve_weights
+
+if TYPE_CHECKING:
+    from detect.predict.sr import BuiltSr, SrModel
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +132,7 @@ class _Runner:
     hands its slices to the writers."""
 
     def __init__(self, detector: Detector, info: ModelInfo, config: PredictConfig, out: Path,
-                 plans: dict[str, FieldPlan], head: HeadOnSlices | None = None,
-                 ledger: Ledger | None = None):
+                 head: HeadOnSlices | None = None, ledger: Ledger | None = None):
         self.detector, self.info, self.config, self.out = detector, info, config, out
         #: The operating threshold: --conf, else the model's.
         self.conf = info.conf if config.conf is None else config.conf
@@ -139,10 +140,19 @@ class _Runner:
         self.lung_rule, self.link_rule = config.rules(info.lung_field, info.link_rule)
         self.head = head
         self.record = None if ledger is None else (lambda rel: ledger.record([rel]))
-        self.results: list[SliceResult] = []
-        self.pixel_errors: list[tuple[str, str, str]] = []  # path, reason, detail
-        self.collector = SeriesCollector(plans)
-        self.lesions: list[SeriesLesions] = []
+        self.collected = Collected()
+        self.collector = SeriesCollector({})
+        self.chunk = Chunk(SourceScan((), (), 0))
+        self.slices_done = 0
+        self.sr_model: SrModel | None = None
+
+    def start_chunk(self, chunk: Chunk, plans: dict[str, FieldPlan]) -> None:
+        """The next chunk's series, with their lung-field plans."""
+        self.chunk = chunk
+        self.collector.plans.update(plans)
+        self.collected.skipped += chunk.scan.skipped
+        self.collected.files_seen += chunk.scan.files_seen
+        self.collected.descriptions.update((s.uid, s.description) for s in chunk.scan.series)
 
     def flush(self, batch: _Batch) -> None:
         if not batch.items:
@@ -159,7 +169,7 @@ class _Runner:
         predictions = to_predictions(
             det, self.info.classes, self.info.class_mode, sop=header.sop_instance_uid,
             series=series.uid, patient=patient, score_threshold=self.conf,
-        )
+            dicom_patient=header.patient_id)
         if self.head is not None:
             predictions = self.head.attach(series, rendered, predictions)
         result = SliceResult(
@@ -168,32 +178,36 @@ class _Runner:
             sop_instance_uid=header.sop_instance_uid,
             slice_index=rendered.index,
             instance_number=header.instance_number,
-            path=str(header.path),
+            path=self.chunk.label(header.path),
             width=header.columns,
             height=header.rows,
             predictions=predictions,
+            dicom_patient_id=header.patient_id,
+            series_number=header.series_number,
         )
         self._finish(self.collector.add(series, result, rendered.air, rendered.lung))
 
     def failed(self, series: Series, header: SliceHeader, reason: str, error: str) -> None:
         """A slice whose pixels could not be used."""
-        self.pixel_errors.append((str(header.path), reason, error))
+        self.collected.pixel_errors.append((self.chunk.label(header.path), reason, error))
         self._finish(self.collector.failed(series))
 
     def _finish(self, entry: PendingSeries | None) -> None:
         if entry is None:
             return
         status = apply_field(entry, self.lung_rule)
-        self.lesions.append(link_results(
+        self.collected.lesions.append(link_results(
             entry.series.uid, short_patient_id(entry.series.patient_id) or "unknown",
-            entry.plan.geometry, entry.results, self.link_rule, status))
+            entry.plan.geometry, entry.results, self.link_rule, status,
+            entry.series.patient_id))
         for result in sorted(entry.results, key=lambda r: r.slice_index):
-            self.results.append(result)
-            if result.predictions and "voc" in self.config.save:
-                write_voc(self.out, result, self.record)
+            self.collected.results.append(result)
             grey = entry.grey.get(result.slice_index)
-            if result.predictions and "png" in self.config.save and grey is not None:
-                write_overlay(self.out, result, grey, self.record)
+            if result.predictions and grey is not None:  # grey: with --save voc or png
+                if "voc" in self.config.save:
+                    write_voc(self.out, result, grey, self.record)
+                if "png" in self.config.save:
+                    write_overlay(self.out, result, grey, self.record)
 
     def finish_all(self) -> None:
         """Whatever series did not complete (none, when every slice came in)."""
@@ -209,18 +223,22 @@ def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series],
     workers = auto_workers(config) if total >= 64 else 1
     rule, _ = config.rules(info.lung_field, info.link_rule)
     air_hu = rule.air_hu if rule is not None else 0.0
-    jobs = _jobs(series, info, "png" in config.save, config.max_pixels, plans, air_hu)
+    grey = "png" in config.save or "voc" in config.save  # overlays; the image a VOC names
+    jobs = _jobs(series, info, grey, config.max_pixels, plans, air_hu)
     return Prefetch(bounded_map(render_job, jobs, workers, 2 * config.batch), 2 * config.batch)
 
 
 def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Rendered],
-         progress: Progress | None) -> None:
+         progress: Progress | None, expected: int = 0) -> None:
+    """The model on one chunk's slices; every series of it is finished at the end.
+    ``expected``: the slices the whole source holds (the progress total; 0 = unknown)."""
     config = runner.config
-    total = sum(len(s.slices) for s in series)
+    total = max(expected, runner.slices_done + sum(len(s.slices) for s in series))
     batch = _Batch()
     for done, ((one, header), rendered) in enumerate(
-        zip(_tagged(series), rendered_stream), start=1
+        zip(_tagged(series), rendered_stream), start=runner.slices_done + 1
     ):
+        runner.slices_done = done
         if rendered.error is not None or rendered.image is None:
             runner.failed(one, header, rendered.reason, rendered.error or "no image")
         else:
@@ -234,113 +252,135 @@ def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Re
 
 
 def predict(config: PredictConfig, progress: Progress | None = None) -> PredictSummary:
-    """Predict on every CT slice under ``config.sources`` and write the results.
+    """Predict on every CT slice of the source (folders, or a DICOMweb server) and write
+    the results; with ``--push``, store the SRs on the server once everything is written.
 
     The output folder is owned through :func:`detect.predict.outdir.predict_output`: it
-    is taken only after the model loaded, and its files always describe one run.
+    is taken only after the model loaded, its files always describe one run, and a run
+    that fails removes what it wrote (and OUT, when it created it).
 
     Raises:
         RunFolderError: the weights are not a detect model, or model.json does not fit.
         DicomError: no CT series in the sources.
+        DicomwebError: the server cannot be reached, refuses a request or answers
+            something unusable (nothing is pushed).
         ConfigError: options.
         OutputFolderError: an output folder that is someone else's, holds a finished run,
             is being written by another predict, or cannot be written (disk full, ...).
     """
     start = time.monotonic()
     info, weights = resolve_weights(config.weights)
-    out = choose_out(config.out)
+    out = choose_out(config.out, config.overwrite)
+    with _open_source(config) as source:
+        created = not out.exists()
+        try:
+            with ExitStack() as owned:
+                runner = _predict_chunks(config, info, weights, out, source, progress, owned)
+                files = write_outputs(out, runner.collected, OutputRules(
+                    config.save, runner.conf, runner.head is not None, runner.lung_rule,
+                    runner.link_rule), runner.record)
+                log.info("model %s (%s) wrote %s", info.family, info.root, out)
+        except BaseException:
+            if created:  # a refused model or a failed run leaves no folder of bookkeeping
+                remove_if_unused(out)
+            raise
+        pushed = None
+        if config.dicomweb is not None and config.dicomweb.push:
+            pushed = _push(source, runner)
+    collected = runner.collected
+    skipped = Counter(s.reason for s in collected.skipped)
+    skipped.update(reason for _, reason, _ in collected.pixel_errors)
+    return PredictSummary(
+        out=out,
+        files=files,
+        files_seen=collected.files_seen,
+        series=len({r.series_instance_uid for r in collected.results}),
+        slices=len(collected.results),
+        slices_with_findings=sum(1 for r in collected.results if r.predictions),
+        detections=sum(len(r.predictions) for r in collected.results),
+        skipped=dict(sorted(skipped.items())),
+        seconds=time.monotonic() - start,
+        conf=runner.conf,
+        outside_lung=sum(r.outside_lung for r in collected.results),
+        lesions=sum(len(s.lesions) for s in collected.lesions),
+        pushed=pushed,
+    )
+
+
+def _open_source(config: PredictConfig) -> SourceStream:
+    if config.dicomweb is not None:
+        from detect.predict.dicomweb import open_dicomweb
+
+        return open_dicomweb(config.dicomweb, max_pixels=config.max_pixels)
     scan = scan_sources(config.sources, workers=config.workers or default_workers(),
                         max_pixels=config.max_pixels)
     if not scan.series:
         raise DicomError(_no_ct_message(scan, config.sources))
-    created = not out.exists()
+    return FolderStream(scan)
+
+
+def _predict_chunks(config: PredictConfig, info: ModelInfo, weights: Path, out: Path,
+                    source: SourceStream, progress: Progress | None, owned: ExitStack
+                    ) -> _Runner:
+    """The model on every chunk of the source. The model loads while the first chunk is
+    fetched (a server) or rendered (a folder); OUT is taken (into ``owned``) once it has."""
     lung_rule, _ = config.rules(info.lung_field, info.link_rule)
-    plans = {one.uid: plan_field(one, lung_rule) for one in scan.series}
-    try:
-        with _rendered(config, info, scan.series, plans) as rendered:  # starts as the model loads
-            detector = load_detector(info, weights, config.device)
-            head = None
-            if config.histology is not None:
-                head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
-            with output_errors(out), predict_output(out) as ledger:
-                runner = _Runner(detector, info, config, out, plans, head, ledger)
-                _run(runner, scan.series, rendered, progress)
-                files = _write_outputs(out, runner, scan, info)
-    except BaseException:
-        if created:  # a refused model or a busy folder leaves no folder of lock files
-            _remove_if_unused(out)
-        raise
-    skipped = Counter(s.reason for s in scan.skipped)
-    skipped.update(reason for _, reason, _ in runner.pixel_errors)
-    return PredictSummary(
-        out=out,
-        files=files,
-        files_seen=scan.files_seen,
-        series=len({r.series_instance_uid for r in runner.results}),
-        slices=len(runner.results),
-        slices_with_findings=sum(1 for r in runner.results if r.predictions),
-        detections=sum(len(r.predictions) for r in runner.results),
-        skipped=dict(sorted(skipped.items())),
-        seconds=time.monotonic() - start,
-        conf=runner.conf,
-        outside_lung=sum(r.outside_lung for r in runner.results),
-        lesions=sum(len(s.lesions) for s in runner.lesions),
-    )
+    runner: _Runner | None = None
+    source.start()
+    if source.background:
+        runner = _new_runner(config, info, weights, out, owned)
+    runner_skipped = list(source.skipped)
+    for chunk in source.chunks():
+        plans = {one.uid: plan_field(one, lung_rule) for one in chunk.scan.series}
+        with _rendered(config, info, chunk.scan.series, plans) as rendered:
+            if runner is None:  # rendering has started: the model loads meanwhile
+                runner = _new_runner(config, info, weights, out, owned)
+            runner.start_chunk(chunk, plans)
+            _run(runner, chunk.scan.series, rendered, progress, source.slices_expected)
+        if "sr" in config.save:
+            runner.collected.srs += _chunk_srs(runner, chunk.scan.series, weights)
+    if runner is None:
+        raise DicomError("the source gave no CT series")
+    runner.collected.skipped[:0] = runner_skipped
+    return runner
 
 
-def _write_outputs(
-    out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo
-) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    predictions = [p for r in runner.results for p in r.predictions]
-    if "json" in runner.config.save:
-        files["predictions"] = out / "predictions.json"
-        write_predictions(files["predictions"], predictions)
-    descriptions = {s.uid: s.description for s in scan.series}
-    files["summary"] = out / "summary.csv"
-    write_csv(files["summary"], SUMMARY_COLUMNS,
-              summary_rows(runner.results, descriptions, threshold=runner.conf,
-                           head=runner.head is not None,
-                           lesions={s.series_instance_uid: len(s.lesions)
-                                    for s in runner.lesions},
-                           lung_field={s.series_instance_uid: s.lung_field
-                                       for s in runner.lesions}))
-    files["slices"] = out / "slices.csv"
-    write_csv(files["slices"], SLICE_COLUMNS, slice_rows(runner.results))
-    files["skipped"] = out / "skipped.csv"
-    skipped_rows = [{"path": s.path, "reason": s.reason, "detail": s.detail}
-                    for s in scan.skipped]
-    skipped_rows += [{"path": p, "reason": r, "detail": d}
-                     for p, r, d in runner.pixel_errors]
-    write_csv(files["skipped"], ("path", "reason", "detail"), skipped_rows)
-    lung_rule = runner.lung_rule
-    files.update(write_lesions(out, runner.lesions, runner.link_rule,
-                               None if lung_rule is None else lung_rule.to_dict()))
-    if "voc" in runner.config.save:
-        files["voc"] = out / "voc"
-    if "png" in runner.config.save:
-        files["png"] = out / "png"
-    if "sr" in runner.config.save:
-        files["sr"] = _write_srs(out, runner, scan, info)
-    log.info("model %s (%s) wrote %s", info.family, info.root, out)
-    return files
+def _new_runner(config: PredictConfig, info: ModelInfo, weights: Path, out: Path,
+                owned: ExitStack) -> _Runner:
+    detector = load_detector(info, weights, config.device)
+    head = None
+    if config.histology is not None:
+        head = HeadOnSlices(load_head(config.histology, config.device), info.recipe)
+    owned.enter_context(output_errors(out))
+    ledger = owned.enter_context(predict_output(out, config.overwrite, str(info.root)))
+    return _Runner(detector, info, config, out, head, ledger)
 
 
-def _write_srs(out: Path, runner: _Runner, scan: SourceScan, info: ModelInfo) -> Path:
-    from detect.predict.sr import SR_DIR, SrModel, write_series_srs
+def _chunk_srs(runner: _Runner, series: Sequence[Series], weights: Path) -> list[BuiltSr]:
+    """The SRs of one chunk's series (built while its source files exist)."""
+    from detect.predict.sr import SrModel, build_series_srs, model_key
 
-    model = SrModel(family=info.family, run=info.root.name, conf=runner.conf)
-    write_series_srs(out, scan.series, runner.results, model, runner.record, runner.lesions)
-    return out / SR_DIR
+    if runner.sr_model is None:
+        config = runner.config
+        head = resolve_weights(config.histology)[1] if config.histology else None
+        lung = None if runner.lung_rule is None else runner.lung_rule.to_dict()
+        postprocess = json.dumps({"lung_field": lung, "lesions": runner.link_rule.to_dict()},
+                                 sort_keys=True)
+        runner.sr_model = SrModel(
+            family=runner.info.family, run=runner.info.root.name, conf=runner.conf,
+            key=model_key(runner.info.family, weights, runner.conf, head, postprocess))
+    uids = {s.uid for s in series}
+    collected = runner.collected
+    return build_series_srs(
+        series, [r for r in collected.results if r.series_instance_uid in uids],
+        runner.sr_model,
+        [s for s in collected.lesions if s.series_instance_uid in uids])
 
 
-def _remove_if_unused(out: Path) -> None:
-    """Remove a folder this run created when it holds nothing but lock files."""
-    try:
-        names = set(os.listdir(out))
-        if names <= {LOCK_NAME, GUARD_NAME}:
-            for name in names:
-                (out / name).unlink()
-            out.rmdir()
-    except OSError:
-        pass
+def _push(source: SourceStream, runner: _Runner) -> tuple[int, int]:
+    from detect.predict.dicomweb import DicomwebStream
+
+    if not isinstance(source, DicomwebStream):
+        raise TypeError(f"--push needs a DICOMweb source, got {type(source).__name__}")
+    return source.push([one.dataset for one in runner.collected.srs])
+

@@ -11,7 +11,9 @@ PACS viewers (OHIF, 3D Slicer) show the boxes on the CT:
     highest score), as lesions.json and lesions.csv number it (``detection N`` for a box
     in no lesion, which predict does not produce);
   - the box as an image region: a closed POLYLINE of its 4 corners (5 points) on the
-    source slice, whose SOP Instance UID it references;
+    source slice, whose SOP Instance UID it references, with the geometric purpose
+    SCT 75958009 "Bounded by" (as IDC's SRs of this collection): 3D Slicer's
+    QuantitativeReporting reads a POLYLINE as a box only then (DICOM CP-1852);
   - finding type: the most likely histology as IDC codes the ground truth
     (SCT Adenocarcinoma, Small cell carcinoma, Large cell carcinoma, Squamous cell
     carcinoma), or SCT Neoplasm when the detector has no histology; finding site SCT
@@ -26,9 +28,14 @@ PACS viewers (OHIF, 3D Slicer) show the boxes on the CT:
     score threshold.
 - Patient and study attributes from the source header, each validated before it is
   copied (:mod:`detect.predict.sr_evidence`: nothing else of the source reaches the SR),
-  so the same Study Instance UID and Patient ID; new Series and SOP Instance UIDs; every
-  slice read is listed as evidence (highdicom's evidence handling). The document is
-  complete, preliminary and unverified (a model's output).
+  so the same Study Instance UID and Patient ID; every slice read is listed as evidence
+  (highdicom's evidence handling). The document is complete, preliminary and unverified
+  (a model's output).
+- Its Series, SOP Instance and tracking UIDs are derived (:func:`sr_uids`) from the model
+  (:func:`model_key`: weights, threshold, histology head, post-processing) and the slices
+  read: the same
+  model on the same slices gives the same SR identity, so a PACS that already holds it
+  is not sent a second copy (``detect predict --push``); a different result, a new one.
 - A series without findings gets no SR (see :func:`write_series_srs`).
 
 Coordinates: DICOM SCOORD graphic data are (column, row) with (0, 0) the top-left corner
@@ -38,6 +45,7 @@ detect's internal pixel-edge xyxy (:mod:`detect.boxes`) as it is, without conver
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -105,11 +113,41 @@ class LesionTag:
 
 @dataclass(frozen=True)
 class SrModel:
-    """What made the findings: family (yolov8...), run name, score threshold used."""
+    """What made the findings: family (yolov8...), run name, score threshold used, and
+    ``key``, what identifies the result's maker (:func:`model_key`; part of the SR UIDs)."""
 
     family: str
     run: str
     conf: float
+    key: str = ""
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_key(family: str, weights: Path, conf: float, head: Path | None = None,
+              postprocess: str = "") -> str:
+    """What makes a result: the family, the weights' and the histology head's bytes, the
+    score threshold and the post-processing (``postprocess``: the lung field and linking
+    rules as text); a renamed run folder is the same model."""
+    parts = [family, file_digest(weights), repr(float(conf)),
+             file_digest(head) if head is not None else "no-head", postprocess]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def sr_uids(key: str, series_uid: str, sop_uids: Sequence[str]) -> tuple[str, str]:
+    """(SeriesInstanceUID, SOPInstanceUID) of the SR of one CT series: derived from the
+    model key, the CT series and the slices read (sorted), so the same model on the same
+    slices always names its SR the same way."""
+    sources = [key, series_uid, *sorted(sop_uids)]
+    return (generate_uid(entropy_srcs=["detect-sr-series", *sources]),
+            generate_uid(entropy_srcs=["detect-sr-instance", *sources]))
 
 
 def _most_likely(prediction: Prediction) -> str | None:
@@ -153,6 +191,7 @@ def _group(prediction: Prediction, tag: LesionTag, sop_class: str, algorithm: An
     return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=tag.uid, identifier=tag.identifier),
         referenced_region=region,
+        geometric_purpose=codes.SCT.BoundedBy,
         finding_type=HISTOLOGY_CONCEPTS[letter] if letter else NO_HISTOLOGY,
         finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.LungStructure)],
         algorithm_id=algorithm,
@@ -183,8 +222,8 @@ def _coding_scheme() -> CodingSchemeIdentificationItem:
     )
 
 
-def _document(evidence: Sequence[Dataset], groups: Sequence[Any], model: SrModel
-              ) -> hd.sr.Comprehensive3DSR:
+def _document(evidence: Sequence[Dataset], groups: Sequence[Any], model: SrModel,
+              uids: tuple[str, str]) -> hd.sr.Comprehensive3DSR:
     report = hd.sr.MeasurementReport(
         observation_context=_observation_context(model),
         procedure_reported=codes.LN.CTUnspecifiedBodyRegion,
@@ -192,8 +231,8 @@ def _document(evidence: Sequence[Dataset], groups: Sequence[Any], model: SrModel
         title=codes.DCM.ImagingMeasurementReport,
     )
     return hd.sr.Comprehensive3DSR(
-        evidence=evidence, content=report, series_instance_uid=generate_uid(),
-        series_number=SR_SERIES_NUMBER, sop_instance_uid=generate_uid(), instance_number=1,
+        evidence=evidence, content=report, series_instance_uid=uids[0],
+        series_number=SR_SERIES_NUMBER, sop_instance_uid=uids[1], instance_number=1,
         manufacturer="detect", is_complete=True, is_final=False,
         series_description=f"detect {model.family} detections"[:64],
         coding_schemes=[_coding_scheme()],
@@ -201,20 +240,27 @@ def _document(evidence: Sequence[Dataset], groups: Sequence[Any], model: SrModel
     )
 
 
-def _tagged(results: Sequence[SliceResult], lesions: SeriesLesions | None
+def _tracking_uid(sr_uid: str, identifier: str) -> str:
+    """A tracking UID derived from the SR's and the identifier: the same result names its
+    lesions the same way in every run."""
+    return generate_uid(entropy_srcs=["detect-sr-tracking", sr_uid, identifier])
+
+
+def _tagged(results: Sequence[SliceResult], lesions: SeriesLesions | None, sr_uid: str
             ) -> list[tuple[Prediction, LesionTag]]:
     """Each prediction with its lesion's tag, lesion by lesion; predictions in no lesion
     last, each its own ``detection N``."""
     pairs: list[tuple[Prediction, LesionTag]] = []
     seen: set[int] = set()
     for number, lesion in enumerate(lesions.lesions if lesions else (), start=1):
-        tag = LesionTag(f"lesion {number}", generate_uid(), lesion.diameter_mm,
+        name = f"lesion {number}"
+        tag = LesionTag(name, _tracking_uid(sr_uid, name), lesion.diameter_mm,
                         lesion.extent_mm)
         for prediction in lesions.lesion_predictions(lesion) if lesions else ():
             pairs.append((prediction, tag))
             seen.add(id(prediction))
     rest = [p for r in results for p in r.predictions if id(p) not in seen]
-    pairs += [(p, LesionTag(f"detection {n}", generate_uid()))
+    pairs += [(p, LesionTag(f"detection {n}", _tracking_uid(sr_uid, f"detection {n}")))
               for n, p in enumerate(rest, start=1)]
     return pairs
 
@@ -237,53 +283,88 @@ def build_series_sr(
         name=f"detect {model.family}", version=__version__,
         parameters=[f"run={model.run}", f"conf={model.conf}"],
     )
-    groups = [_group(p, tag, sop_class, algorithm) for p, tag in _tagged(results, lesions)]
+    key = model.key or f"{model.family}|{model.run}|{model.conf!r}"
+    uids = sr_uids(key, series.uid, [str(e.SOPInstanceUID) for e in evidence])
+    groups = [_group(p, tag, sop_class, algorithm)
+              for p, tag in _tagged(results, lesions, uids[1])]
     try:
         with warnings.catch_warnings():
             # highdicom warns about one-component person names such as TCIA's
             # "Lung_Dx-A0002": that is the source's name, copied as it is
             warnings.filterwarnings("ignore", message=".*intended person name",
                                     category=UserWarning)
-            sr = _document(evidence, groups, model)
+            sr = _document(evidence, groups, model, uids)
     except (ValueError, TypeError) as exc:  # highdicom's checks of the content
         raise DicomError(f"series {series.uid}: cannot build its DICOM SR ({exc})") from None
     return sr
 
 
-def write_series_srs(
-    out: Path, series: Sequence[Series], results: Sequence[SliceResult], model: SrModel,
-    record: Callable[[str], None] | None = None,
+@dataclass(frozen=True)
+class BuiltSr:
+    """The SR of one CT series and its place under OUT (``sr/<patient>/<series>.dcm``)."""
+
+    parts: tuple[str, str, str]
+    dataset: hd.sr.Comprehensive3DSR
+
+
+def build_series_srs(
+    series: Sequence[Series], results: Sequence[SliceResult], model: SrModel,
     lesions: Sequence[SeriesLesions] = (),
-) -> list[Path]:
-    """``out/sr/<patient>/<SeriesInstanceUID>.dcm`` for every series with findings. A
+) -> list[BuiltSr]:
+    """The SR of every series with findings (while its source files can be re-read),
+    grouped and tagged by the series' ``lesions``. A
     series without any gets none: TID 1500 (as highdicom builds it) needs at least one
     measurement group, and a made-up "negative" finding would confuse viewers and queries;
-    summary.csv lists every series read, with its count of detections. Each file is
-    written atomically after ``record`` (OUT's ledger) was told its path.
+    summary.csv lists every series read, with its count of detections.
 
     Raises:
         DicomError: a source header cannot be re-read or an SR cannot be built.
-        OSError: the file cannot be written.
     """
     by_series: dict[str, list[SliceResult]] = {}
     for result in results:
         by_series.setdefault(result.series_instance_uid, []).append(result)
     by_uid = {s.series_instance_uid: s for s in lesions}
-    written = []
+    built = []
     for one in series:
         mine = by_series.get(one.uid)
         if not mine or not any(r.predictions for r in mine):
             continue
-        sr = build_series_sr(one, mine, model, by_uid.get(one.uid))
         parts = (SR_DIR, safe_name(mine[0].patient_id), f"{safe_name(one.uid)}.dcm")
-        path = inside(out, *parts)
+        built.append(BuiltSr(parts, build_series_sr(one, mine, model, by_uid.get(one.uid))))
+    return built
+
+
+def save_srs(out: Path, built: Sequence[BuiltSr],
+             record: Callable[[str], None] | None = None) -> list[Path]:
+    """Write ``out/sr/<patient>/<SeriesInstanceUID>.dcm`` for each built SR, atomically,
+    each after ``record`` (OUT's ledger) was told its path.
+
+    Raises:
+        OSError: a file cannot be written.
+    """
+    written = []
+    for one in built:
+        path = inside(out, *one.parts)
         if record is not None:
-            record("/".join(parts))
+            record("/".join(one.parts))
         with atomic_path(path) as tmp:
-            sr.save_as(tmp, enforce_file_format=True)
+            one.dataset.save_as(tmp, enforce_file_format=True)
         written.append(path)
     log.info("wrote %d DICOM SR files under %s", len(written), out / SR_DIR)
     return written
+
+
+def write_series_srs(
+    out: Path, series: Sequence[Series], results: Sequence[SliceResult], model: SrModel,
+    record: Callable[[str], None] | None = None, lesions: Sequence[SeriesLesions] = (),
+) -> list[Path]:
+    """:func:`build_series_srs` and :func:`save_srs` in one go.
+
+    Raises:
+        DicomError: a source header cannot be re-read or an SR cannot be built.
+        OSError: the file cannot be written.
+    """
+    return save_srs(out, build_series_srs(series, results, model, lesions), record)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ DICOM header (patient IDs, UIDs) can make a file land outside it.
 Layout of ``OUT``::
 
     predictions.json                 contract 4 (detect.predictions.write_predictions)
-    voc/<patient>/<SOPInstanceUID>.xml   one per slice with findings (TCIA Annotation tree,
-                                     LabelImg style; <score> added per object)
-    png/<patient>/<SOPInstanceUID>.png   overlays: lung window, boxes, label and score
+    voc/<patient>/<slice>.xml        one per slice with findings (TCIA Annotation tree,
+                                     LabelImg style; <score> added per object), naming
+    voc/<patient>/<slice>.png        the slice in the lung window, grey, no boxes drawn
+    png/<patient>/<slice>.png        overlays: lung window, boxes, label and score
     summary.csv                      one row per series and one per patient (with
                                      --histology: the head's call per row; boxes dropped
                                      outside the lung field, lesions, the field's status)
@@ -17,6 +18,12 @@ Layout of ``OUT``::
     lesions.json, lesions.csv        3D lesion candidates (detect.predict.lesions)
     skipped.csv                      every file not predicted on, with its reason
 
+``<patient>`` is the short patient ID (``A0002``: the annotation archive's folder name,
+``patient_id`` everywhere); the header's PatientID (``Lung_Dx-A0002``, what the SR and a
+PACS show) is ``dicom_patient_id`` in the records and CSVs. ``<slice>`` is
+:func:`slice_stem`: series, position in the series and InstanceNumber before the
+SOPInstanceUID, so a folder lists its files series by series in slice order.
+
 CSV cells from headers and file names never start a spreadsheet formula
 (:func:`detect.io.csvfile.write_csv`, re-exported here). Files are written atomically, each
 after its path went into OUT's ledger (:mod:`detect.predict.outdir` owns the folder).
@@ -24,6 +31,7 @@ after its path went into OUT's ledger (:mod:`detect.predict.outdir` owns the fol
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +55,7 @@ _COLOURS = ((255, 200, 0), (0, 120, 255), (80, 220, 80), (255, 80, 200), (255, 8
 SUMMARY_COLUMNS = (
     "level",
     "patient_id",
+    "dicom_patient_id",
     "series_instance_uid",
     "series_description",
     "slices_read",
@@ -64,6 +73,7 @@ SUMMARY_COLUMNS = (
 )
 SLICE_COLUMNS = (
     "patient_id",
+    "dicom_patient_id",
     "series_instance_uid",
     "sop_instance_uid",
     "slice_index",
@@ -86,9 +96,12 @@ def safe_name(text: str, fallback: str = "unknown") -> str:
 
 @dataclass
 class SliceResult:
-    """One slice that was read and predicted on. ``outside_lung``: boxes dropped because
-    they lie outside the series' lung field (:mod:`detect.predict.lungs`);
-    ``position_mm``: the slice's position along its series' axis (None: unknown)."""
+    """One slice that was read and predicted on. ``patient_id``: the short ID
+    (:func:`detect.histology.short_patient_id`), ``dicom_patient_id``: the header's
+    PatientID; ``slice_index``: its place in the series' geometric order (0 first);
+    ``outside_lung``: boxes dropped because they lie outside the series' lung field
+    (:mod:`detect.predict.lungs`); ``position_mm``: the slice's position along its
+    series' axis (None: unknown); ``series_number``: the header's SeriesNumber."""
 
     patient_id: str
     series_instance_uid: str
@@ -101,6 +114,8 @@ class SliceResult:
     predictions: list[Prediction] = field(default_factory=list)
     outside_lung: int = 0
     position_mm: float | None = None
+    dicom_patient_id: str = ""
+    series_number: int | None = None
 
     @property
     def max_score(self) -> float:
@@ -119,15 +134,42 @@ def _write(out: Path, parts: tuple[str, str, str], data: bytes, record: Record |
     return path
 
 
-def write_voc(out: Path, result: SliceResult, record: Record | None = None) -> Path:
-    """``out/voc/<patient>/<SOP>.xml`` for a slice with findings (LabelImg opens it),
-    written atomically after ``record`` was told its path."""
+def _number(value: int | None) -> str:
+    """A header number zero-padded to 4 digits for sorting; ``x`` when absent or not a
+    plausible count (negative, over 8 digits)."""
+    return f"{value:04d}" if value is not None and 0 <= value < 10**8 else "x"
+
+
+def slice_stem(result: SliceResult) -> str:
+    """The file name (without suffix) of a slice's VOC, PNG and overlay files:
+    ``s<SeriesNumber>-<series hash>_<slice index>_i<InstanceNumber>_<SOPInstanceUID>``,
+    e.g. ``s0002-4e1f0a_0017_i0014_1.3.6.1.4.1.14519.5.2.1.6655...``. The series part
+    sorts series by number and keeps two series of one number (two studies) apart (the
+    hash is the first 6 hex digits of the SeriesInstanceUID's SHA-1); the slice index
+    (slices.csv's ``slice_index``, 0 first) sorts slices in geometric order, which
+    InstanceNumber need not follow; the InstanceNumber is what a viewer shows. Every part
+    is digits, ``x`` or :func:`safe_name`, so no header value becomes a path unescaped."""
+    series = hashlib.sha1(result.series_instance_uid.encode("utf-8", "surrogatepass"))
+    return (f"s{_number(result.series_number)}-{series.hexdigest()[:6]}_"
+            f"{max(result.slice_index, 0):04d}_i{_number(result.instance_number)}_"
+            f"{safe_name(result.sop_instance_uid)}")
+
+
+def write_voc(out: Path, result: SliceResult, grey: np.ndarray,
+              record: Record | None = None) -> Path:
+    """``out/voc/<patient>/<slice>.xml`` for a slice with findings and, beside it, the
+    image it names: ``<slice>.png``, the slice in the lung window (grey, no boxes), so
+    LabelImg opens the folder and the boxes can be corrected on what a reader sees. The
+    image is written first, each file atomically after ``record`` was told its path."""
+    folder, stem = safe_name(result.patient_id), slice_stem(result)
+    image = f"{stem}.png"
+    _write(out, ("voc", folder, image), encode_png(grey), record)
     objects = [VocObject(name=p.label, xyxy=p.xyxy) for p in result.predictions]
     data = voc_xml_bytes(
-        objects, result.width, result.height, 1, scores=[p.score for p in result.predictions]
+        objects, result.width, result.height, 1, folder=folder, filename=image, path=image,
+        scores=[p.score for p in result.predictions],
     )
-    parts = ("voc", safe_name(result.patient_id), f"{safe_name(result.sop_instance_uid)}.xml")
-    return _write(out, parts, data, record)
+    return _write(out, ("voc", folder, f"{stem}.xml"), data, record)
 
 
 def draw_overlay(lung: np.ndarray, predictions: Sequence[Prediction]) -> np.ndarray:
@@ -141,8 +183,9 @@ def draw_overlay(lung: np.ndarray, predictions: Sequence[Prediction]) -> np.ndar
 
 def write_overlay(out: Path, result: SliceResult, lung: np.ndarray,
                   record: Record | None = None) -> Path:
-    """``out/png/<patient>/<SOP>.png``: the overlay of one slice (as :func:`write_voc`)."""
-    parts = ("png", safe_name(result.patient_id), f"{safe_name(result.sop_instance_uid)}.png")
+    """``out/png/<patient>/<slice>.png``: the overlay of one slice (named as
+    :func:`write_voc`'s files)."""
+    parts = ("png", safe_name(result.patient_id), f"{slice_stem(result)}.png")
     return _write(out, parts, encode_png(draw_overlay(lung, result.predictions)), record)
 
 
@@ -168,6 +211,7 @@ def _summary_row(
     return {
         "level": level,
         "patient_id": patient,
+        "dicom_patient_id": dicom_ids(slices),
         "series_instance_uid": series,
         "series_description": description,
         "slices_read": len(slices),
@@ -185,6 +229,12 @@ def _summary_row(
     }
 
 
+def dicom_ids(results: Sequence[SliceResult]) -> str:
+    """The header PatientIDs of ``results`` (one, or several joined by ``;`` where
+    different header IDs have one short ID)."""
+    return ";".join(sorted({r.dicom_patient_id for r in results}))
+
+
 def summary_rows(
     results: Sequence[SliceResult], descriptions: Mapping[str, str], *, threshold: float,
     head: bool = False, lesions: Mapping[str, int] | None = None,
@@ -196,7 +246,8 @@ def summary_rows(
     ``histology_head_probability`` its mean probability (``none`` and empty without
     detections; see :func:`detect.predict.histology.head_call`); else both are empty.
     ``lesions`` and ``lung_field``: per series UID, the lesion count and the field's
-    status (:mod:`detect.predict.lungs`); a patient row sums the lesions."""
+    status (:mod:`detect.predict.lungs`); a patient row sums the lesions. Rows are keyed
+    by the short ``patient_id``; ``dicom_patient_id`` is the header's PatientID."""
     lesions, lung_field = lesions or {}, lung_field or {}
     by_series: dict[tuple[str, str], list[SliceResult]] = {}
     for result in results:
@@ -219,6 +270,7 @@ def slice_rows(results: Sequence[SliceResult]) -> list[dict[str, object]]:
     return [
         {
             "patient_id": r.patient_id,
+            "dicom_patient_id": r.dicom_patient_id,
             "series_instance_uid": r.series_instance_uid,
             "sop_instance_uid": r.sop_instance_uid,
             "slice_index": r.slice_index,

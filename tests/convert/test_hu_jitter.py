@@ -1,5 +1,6 @@
 """convert --hu-jitter: jittered copies of the training images only, their windows and noise
-as recorded, the same whatever the workers; bad rules refused in one line."""
+as recorded, the same whatever the workers; bad rules refused in one line; a
+re-run with another rule refused without --overwrite."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from detect.cli import app
 from detect.convert import convert
 from detect.convert.augment import HuJitter
 from detect.convert.config import ConvertConfig
-from detect.errors import ConfigError
+from detect.errors import ConfigError, OutputFolderError
 from detect.recipe import parse_channels
 
 LUNGS = range(4, 16)
@@ -145,3 +146,22 @@ def test_the_rule_parses_with_defaults():
     assert HuJitter.parse("3") == HuJitter(copies=3)
     assert HuJitter.parse("1, noise=30,level=20") == HuJitter(1, 0.2, 20.0, 30.0)
     assert HuJitter.parse("1").noise == 60.0
+
+
+def test_a_rerun_is_refused_when_the_rule_changes_and_its_copies_replaced(chest, tmp_path):
+    """The rule is an option of the dataset (its copies are data): the same command again
+    changes nothing, another rule or none is refused without --overwrite, naming it."""
+    out = tmp_path / "ds"
+    _convert(chest, out)
+    before = (out / "dataset.json").read_bytes()
+    _convert(chest, out)
+    assert (out / "dataset.json").read_bytes() == before
+    for other in (HuJitter(copies=1), HuJitter()):
+        with pytest.raises(OutputFolderError, match=r"other options: augmentation "):
+            _convert(chest, out, rule=other)
+        assert (out / "dataset.json").read_bytes() == before
+    convert(ConvertConfig(*chest, out, recipe=parse_channels("wide,wide,wide"), negatives=1,
+                          split=(0.5, 0.0, 0.5), workers=1, overwrite=True))
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert "augmentation" not in manifest and manifest["counts"]["train"]["images"] == 3
+    assert not any("_hu" in p.name for p in (out / "images").rglob("*.png"))

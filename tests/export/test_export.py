@@ -269,7 +269,7 @@ def test_bad_inputs_are_one_line_through_the_cli(exports, runs, tmp_path):
     _fails(["export", "--weights", str(onnx_result.file), "--format", "onnx"],
            "already an exported model")
     _fails(["export", "--weights", yolo, "--format", "onnx", "--out", str(onnx_result.out)],
-           "already holds a model")
+           "pass --overwrite to replace it")
     scans = tmp_path / "scans"
     write_ct_series(scans, slices=1)
     alone = tmp_path / "alone" / "model.onnx"

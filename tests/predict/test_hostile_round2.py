@@ -82,19 +82,42 @@ def test_an_interrupted_run_leaves_nothing_the_next_run_mixes_with(tmp_path, mon
     write_ct_series(tmp_path / "first" / "b", slices=3, patient_id="Lung_Dx-A0001")
     write_ct_series(tmp_path / "second", slices=2, patient_id="Lung_Dx-B0002")
     out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "voc" / "notes.txt"  # a file of the user's, in a folder predict writes
+    mine.parent.mkdir()
+    mine.write_text("keep me")
+    with pytest.raises(DetectError, match="not written by detect predict"):
+        _predict([tmp_path / "first"], out, monkeypatch)
+    shutil.rmtree(mine.parent)
+    # Ctrl-C: the run removes the files it wrote
+    with pytest.raises(KeyboardInterrupt):
+        _predict([tmp_path / "first"], out, monkeypatch, _Interrupted(stop=5))
+    assert not list(out.rglob("*.xml")) and not list(out.rglob("*.png"))
+    # killed outright (SIGKILL runs no cleanup): its files stay for the next run to clear
+    monkeypatch.setattr("detect.predict.outdir.discard_failed_run", lambda out, ledger: None)
     with pytest.raises(KeyboardInterrupt):
         _predict([tmp_path / "first"], out, monkeypatch, _Interrupted(stop=5))
     stale = sorted(p.name for p in out.rglob("*.xml"))
     assert len(stale) == 3  # the killed run's VOC files are there...
-    mine = out / "voc" / "notes.txt"  # ...beside a file of the user's
-    mine.write_text("keep me")
+    mine.parent.mkdir(exist_ok=True)
+    mine.write_text("keep me")  # ...beside a file of the user's
     summary = _predict([tmp_path / "second"], out, monkeypatch)
     xml = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.xml"))
     pngs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
-    assert len(xml) == len(pngs) == summary.slices_with_findings == 2
+    assert len(xml) == summary.slices_with_findings == 2
+    assert len(pngs) == 4  # each XML's image beside it, and the overlays
     assert all(p.startswith(("voc/B0002/", "png/B0002/")) for p in xml + pngs)
     assert {r["patient_id"] for r in _rows(out / "slices.csv")} == {"B0002"}
     assert mine.read_text() == "keep me" and first
+
+
+def test_a_failed_run_removes_the_folder_it_created(tmp_path, monkeypatch):
+    write_ct_series(tmp_path / "scans" / "a", slices=3, patient_id="Lung_Dx-A0001")
+    write_ct_series(tmp_path / "scans" / "b", slices=3, patient_id="Lung_Dx-A0001")
+    out = tmp_path / "new" / "out"
+    with pytest.raises(KeyboardInterrupt):
+        _predict([tmp_path / "scans"], out, monkeypatch, _Interrupted(stop=5))
+    assert not out.exists()
 
 
 def test_a_finished_or_foreign_folder_is_refused_and_left_alone(tmp_path, monkeypatch):
@@ -102,7 +125,7 @@ def test_a_finished_or_foreign_folder_is_refused_and_left_alone(tmp_path, monkey
     out = tmp_path / "out"
     _predict([tmp_path / "scans"], out, monkeypatch)
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    with pytest.raises(DetectError, match="already holds predictions"):
+    with pytest.raises(DetectError, match=r"holds the predictions of .* pass --overwrite"):
         _predict([tmp_path / "scans"], out, monkeypatch)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     theirs = tmp_path / "theirs"

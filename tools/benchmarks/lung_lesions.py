@@ -68,14 +68,14 @@ def sources(args: argparse.Namespace) -> dict[str, list[Path]]:
 
 def predict_seconds(folders: list[Path], weights: Path, out: Path, conf: float, *,
                     lung: bool, batch: int) -> tuple[float, int]:
-    from detect.lung import LungFieldRule
-    from detect.predict.run import PredictConfig, predict
+    from detect.predict.config import PredictConfig
+    from detect.predict.run import predict
 
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     summary = predict(PredictConfig(
         sources=tuple(folders), weights=weights, out=out, conf=conf, save=("json",),
-        device="cpu", batch=batch, workers=1, lung_field=LungFieldRule() if lung else None))
+        device="cpu", batch=batch, workers=1, lung_field="on" if lung else "off"))
     return time.perf_counter() - start, summary.slices
 
 
