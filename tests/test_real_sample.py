@@ -202,7 +202,7 @@ def test_report_lists_the_lesions_beside_the_figure(real_stage: Any) -> None:
     kinds = [kind for kind, _ in result.blocks]
     heading = kinds.index("h3")
     assert "Lesions at the operating threshold" in blocks[heading][1]
-    assert kinds[heading + 2] == "table" and kinds[-1] == "img"  # the table, then the figure
+    assert kinds[heading + 2] == "table" and kinds.index("img") == heading + 4  # then the figure
     header, table_rows = blocks[heading + 2][1]
     assert header[2] == "slices" and header[4] == "longest axial diameter mm"
     assert len(table_rows) == max(len(result.lesions), 1)

@@ -153,7 +153,8 @@ def run_real_stage(out: Path, *, sample: RealSample, weights: Path,
                f"doi:10.7937/TCIA.2020.NNC20461, CC BY 4.0. Not for clinical use."),
     )
     dropped = None if info.lung_field is None else at_conf.outside_lung
-    blocks[-1:-1] = lesion_blocks(score, found, truth, dropped, conf)
+    figure_at = next((i for i, (kind, _) in enumerate(blocks) if kind == "img"), len(blocks))
+    blocks[figure_at:figure_at] = lesion_blocks(score, found, truth, dropped, conf)
     return RealStageResult(out=out, score=score, figure=figure, blocks=blocks, model=weights,
                            slices=len(slices), lesions=tuple(found), true_lesions=truth,
                            outside_lung=at_conf.outside_lung)
