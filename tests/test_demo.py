@@ -36,6 +36,15 @@ def test_tiny_demo_end_to_end(tmp_path, yolo_env):
     assert "## Real CT: Lung-PET-CT-Dx patient A0002 (never trained on)" in report
     assert f"| tumour AP50, annotated slices | {real['ap50_annotated']:.3f} |" in report
     assert "(../real/side_by_side.png)" in report
+    # beside the figure, the lesions detect predict reports at the model's threshold
+    lesions = report[report.index("### Lesions at the operating threshold"):]
+    table = lesions[lesions.index("| lesion | score | slices |"):
+                    lesions.index("(../real/side_by_side.png)")]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("| ")]
+    found = real["at_threshold"]["lesions"]
+    assert len(rows) == max(len(found), 1)
+    for lesion, row in zip(found, rows):
+        assert row.startswith(f"| {lesion['lesion']} | {lesion['score']:.2f} |")
     model = json.loads((out / "runs" / "yolov8" / "demo" / "model.json").read_text())
     assert model["status"] == "complete" and model["family"] == "yolov8"
     short = {"nbs": 16, "optimizer": "AdamW", "lr0": 0.004, "mosaic": 0.0}  # --hyp short

@@ -3,6 +3,7 @@ the library, and the demo's real-CT stage (figure, report section), without trai
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +13,17 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
+from support.lungs import sliced_boxes_in_field
 from support.realdata import real_patient
 from support.yolo import NetGuard
 
 from detect.demo.real import RealStageResult, run_real_stage
 from detect.demo.run import DemoConfig, run_demo
 from detect.eval.report import to_html
+from detect.io.voc import parse_voc
+from detect.lung import LungFieldRule
 from detect.predictions import read_predictions
+from detect.runs import read_model_json
 from detect.shipped import ShippedFileMissing, real_sample, real_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,3 +135,79 @@ def test_missing_sample_or_model_fails_before_any_work(tmp_path: Path) -> None:
         run_demo(config)
     assert not (tmp_path / "demo").exists()
 
+
+def _by_slice(predictions: Any) -> dict[str, list[tuple[float, float, float, float]]]:
+    by_slice: dict[str, list[tuple[float, float, float, float]]] = {}
+    for p in predictions:
+        by_slice.setdefault(p.sop_instance_uid, []).append(tuple(p.xyxy))
+    return by_slice
+
+
+def test_scoring_run_keeps_the_boxes_of_the_run_at_the_threshold(real_stage: Any) -> None:
+    """The stage's two predict runs (all scores for AP; at the model's threshold for the
+    lesions) agree on every box at or above the threshold, slice by slice."""
+    result, _ = real_stage
+    conf = read_model_json(real_weights()).conf
+    kept = read_predictions(result.out / "at-threshold" / "predictions.json")
+    assert kept and all(p.score >= conf for p in kept)
+    scored = [p for p in read_predictions(result.out / "predictions.json") if p.score >= conf]
+    assert _by_slice(scored).keys() == _by_slice(kept).keys()
+    for sop, boxes in _by_slice(kept).items():
+        others = _by_slice(scored)[sop]
+        assert len(others) == len(boxes), sop
+        for box in boxes:  # paired by place, not by order
+            assert any(np.allclose(box, other, atol=0.5) for other in others), (sop, box)
+
+
+def test_no_box_at_the_threshold_lies_outside_the_lung_field(real_stage: Any) -> None:
+    """Issue 20's goal on the demo sample: every box predict keeps at the model's operating
+    threshold overlaps the lung field, worked out here from the sample's HU with the
+    model's rule (the default rule, as ``--lung-field on`` applies it, for a model.json
+    that names none: the shipped one predates the lung field and keeps every box)."""
+    result, _ = real_stage
+    rule = read_model_json(real_weights()).lung_field or LungFieldRule()
+    kept = read_predictions(result.out / "at-threshold" / "predictions.json")
+    placed = sliced_boxes_in_field(real_sample().dicom_root, _by_slice(kept), rule)
+    assert kept and len(placed) == len(kept)
+    assert all(box.fraction > 0 for box in placed), [
+        (box.slice_index + 1, box.xyxy) for box in placed if box.fraction == 0]
+
+
+def test_report_lists_the_lesions_beside_the_figure(real_stage: Any) -> None:
+    result, _ = real_stage
+    # the archive's 10 boxes (slices 13-22 of 8 mm) are one lesion; its diameter is the
+    # longer side of its largest box in mm, worked out here from the XML and PixelSpacing
+    (truth,) = result.true_lesions
+    assert [i + 1 for i in truth.slice_indices] == list(range(13, 23))
+    assert truth.extent_mm == pytest.approx(80.0, abs=0.5)
+    spacing = {}
+    for path in _sample_slices():
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        spacing[str(ds.SOPInstanceUID)] = [float(v) for v in ds.PixelSpacing]
+    sides = []
+    for xml in real_sample().annotation_root.glob("A0002/*.xml"):
+        row_mm, column_mm = spacing[xml.stem]
+        for obj in parse_voc(xml).objects:
+            x1, y1, x2, y2 = obj.xyxy
+            sides.append(max((x2 - x1) * column_mm, (y2 - y1) * row_mm))
+    assert truth.diameter_mm == pytest.approx(max(sides), rel=0.02)
+    # the lesions of predict at the threshold, as lesions.csv lists them, in the report
+    rows = list(csv.DictReader(
+        (result.out / "at-threshold" / "lesions.csv").read_text().splitlines()))
+    assert len(rows) == len(result.lesions)
+    for row, lesion in zip(rows, result.lesions, strict=True):
+        assert int(row["lesion"]) == lesion["lesion"]
+        assert int(row["first_slice_index"]) == lesion["slice_indices"][0]
+    blocks = dict(enumerate(result.blocks))
+    kinds = [kind for kind, _ in result.blocks]
+    heading = kinds.index("h3")
+    assert "Lesions at the operating threshold" in blocks[heading][1]
+    assert kinds[heading + 2] == "table" and kinds.index("img") == heading + 4  # then the figure
+    header, table_rows = blocks[heading + 2][1]
+    assert header[2] == "slices" and header[4] == "longest axial diameter mm"
+    assert len(table_rows) == max(len(result.lesions), 1)
+    about = blocks[heading + 1][1]
+    if read_model_json(real_weights()).lung_field is None:
+        assert result.outside_lung == 0 and "This model has no lung field" in about
+    else:
+        assert f"dropped {result.outside_lung} boxes at or above the threshold" in about

@@ -115,6 +115,12 @@ def convert(
     fused: Annotated[str, typer.Option(help="Fused PET/CT screenshots: exclude or include.")] = (
         "exclude"
     ),
+    hu_jitter: Annotated[str, typer.Option(
+        "--hu-jitter",
+        help="HU augmentation: K extra copies of each training image, each with its windows "
+             "scaled (width x 1 +- F) and shifted (level +- HU) and Gaussian HU noise (sd up "
+             "to HU), drawn from --seed: K or K,width=F,level=HU,noise=HU (defaults 0.2, 50, "
+             "60; 0: off).")] = "0",
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: CPUs).")] = None,
     shard: Annotated[str | None, typer.Option(help="Convert shard I/N of the patients.")] = None,
     max_pixels: Annotated[
@@ -136,6 +142,7 @@ def convert(
     Example: detect convert Lung-PET-CT-Dx Annotation dataset --negatives 2
     """
     from detect.convert import convert as run_convert
+    from detect.convert.augment import HuJitter
     from detect.convert.config import ConvertConfig, Shard, parse_fractions
     from detect.device import default_workers
     from detect.io.dicom_limits import DEFAULT_MAX_PIXELS
@@ -157,6 +164,7 @@ def convert(
             shard=Shard.parse(shard) if shard else None,
             max_pixels=max_pixels if max_pixels is not None else DEFAULT_MAX_PIXELS,
             overwrite=overwrite,
+            hu_jitter=HuJitter.parse(hu_jitter),
         )
         with progress_bar("convert") as update:
             summary = run_convert(config, progress=lambda stage, d, t: update(d, t))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detect.convert.augment import HuJitter
 from detect.dataset import DEFAULT_SPLIT
 from detect.device import default_workers
 from detect.errors import ConfigError
@@ -86,6 +87,8 @@ class ConvertConfig:
     #: Replace a finished dataset in OUT that this run would change (other options or
     #: inputs; detect.convert.replace). Only files convert wrote are ever deleted.
     overwrite: bool = False
+    #: HU-jittered copies of the training images (detect.convert.augment; copies 0: off).
+    hu_jitter: HuJitter = field(default_factory=HuJitter)
 
     def __post_init__(self) -> None:
         if not self.dicom_root.is_dir():

@@ -131,6 +131,8 @@ def _render(task: ImageTask, recipe: ChannelRecipe, max_pixels: int) -> np.ndarr
             f"({', '.join(f'{o:+d}: {s[0]}x{s[1]}' for o, s in sorted(shapes.items()))}); "
             f"a 2.5d image needs one size"
         )
+    if task.jitter is not None:
+        return task.jitter.recipe(recipe).render(task.jitter.noisy(by_offset))
     return recipe.render(by_offset)
 
 
@@ -202,4 +204,7 @@ def process_task(task: ImageTask, split: str, settings: WorkerSettings) -> TaskR
         "fused": task.fused,
         "boxes": boxes,
     }
+    if task.jitter is not None:
+        record["copy_of"] = task.original_name
+        record["hu_jitter"] = task.jitter.to_dict()
     return TaskResult(record, issues)

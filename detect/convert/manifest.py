@@ -20,13 +20,14 @@ from detect.dataset import DATASET_FORMAT, DATASET_VERSION
 from detect.io.atomic import write_bytes
 
 
-def _sort_key(record: dict[str, Any]) -> tuple[str, str, str, int, str]:
+def _sort_key(record: dict[str, Any]) -> tuple[str, str, str, int, str, str]:
     return (
         record["split"],
         record["patient_id"],
         record["series_instance_uid"],
         int(record["slice_index"]),
         record["sop_instance_uid"],
+        record["name"],  # a slice's HU-jittered copies after it
     )
 
 
@@ -55,6 +56,7 @@ def coco_split(records: Sequence[dict[str, Any]], classes: Sequence[str]) -> dic
                     )
                 },
                 "source_sr": record.get("source_sr", []),
+                **({"hu_jitter": record["hu_jitter"]} if record.get("hu_jitter") else {}),
             }
         )
         for box in record["boxes"]:

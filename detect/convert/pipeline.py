@@ -20,14 +20,15 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from detect import __version__
 from detect.convert.annotations import reconcile_index_issues
+from detect.convert.augment import augmentation_section, draw
 from detect.convert.config import ConvertConfig, Shard
 from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
@@ -87,6 +88,8 @@ def _settings_hash(config: ConvertConfig) -> str:
         "negatives_from": config.negatives_from,
         "version": __version__,
     }
+    if config.hu_jitter.copies:  # absent when off: earlier datasets keep their parts
+        settings["hu_jitter"] = {**config.hu_jitter.to_dict(), "seed": config.seed}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
@@ -224,6 +227,7 @@ def _convert_locked(
     require_annotations(plan, config.annotation_root)
     letters = {p: plan.patients[p].letter for p in plan.patients}
     split = split_patients(letters, config.split, config.seed)
+    _add_hu_copies(plan, split.assignment, config)
     parts = out / ".parts"
     todo, reused = [], 0
     for patient_id, patient_plan in sorted(plan.patients.items()):
@@ -258,6 +262,22 @@ def _convert_locked(
     seconds["merge"] = time.perf_counter() - start - sum(seconds.values())
     summary.seconds = seconds
     return summary
+
+
+def _add_hu_copies(plan: ConversionPlan, assignment: dict[str, str],
+                   config: ConvertConfig) -> None:
+    """Append ``--hu-jitter``'s copies to the tasks of the training patients (not of fused
+    screenshots, which carry no HU)."""
+    rule = config.hu_jitter
+    if not rule.copies:
+        return
+    for patient_id, patient_plan in plan.patients.items():
+        if assignment[patient_id] != "train":
+            continue
+        patient_plan.tasks = patient_plan.tasks + [
+            replace(task, jitter=draw(rule, config.seed, task.name, copy))
+            for task in patient_plan.tasks if not task.fused
+            for copy in range(1, rule.copies + 1)]
 
 
 def _merge(
@@ -306,7 +326,7 @@ def _merge(
         issues=issues,
         assignment=assignment,
         letters=letters,
-        base=_base(config, notes, plan.lungs_unavailable),
+        base=_base(config, notes, plan.lungs_unavailable, records),
         xml_files=plan.xml_files,
         sr_files=plan.sr_files,
     )
@@ -323,8 +343,11 @@ def _merge(
     return summary
 
 
-def _base(config: ConvertConfig, notes: dict[str, str], lungs_unavailable: dict[str, str]
-          ) -> dict[str, Any]:
+def _base(config: ConvertConfig, notes: dict[str, str], lungs_unavailable: dict[str, str],
+          records: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """dataset.json's option fields (without ``records``: no copies listed yet)."""
+    augmentation = ({"augmentation": augmentation_section(config.hu_jitter, config.seed, records)}
+                    if config.hu_jitter.copies else {})  # absent when off, as before
     return {
         "converter": {
             "name": "detect convert",
@@ -356,4 +379,5 @@ def _base(config: ConvertConfig, notes: dict[str, str], lungs_unavailable: dict[
         "negatives_rule": {**negatives_rule(config.negatives_from),
                            **({"no_lung_field": dict(sorted(lungs_unavailable.items()))}
                               if config.negatives_from == "lungs" else {})},
+        **augmentation,
     }

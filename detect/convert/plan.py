@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detect.convert.annotations import SourceBox, find_annotations
+from detect.convert.augment import JitterDraw, copy_name
 from detect.convert.checks import sr_identity_issues, stack_problem
 from detect.convert.duplicates import dedupe_xml
 from detect.convert.index import DicomIndex, walk_issues
@@ -52,11 +53,20 @@ class ImageTask:
     xml_path: str | None = None
     xml_rel: str | None = None
     sr_boxes: tuple[SourceBox, ...] = ()
+    #: A jittered copy of the slice's image (detect.convert.augment); None: the image.
+    jitter: JitterDraw | None = None
 
     @property
     def name(self) -> str:
         """The file name (without suffix) of its image and label: never a path, whatever
         the header held (see :func:`detect.io.paths.safe_component`)."""
+        if self.jitter is not None:
+            return copy_name(self.original_name, self.jitter.copy)
+        return self.original_name
+
+    @property
+    def original_name(self) -> str:
+        """The name of the slice's own image (a copy's original)."""
         return f"{safe_component(self.patient_id)}_{safe_component(self.sop_instance_uid)}"
 
     @property

@@ -8,7 +8,7 @@ command (:mod:`detect.io.replacing`) such a run is refused without ``--overwrite
 with it one warning says what is replaced. It is found as early as it can be known:
 
 1. before any work, when the options differ from those dataset.json records (recipe,
-   classes, split, seed, negatives, fused, sources, detect's version);
+   classes, split, seed, negatives, fused, HU jitter, sources, detect's version);
 2. after planning, when patients must be converted again because their inputs changed
    (their part was made from other inputs) or are new (a patient whose part file was
    lost is converted again without asking: the same inputs give the same images);
@@ -132,6 +132,8 @@ def _options(manifest: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[str, 
     flat = {k: manifest.get(k) for k in keys if k not in ("converter", *_FROM_DATA)}
     if "negatives_rule" in flat:
         flat["negatives_rule"] = _without(flat["negatives_rule"], "no_lung_field")
+    # --hu-jitter's rule is an option, its copies data; absent in either: no jitter
+    flat["augmentation"] = _without(manifest.get("augmentation"), "copies")
     converter = manifest.get("converter")
     converter = converter if isinstance(converter, Mapping) else {}
     flat["version"] = converter.get("version")

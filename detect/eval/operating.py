@@ -76,11 +76,21 @@ def operating_point(dataset: DatasetInfo, split: str, predictions: Sequence[Pred
     lesions = sum(c.true_lesions for c in curves)
     record: dict[str, Any] = {"target": target, "split": split, "lesions": lesions,
                               "scans": len(curves), "linked_in": linked_in, "iou": HIT_IOU}
+    return {**record, **choose_point(thresholds, fp_rate, sensitivity, target=target,
+                                     lesions=lesions, scans=len(curves), default=default)}
+
+
+def choose_point(thresholds: np.ndarray, fp_rate: np.ndarray, sensitivity: np.ndarray, *,
+                 target: str, lesions: int, scans: int, default: float) -> dict[str, Any]:
+    """The point of a lesion-level curve (:func:`detect.eval.lesions.froc_points`'
+    arrays, ``(inf, 0, 0)`` first) that ``target`` picks: ``conf``, ``sensitivity``,
+    ``fp_per_scan``, and ``note`` when there is no curve and ``default`` is kept."""
+    check_target(target)
     if lesions == 0 or len(thresholds) < 2:
         why = "no true lesion in the split" if lesions == 0 else "no prediction on the split"
-        return {**record, "conf": default, "sensitivity": None, "fp_per_scan": None,
+        return {"conf": default, "sensitivity": None, "fp_per_scan": None,
                 "note": f"{why}: the family's default threshold is kept"}
-    k = _choose(target, thresholds, fp_rate, sensitivity, lesions, len(curves))
+    k = _choose(target, thresholds, fp_rate, sensitivity, lesions, scans)
     conf = float(thresholds[k])
-    return {**record, "conf": conf if math.isfinite(conf) else default,
+    return {"conf": conf if math.isfinite(conf) else default,
             "sensitivity": float(sensitivity[k]), "fp_per_scan": float(fp_rate[k])}

@@ -24,7 +24,7 @@ from detect.cli import app
 from detect.dicomweb.config import ServerConfig
 from detect.predict.dicomweb import DicomwebSelection
 from detect.predict.run import PredictConfig, predict
-from detect.predict.sr import read_sr
+from detect.predict.sr_read import read_sr
 from detect.predictions import read_predictions
 from detect.shipped import real_sample, real_weights
 

@@ -15,7 +15,8 @@ from support.realdata import REALDATA_ROOT
 from support.yolo import NetGuard, write_ct_series
 
 from detect.predict.run import PredictConfig, predict
-from detect.predict.sr import HISTOLOGY_CONCEPTS, SrDocument, read_sr
+from detect.predict.sr import HISTOLOGY_CONCEPTS
+from detect.predict.sr_read import SrDocument, read_sr
 from detect.predictions import Prediction, histology_argmax, read_predictions
 
 REALDATA = REALDATA_ROOT / "lung-pet-ct-dx-A0002"

@@ -16,7 +16,7 @@ from support.realdata import PATIENTS, real_patient
 from support.yolo import NetGuard, write_ct_series
 
 from detect.predict.run import PredictConfig, predict
-from detect.predict.sr import read_sr
+from detect.predict.sr_read import read_sr
 from detect.predictions import read_predictions
 
 DCIODVFY = shutil.which("dciodvfy")

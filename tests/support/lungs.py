@@ -37,9 +37,17 @@ def boxes_in_field(dicom_root: Path, annotation_root: Path,
                    rule: LungFieldRule | None = None) -> list[BoxInField]:
     """Every box of every XML under ``annotation_root`` whose slice is under
     ``dicom_root``, with its fraction inside its series' lung field."""
-    rule = rule or LungFieldRule()
     boxes = {xml.stem: [o.xyxy for o in parse_voc(xml).objects]
              for xml in annotation_root.rglob("*.xml")}
+    return sliced_boxes_in_field(dicom_root, boxes, rule)
+
+
+def sliced_boxes_in_field(dicom_root: Path,
+                          boxes: dict[str, list[tuple[float, float, float, float]]],
+                          rule: LungFieldRule | None = None) -> list[BoxInField]:
+    """The boxes (xyxy px by SOP Instance UID) whose slice is under ``dicom_root``, with
+    their fraction inside their series' lung field."""
+    rule = rule or LungFieldRule()
     found = []
     for series in scan_sources([dicom_root]).series:
         if not any(h.sop_instance_uid in boxes for h in series.slices):
