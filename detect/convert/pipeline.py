@@ -10,6 +10,11 @@ OUT is the user's: a folder detect did not write is refused (:mod:`.outdir`), on
 writes it at a time (:mod:`.lock`), and a run that re-renders images first removes
 dataset.json, so no dataset.json ever names a recipe other than its PNGs' (an interrupted
 re-run with other options leaves no dataset until it is finished).
+
+Patients are split by :mod:`.split` (fractions, or by name with ``--val-patients`` /
+``--test-patients``; unknown names are refused) and the dataset is written by
+:mod:`.merge`; ``--folds K`` renders the images once into ``OUT/.pool`` and writes K
+datasets ``OUT/fold-k`` of hard links (:mod:`.folds`).
 """
 
 from __future__ import annotations
@@ -27,24 +32,23 @@ from typing import Any
 from detect import __version__
 from detect.convert.annotations import reconcile_index_issues
 from detect.convert.config import ConvertConfig, Shard
+from detect.convert.folds import POOL, existing_folds, plan_folds, write_folds
 from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
-from detect.convert.issues import Issue
 from detect.convert.lock import hold_out_lock
-from detect.convert.manifest import build_manifest, write_dataset
+from detect.convert.merge import Published, collect, publish
 from detect.convert.outdir import (
     Ledger,
     check_ownership,
     claim,
-    foreign_images,
     seed_from_parts,
     written_path,
 )
-from detect.convert.plan import ConversionPlan, ImageTask, PatientPlan, plan_conversion
-from detect.convert.split import split_patients
+from detect.convert.parts import part_key, part_path, read_part, write_part
+from detect.convert.plan import ImageTask, PatientPlan, plan_conversion
+from detect.convert.split import SplitPlan, split_patients
 from detect.convert.usable import require_annotations, require_boxes, require_slices
-from detect.io.atomic import write_bytes
-from detect.io.paths import inside, safe_component
+from detect.errors import ConfigError
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -63,6 +67,8 @@ class ConvertSummary:
     boxes: int
     issue_counts: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: The dataset folders written (one, or one per fold; none for an unfinished shard).
+    datasets: list[Published] = field(default_factory=list)
 
 
 def _in_shard(patient: str, shard: Shard | None) -> bool:
@@ -85,26 +91,9 @@ def _settings_hash(config: ConvertConfig) -> str:
 
 def _lock_key(config: ConvertConfig, settings_hash: str) -> str:
     """What shards must agree on to share OUT: every option that shapes the dataset."""
-    text = json.dumps([settings_hash, list(config.split), config.seed, config.max_pixels])
+    text = json.dumps([settings_hash, list(config.split), config.seed, config.max_pixels,
+                       config.val_patients, config.test_patients, config.folds])
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _part_path(parts: Path, patient_id: str) -> Path:
-    return inside(parts, f"{safe_component(patient_id)}.json")
-
-
-def _part_key(plan: PatientPlan, split: str, settings_hash: str) -> str:
-    tasks = sorted((t.name, t.annotation_key, t.dicom_rel) for t in plan.tasks)
-    text = json.dumps([settings_hash, split, tasks])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _read_part(path: Path, key: str) -> dict[str, Any] | None:
-    try:
-        part = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return part if part.get("key") == key else None
 
 
 def _results(
@@ -137,7 +126,7 @@ def _convert_patients(
     by_patient = {plan.patient_id: (plan, key) for plan, _, key in todo}
     for plan, _, key in todo:
         if not plan.tasks:
-            _write_part(parts, plan, key, [])
+            write_part(parts, plan, key, [])
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(tasks) > 1 else None
     try:
         for done, ((task, _), result) in enumerate(
@@ -147,23 +136,12 @@ def _convert_patients(
             remaining[task.patient_id] -= 1
             if remaining[task.patient_id] == 0:
                 plan, key = by_patient[task.patient_id]
-                _write_part(parts, plan, key, collected.pop(task.patient_id))
+                write_part(parts, plan, key, collected.pop(task.patient_id))
             if progress:
                 progress("images", done, len(tasks))
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _write_part(parts: Path, plan: PatientPlan, key: str, results: list[TaskResult]) -> None:
-    part = {
-        "key": key,
-        "patient_id": plan.patient_id,
-        "records": [r.record for r in results if r.record is not None],
-        "issues": [i.to_json() for i in plan.issues]
-        + [i.to_json() for r in results for i in r.issues],
-    }
-    write_bytes(_part_path(parts, plan.patient_id), json.dumps(part).encode())
 
 
 def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertSummary:
@@ -182,12 +160,31 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
         return _convert_locked(config, progress, settings_hash)
 
 
+def _named_patients(config: ConvertConfig, letters: dict[str, str]) -> None:
+    """Every patient ``--val-patients`` / ``--test-patients`` names must be in the data.
+
+    Raises:
+        ConfigError: one line naming the unknown IDs and some that exist.
+    """
+    for option, ids in (("--val-patients", config.val_patients),
+                        ("--test-patients", config.test_patients)):
+        unknown = [p for p in ids if p not in letters]
+        if unknown:
+            known = sorted(letters)
+            raise ConfigError(
+                f"{option} names {', '.join(unknown)}, not a patient with a converted "
+                f"annotation under {config.annotation_root}; its patients are "
+                f"{', '.join(known[:12])}{' ...' if len(known) > 12 else ''}"
+            )
+
+
 def _convert_locked(
     config: ConvertConfig, progress: Progress | None, settings_hash: str
 ) -> ConvertSummary:
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     out = config.out
+    rendered = out / POOL if config.folds else out  # where the images are rendered
     index = build_index(
         config.dicom_root,
         workers=config.workers,
@@ -210,22 +207,33 @@ def _convert_locked(
     )
     require_annotations(plan, config.annotation_root)
     letters = {p: plan.patients[p].letter for p in plan.patients}
-    split = split_patients(letters, config.split, config.seed)
-    parts = out / ".parts"
+    _named_patients(config, letters)
+    folds: list[SplitPlan] = []
+    if config.folds:
+        folds = plan_folds(letters, config.folds, config.split, config.seed,
+                           config.val_patients)
+        split = SplitPlan(assignment=dict.fromkeys(letters, "train"), notes={})
+    else:
+        split = split_patients(letters, config.split, config.seed,
+                               val_patients=config.val_patients,
+                               test_patients=config.test_patients)
+    parts = rendered / ".parts"
     todo, reused = [], 0
     for patient_id, patient_plan in sorted(plan.patients.items()):
-        key = _part_key(patient_plan, split.assignment[patient_id], settings_hash)
+        key = part_key(patient_plan, split.assignment[patient_id], settings_hash)
         if not _in_shard(patient_id, config.shard):
             continue
-        if _read_part(_part_path(parts, patient_id), key) is not None:
+        if read_part(part_path(parts, patient_id), key) is not None:
             reused += 1
             continue
         todo.append((patient_plan, split.assignment[patient_id], key))
     seconds["plan"] = time.perf_counter() - start - seconds["index"]
-    ledger = Ledger(out)
+    rendered.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(rendered)
     seed_from_parts(ledger, parts)
-    if todo:
-        (out / "dataset.json").unlink(missing_ok=True)  # stale until this run merges
+    if todo:  # stale until this run merges
+        for folder in [out, *existing_folds(out)]:
+            (folder / "dataset.json").unlink(missing_ok=True)
         ledger.record(
             written_path(kind, split_name, task.name)
             for plan_, split_name, _ in todo
@@ -233,80 +241,36 @@ def _convert_locked(
             for kind in ("images", "labels")
         )
     settings = WorkerSettings(
-        str(out.resolve()), config.recipe.to_dict(), config.classes, config.max_pixels
+        str(rendered.resolve()), config.recipe.to_dict(), config.classes, config.max_pixels
     )
     _convert_patients(todo, settings, parts, config.workers, progress)
     seconds["images"] = time.perf_counter() - start - seconds["index"] - seconds["plan"]
     index_issues = reconcile_index_issues(index.issues, config.dicom_root, plan.sr_paths)
-    summary = _merge(
-        config, plan, split.assignment, split.notes, index_issues, settings_hash, len(todo), reused
+    merged, missing = collect(plan, split.assignment, parts, settings_hash, index_issues)
+    summary = ConvertSummary(
+        out, not missing, len(plan.patients), len(todo), reused, len(merged.records),
+        sum(len(r["boxes"]) for r in merged.records),
+        {k: sum(1 for i in merged.issues if i.kind == k)
+         for k in sorted({i.kind for i in merged.issues})},
     )
+    if missing:
+        log.info("%d patients still to convert (other shards); not merging", len(missing))
+    else:
+        require_boxes(merged.records, merged.issues, len(plan.xml_files),
+                      config.annotation_root, len(plan.sr_files))
+        if folds:
+            Ledger(rendered).remove_stale({written_path(kind, "train", r["name"])
+                                           for r in merged.records
+                                           for kind in ("images", "labels")})
+            summary.datasets = write_folds(out, merged, folds, _base(config))
+        else:
+            summary.datasets = [publish(out, merged, split, _base(config))]
     seconds["merge"] = time.perf_counter() - start - sum(seconds.values())
     summary.seconds = seconds
     return summary
 
 
-def _merge(
-    config: ConvertConfig,
-    plan: ConversionPlan,
-    assignment: dict[str, str],
-    notes: dict[str, str],
-    index_issues: list[Issue],
-    settings_hash: str,
-    converted: int,
-    reused: int,
-) -> ConvertSummary:
-    """Join all patients' parts into the dataset, if every patient has one."""
-    out, parts = config.out, config.out / ".parts"
-    records: list[dict[str, Any]] = []
-    issues: list[Issue] = list(index_issues) + list(plan.issues)
-    missing = []
-    for patient_id, patient_plan in sorted(plan.patients.items()):
-        key = _part_key(patient_plan, assignment[patient_id], settings_hash)
-        part = _read_part(_part_path(parts, patient_id), key)
-        if part is None:
-            missing.append(patient_id)
-            continue
-        records.extend(part["records"])
-        issues.extend(Issue.from_json(i) for i in part["issues"])
-    counts = {k: sum(1 for i in issues if i.kind == k) for k in sorted({i.kind for i in issues})}
-    summary = ConvertSummary(
-        out,
-        not missing,
-        len(plan.patients),
-        converted,
-        reused,
-        len(records),
-        sum(len(r["boxes"]) for r in records),
-        counts,
-    )
-    if missing:
-        log.info("%d patients still to convert (other shards); not merging", len(missing))
-        return summary
-    require_boxes(records, issues, len(plan.xml_files), config.annotation_root,
-                  len(plan.sr_files))
-    ledger = Ledger(out)
-    ledger.remove_stale({written_path(kind, r["split"], r["name"])
-                         for r in records for kind in ("images", "labels")})
-    foreign = foreign_images(out, ledger)
-    if foreign:
-        log.warning("%d files in %s/images and labels were not written by detect convert; "
-                    "left alone (ultralytics reads whole folders)", foreign, out)
-    letters = {p: plan.patients[p].letter for p in plan.patients}
-    manifest = build_manifest(
-        records=records,
-        issues=issues,
-        assignment=assignment,
-        letters=letters,
-        base=_base(config, notes),
-        xml_files=plan.xml_files,
-        sr_files=plan.sr_files,
-    )
-    write_dataset(out, manifest, records, config.classes)
-    return summary
-
-
-def _base(config: ConvertConfig, notes: dict[str, str]) -> dict[str, Any]:
+def _base(config: ConvertConfig) -> dict[str, Any]:
     return {
         "converter": {
             "name": "detect convert",
@@ -321,6 +285,9 @@ def _base(config: ConvertConfig, notes: dict[str, str]) -> dict[str, Any]:
                 "shard": None
                 if config.shard is None
                 else f"{config.shard.index}/{config.shard.count}",
+                "val_patients": list(config.val_patients),
+                "test_patients": list(config.test_patients),
+                "folds": config.folds,
             },
         },
         "sources": {
@@ -332,6 +299,5 @@ def _base(config: ConvertConfig, notes: dict[str, str]) -> dict[str, Any]:
         "class_mode": config.class_mode,
         "split_fractions": list(config.split),
         "seed": config.seed,
-        "split_notes": notes,
         "negatives_per_patient": config.negatives,
     }
