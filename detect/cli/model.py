@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from detect.cli.app import (
     app,
@@ -127,7 +128,10 @@ def train_command(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, 0, or 0,1 (DDP on two GPUs).")] = "auto",
     weights: Annotated[
-        Path | None, typer.Option(help="Local .pt to fine-tune (default: train from scratch).")
+        Path | None,
+        typer.Option(help="Initial weights: a local .pt, or a shipped checkpoint by name: "
+                          "phantom (weights/demo-yolov8n-phantom) or real "
+                          "(weights/real-yolov8n), both yolov8n. Default: from scratch."),
     ] = None,
     project: Annotated[Path, typer.Option(help="Runs go to PROJECT/<model>/<name>.")] = Path(
         "runs"
@@ -186,7 +190,7 @@ def train_command(
     the histology head on tumour crops: detect train --model histology --data dataset)
     """
     with user_errors():
-        from detect.train import TrainConfig, train
+        from detect.train import TrainConfig, scratch_warning, train
 
         config = TrainConfig(
             model=model, data=data, size=size, epochs=epochs, imgsz=imgsz, batch=batch,
@@ -194,6 +198,10 @@ def train_command(
             seed=seed, class_weighting=class_weighting, amp=amp, backbone=backbone, nbs=nbs,
             optimizer=optimizer, lr0=lr0, mosaic=mosaic, workers=workers,
         )
+        warning = scratch_warning(config)
+        if warning:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True,
+                          highlight=False)
         try:
             result = train(config, on_epoch=print_epoch)
         except KeyboardInterrupt:

@@ -123,9 +123,10 @@ def _check_tools(fmt: str, family: Family) -> None:
         )
 
 
-def choose_export_out(out: Path | None, fmt: str) -> Path:
+def choose_export_out(out: Path | None, fmt: str) -> tuple[Path, bool]:
     """``--out`` as given (refused if it already holds a model), or a fresh
-    ``export-<format>``, ``export-<format>-2``... in the working folder.
+    ``export-<format>``, ``export-<format>-2``... in the working folder; and whether this
+    call created the folder (a failed export removes it again).
 
     Raises:
         ConfigError: the folder holds a model.json already, or is a file.
@@ -139,6 +140,7 @@ def choose_export_out(out: Path | None, fmt: str) -> Path:
         raise ConfigError(f"{out} already holds a model (model.json); pass another --out")
     elif out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; pass a folder")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -146,7 +148,7 @@ def choose_export_out(out: Path | None, fmt: str) -> Path:
             f"cannot create output folder {out} ({exc.strerror}); pass --out to a folder you "
             f"can write"
         ) from None
-    return out
+    return out, created
 
 
 def _versions() -> dict[str, str]:
@@ -201,26 +203,48 @@ def export_model(config: ExportConfig) -> ExportResult:
     start = time.monotonic()
     info, weights, family = _source(config.weights, config.format)
     _check_tools(config.format, family)
-    out = choose_export_out(config.out, config.format)
-    reference = load_detector(info, weights, "cpu")
+    out, created = choose_export_out(config.out, config.format)
     target = out / f"model{SUFFIX[config.format]}"
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    try:
+        reference = load_detector(info, weights, "cpu")
+        record, parity = _export_and_check(info, weights, family, config, reference, target)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)  # everything in it was written here
+        raise
+    path = write_model_json(out, _exported_info(info, out, record).manifest)
+    log.info("exported %s to %s (%s)", info.root, target, parity.summary())
+    return ExportResult(out=out, file=target, model_json=path, parity=parity,
+                        seconds=time.monotonic() - start)
+
+
+def _export_and_check(info: ModelInfo, weights: Path, family: Family, config: ExportConfig,
+                      reference: Detector, target: Path) -> tuple[dict[str, Any], ParityResult]:
+    """Export into ``target``, read it back and run the parity check; the record of
+    model.json's ``export`` section.
+
+    Raises:
+        ExportError: parity failed (what differs, where, and what to do).
+    """
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
         family.export(config.format, info, weights, work, config.opset).replace(target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     record = _record(info, weights, reference, config, target, family)
-    exported = _exported_info(info, out, record)
+    exported = _exported_info(info, target.parent, record)
     opened = family.open_exported(config.format, exported, target, record, "cpu")
     parity = _parity(info, family, reference, opened)
     record["parity"] = parity.to_dict()
     if not parity.passed:
-        target.unlink(missing_ok=True)
+        versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items()
+                             if k in ("torch", "torchvision", "ultralytics", "onnxruntime"))
         raise ExportError(
-            f"parity check failed, {target.name} removed: {parity.summary()}; first "
-            f"difference: {parity.failures[0]}"
+            f"parity check failed, {target.name} removed: on the same {parity.images} phantom "
+            f"images the exported model does not find what PyTorch finds ({parity.summary()}; "
+            f"{len(parity.failures)} differences, the first: {parity.failures[0]}); the "
+            f"export is not usable: keep predicting with the run folder, try the other "
+            f"--format, and report it with the versions ({versions})"
         )
-    path = write_model_json(out, _exported_info(info, out, record).manifest)
-    log.info("exported %s to %s (%s)", info.root, target, parity.summary())
-    return ExportResult(out=out, file=target, model_json=path, parity=parity,
-                        seconds=time.monotonic() - start)
+    return record, parity

@@ -52,3 +52,26 @@ def test_fasterrcnn_trains_and_scores_on_a_fold(fold, tmp_path):
         result = train_config(config)
     assert (result.run_dir / "weights" / "best.pt").is_file()
     _score(result.run_dir, fold, tmp_path)
+
+
+def test_yolo_fine_tunes_the_shipped_phantom_checkpoint_on_one_class(fold, yolo_env, tmp_path,
+                                                                     caplog):
+    """``--weights phantom``: a 4-class phantom yolov8n starts a 1-class tumour model
+    (ultralytics loads the tensors whose shapes fit: all but the class head)."""
+    config = TrainConfig(model="yolov8", data=fold, epochs=1, imgsz=64, batch=4, nbs=4,
+                         device="cpu", project=tmp_path / "runs", workers=0,
+                         weights=Path("phantom"))
+    with caplog.at_level("INFO", logger="detect.models.yolo.train"), \
+            pytest.MonkeyPatch.context() as mp, NetGuard(mp):
+        result = train(config)
+    (loaded,) = [r.getMessage() for r in caplog.records if "tensors fit" in r.getMessage()]
+    assert loaded.startswith("--weights: 355 of 355 tensors fit yolov8n")
+    assert (result.run_dir / "weights" / "best.pt").is_file()
+    args = load_run_args(result.run_dir)
+    assert args["weights"].endswith("weights/demo-yolov8n-phantom/weights/best.pt")
+
+
+def load_run_args(run_dir: Path) -> dict:
+    import json
+
+    return dict(json.loads((run_dir / "model.json").read_text())["args"])

@@ -197,6 +197,23 @@ def images_to_tensors(images: Sequence[np.ndarray], device: str) -> list[torch.T
     return out
 
 
+def same_size_batches(images: Sequence[np.ndarray]) -> list[list[int]]:
+    """Indices of ``images`` grouped by size (H, W), in first-seen order.
+
+    torchvision's transform pads every image of a batch to the batch's largest size
+    (``GeneralizedRCNNTransform.batch_images``, zeros after normalisation), so an image
+    batched with a larger one is seen with a band of padding and gets other detections
+    near that edge than alone. Running each size as its own batch makes an image's
+    detections depend on the image only: the same in ``detect predict`` whatever else
+    is in the batch, and the same as the exported ONNX graph, which runs one image at a
+    time (a 384 x 512 crop batched with 512 x 512 slices had failed the parity check).
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(tuple(image.shape[:2]), []).append(index)
+    return list(groups.values())
+
+
 def to_detections(output: Mapping[str, torch.Tensor], conf: float) -> Detections:
     """One torchvision output dict → :class:`Detections` (0-based classes, score >= conf)."""
     keep = output["scores"] >= conf
@@ -213,7 +230,8 @@ class FasterRCNNDetector:
 
     Preprocessing is the model's own transform (resize to ``imgsz``, ImageNet
     normalisation); boxes come back in the input image's px. ``class_scores`` is None:
-    torchvision's box head keeps one class per box.
+    torchvision's box head keeps one class per box. Images of different sizes run in
+    separate batches (:func:`same_size_batches`).
     """
 
     def __init__(self, net: FasterRCNN, classes: tuple[str, ...], device: str) -> None:
@@ -277,7 +295,8 @@ class FasterRCNNDetector:
     @torch.inference_mode()
     def predict(self, images: Sequence[np.ndarray], conf: float) -> list[Detections]:
         """Detections per image (channels in recipe order), score >= conf."""
-        if not images:
-            return []
-        outputs = self.net(images_to_tensors(images, self._device))
-        return [to_detections(output, conf) for output in outputs]
+        found: dict[int, Detections] = {}
+        for batch in same_size_batches(images):
+            outputs = self.net(images_to_tensors([images[i] for i in batch], self._device))
+            found.update((i, to_detections(o, conf)) for i, o in zip(batch, outputs))
+        return [found[i] for i in range(len(images))]

@@ -4,7 +4,9 @@ transform (resize to ``imgsz``, ImageNet normalisation), RPN, box head and NMS; 
 float [3, H, W] images in [0, 1] (:func:`detect.models.faster_rcnn.network.images_to_tensors`)
 and returns boxes in the image's px, 1-based labels and scores
 (:func:`~detect.models.faster_rcnn.network.to_detections`). ONNX runs one image per call;
-a scripted torchvision detector returns ``(losses, detections)``."""
+a scripted torchvision detector returns ``(losses, detections)`` and, like the PyTorch
+model, runs images of different sizes in separate batches (torchvision pads a batch to
+its largest image: :func:`~detect.models.faster_rcnn.network.same_size_batches`)."""
 
 from __future__ import annotations
 
@@ -22,7 +24,11 @@ import torch  # noqa: E402
 
 from detect.device import torch_device  # noqa: E402
 from detect.models.base import Detections, Detector  # noqa: E402
-from detect.models.faster_rcnn.network import images_to_tensors, to_detections  # noqa: E402
+from detect.models.faster_rcnn.network import (  # noqa: E402
+    images_to_tensors,
+    same_size_batches,
+    to_detections,
+)
 from detect.models.runtime.onnx import onnx_session  # noqa: E402
 from detect.models.runtime.torchscript import load_script  # noqa: E402
 from detect.runs import ModelInfo  # noqa: E402
@@ -71,10 +77,11 @@ class TorchScriptFasterRCNNDetector(_Exported):
     @torch.inference_mode()
     def predict(self, images: Sequence[np.ndarray], conf: float) -> list[Detections]:
         """Detections per image (channels in recipe order), score >= conf."""
-        if not images:
-            return []
-        _, outputs = self.net(images_to_tensors(images, self._device))
-        return [to_detections(output, conf) for output in outputs]
+        found: dict[int, Detections] = {}
+        for batch in same_size_batches(images):
+            _, outputs = self.net(images_to_tensors([images[i] for i in batch], self._device))
+            found.update((i, to_detections(o, conf)) for i, o in zip(batch, outputs))
+        return [found[i] for i in range(len(images))]
 
 
 def open_exported_faster_rcnn(fmt: str, info: ModelInfo, path: Path, device: str) -> Detector:
