@@ -11,6 +11,7 @@ from rich.markup import escape
 from detect.cli.app import (
     app,
     console,
+    epoch_bars,
     number,
     out,
     print_epoch,
@@ -203,7 +204,8 @@ def train_command(
             console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True,
                           highlight=False)
         try:
-            result = train(config, on_epoch=print_epoch)
+            with epoch_bars() as on_batch:
+                result = train(config, on_epoch=print_epoch, on_batch=on_batch)
         except KeyboardInterrupt:
             console.print(
                 "interrupted: a run that finished an epoch keeps weights/last.pt; continue "

@@ -16,7 +16,13 @@ from detect.eval.histology import confusion
 from detect.eval.score import evaluate_predictions
 from detect.models.family import DETECTOR
 from detect.models.registry import TrainConfig, family_for
-from detect.models.training import EpochProgress, RunOptions, TrainResult, TrainServices
+from detect.models.training import (
+    BatchProgress,
+    EpochProgress,
+    RunOptions,
+    TrainResult,
+    TrainServices,
+)
 from detect.predictions import Prediction
 
 
@@ -60,18 +66,21 @@ def scratch_warning(config: TrainConfig) -> str | None:
             f"with --weights phantom (--model yolov8)")
 
 
-def train(config: TrainConfig, on_epoch: EpochProgress | None = None) -> TrainResult:
-    """Train one model into a run folder (module docstring).
+def train(config: TrainConfig, on_epoch: EpochProgress | None = None,
+          on_batch: BatchProgress | None = None) -> TrainResult:
+    """Train one model into a run folder (module docstring); ``on_epoch`` after each
+    epoch, ``on_batch`` after each step of the families that report steps.
 
     Raises:
         DetectError: dataset or option problems (one line each).
         KeyboardInterrupt: passed on; after its first epoch the run folder stays resumable.
     """
     family, options = config.resolve()
-    return family.train(options, SERVICES, on_epoch)
+    return family.train(options, SERVICES, on_epoch, on_batch)
 
 
-def train_config(config: RunOptions, on_epoch: EpochProgress | None = None) -> TrainResult:
+def train_config(config: RunOptions, on_epoch: EpochProgress | None = None,
+                 on_batch: BatchProgress | None = None) -> TrainResult:
     """Train from a family's own config (:class:`~detect.models.yolo.config.YoloConfig`,
     :class:`~detect.models.faster_rcnn.config.FasterRCNNConfig`,
     :class:`~detect.models.histology.config.HistologyConfig`), which holds options the
@@ -81,4 +90,4 @@ def train_config(config: RunOptions, on_epoch: EpochProgress | None = None) -> T
     Raises:
         DetectError: dataset or option problems (one line each).
     """
-    return family_for(config).train(config, SERVICES, on_epoch)
+    return family_for(config).train(config, SERVICES, on_epoch, on_batch)
