@@ -5,6 +5,7 @@ Tiny: 64 px, one epoch (Faster R-CNN: one step)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from detect.dataset import load_dataset
 from detect.eval import EvalConfig, run_eval
 from detect.models.faster_rcnn.config import FasterRCNNConfig
 from detect.predict.split import predict_split
+from detect.runs.provenance import file_sha256
+from detect.shipped import PHANTOM_WEIGHTS_PARTS, source_tree
 from detect.train import TrainConfig, train, train_config
 
 
@@ -67,11 +70,8 @@ def test_yolo_fine_tunes_the_shipped_phantom_checkpoint_on_one_class(fold, yolo_
     (loaded,) = [r.getMessage() for r in caplog.records if "tensors fit" in r.getMessage()]
     assert loaded.startswith("--weights: 355 of 355 tensors fit yolov8n")
     assert (result.run_dir / "weights" / "best.pt").is_file()
-    args = load_run_args(result.run_dir)
-    assert args["weights"].endswith("weights/demo-yolov8n-phantom/weights/best.pt")
-
-
-def load_run_args(run_dir: Path) -> dict:
-    import json
-
-    return dict(json.loads((run_dir / "model.json").read_text())["args"])
+    manifest = json.loads((result.run_dir / "model.json").read_text())
+    shipped = source_tree().joinpath(*PHANTOM_WEIGHTS_PARTS, "weights", "best.pt")
+    assert manifest["args"]["weights"] == str(shipped)
+    assert manifest["provenance"]["initial_weights"] == {"path": str(shipped.resolve()),
+                                                         "sha256": file_sha256(shipped)}

@@ -3,11 +3,14 @@ images/s), which the command line shows as one progress bar per epoch."""
 
 from __future__ import annotations
 
+import csv
 import importlib
 import io
+import json
 from pathlib import Path
 
 from detect.models.faster_rcnn.config import FasterRCNNConfig
+from detect.runs.board import TB_DIR, tensorboard_available
 from detect.train import train_config
 
 
@@ -22,11 +25,18 @@ def test_every_step_of_every_epoch_is_reported(dataset: Path, tmp_path: Path):
     config = FasterRCNNConfig(data=dataset, backbone="mobilenet_v3_large_fpn", epochs=2,
                               imgsz=64, batch=2, device="cpu", project=tmp_path, workers=0,
                               max_steps=3)
-    train_config(config, on_epoch=lambda epoch, *_: events.append(("end", epoch)),
-                 on_batch=on_batch)
+    result = train_config(config, on_epoch=lambda epoch, *_: events.append(("end", epoch)),
+                          on_batch=on_batch)
     assert events == [(1, 2, 1, 3), (1, 2, 2, 3), (1, 2, 3, 3), ("end", 1),
                       (2, 2, 1, 3), (2, 2, 2, 3), (2, 2, 3, 3), ("end", 2)]
     assert all(rate > 0 for rate in rates)
+    record = json.loads((result.run_dir / "model.json").read_text())["provenance"]
+    assert record["initial_weights"] is None and record["hardware"]["cpu"]["count"] >= 1
+    assert record["tensorboard"] == tensorboard_available()
+    assert (result.run_dir / TB_DIR).is_dir() == tensorboard_available()
+    with open(result.run_dir / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(0 < float(row["time_s"]) < 3600 for row in rows)  # seconds of that epoch
 
 
 def test_the_cli_draws_one_bar_per_epoch_with_images_per_second(monkeypatch):

@@ -59,6 +59,7 @@ from detect.models.faster_rcnn.network import CHECKPOINT_FORMAT, build_model, lo
 from detect.models.faster_rcnn.run import RunPlan, complete  # noqa: E402
 from detect.models.training import BatchProgress, EpochProgress, seed_everything  # noqa: E402
 from detect.runs import write_metrics_csv  # noqa: E402
+from detect.runs.board import EpochBoard  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,22 @@ def fit(plan: RunPlan, device: torch.device, on_epoch: EpochProgress | None,
     if steps < 1:
         raise ConfigError(f"--batch {config.batch} leaves no training step on {size} processes")
     trainer = _trainer(plan, dataset, device, steps)
+    board = EpochBoard(plan.run_dir, after=trainer.epoch)
+    try:
+        _epochs(plan, device, (dataset, data), trainer, steps, on_epoch, on_batch, board)
+    finally:
+        board.close()
+    if rank == 0 and trainer.history:
+        complete(plan.run_dir, trainer.best_epoch, trainer.history[trainer.best_epoch - 1])
+    return trainer.epoch
+
+
+def _epochs(plan: RunPlan, device: torch.device, inputs: tuple[DatasetInfo, _Data],
+            trainer: _Trainer, steps: int, on_epoch: EpochProgress | None,
+            on_batch: BatchProgress | None, board: EpochBoard) -> None:
+    """Train and validate the remaining epochs; rank 0 writes each one's files."""
+    config, (rank, size) = plan.config, world()
+    dataset, data = inputs
     precision = precision_for(device, config.amp)
     for epoch in range(trainer.epoch + 1, config.epochs + 1):
         data.set_epoch(epoch)
@@ -204,13 +221,11 @@ def fit(plan: RunPlan, device: torch.device, on_epoch: EpochProgress | None,
         if rank == 0:
             stats["seconds_val"] = time.perf_counter() - started
             row = _end_epoch(plan, dataset, trainer, epoch, stats, records, rngs)
+            board.log(trainer.history)
             if on_epoch is not None:
                 on_epoch(epoch, config.epochs, row)
         if size > 1:
             dist.barrier()
-    if rank == 0 and trainer.history:
-        complete(plan.run_dir, trainer.best_epoch, trainer.history[trainer.best_epoch - 1])
-    return trainer.epoch
 
 
 def _end_epoch(plan: RunPlan, dataset: DatasetInfo, trainer: _Trainer, epoch: int,
