@@ -27,7 +27,7 @@ _MODEL_HELP = (", ".join(family_names()[:-1]) + f" or {family_names()[-1]} (the 
 
 @app.command("eval")
 def eval_command(
-    data: Annotated[Path, typer.Option("--data", help="Converted dataset folder.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Converted dataset folder.")] = None,
     predictions: Annotated[
         Path | None, typer.Option("--predictions", help="Prediction records (COCO results JSON).")
     ] = None,
@@ -55,15 +55,40 @@ def eval_command(
         Path | None,
         typer.Option(help="Histology head run: its A/B/E/G for --weights' detections."),
     ] = None,
+    series: Annotated[
+        Path | None,
+        typer.Option(help="A detect predict output folder: score every slice it read over "
+                          "whole CT series against --annotations (instead of --data)."),
+    ] = None,
+    annotations: Annotated[
+        Path | None, typer.Option(help="With --series: the VOC annotation root.")
+    ] = None,
+    near_slices: Annotated[
+        int, typer.Option(help="With --series: detections on unannotated slices this close "
+                               "to an overlapping box are ignored (0: strict).")
+    ] = 2,
 ) -> None:
     """Score detections against a dataset split: COCO mAP, AP@0.1, FROC, per-patient
     sensitivity, histology, bootstrap CIs; writes metrics.json, report.md, report.html.
+    With --series: detect predict's output over whole CT series (AP, FROC per series,
+    patients found); writes series.json, report.md, report.html.
 
     Example: detect eval --predictions preds.json --data dataset --split test --out eval
+    (whole series: detect predict scans --conf 0 --out p; detect eval --series p
+    --annotations Annotation)
     """
     from detect.eval import EvalConfig, run_eval
 
     with user_errors():
+        if series is not None or annotations is not None:
+            _series_eval(series, annotations, out_dir, conf, iou_froc, near_slices,
+                         data is not None or predictions is not None or weights is not None)
+            return
+        if data is None:
+            from detect.errors import ConfigError
+
+            raise ConfigError("detect eval needs --data DATASET (with --predictions or "
+                              "--weights), or --series PREDICT_OUT --annotations ROOT")
         config = EvalConfig(
             data=data,
             split=split,
@@ -82,6 +107,8 @@ def eval_command(
     result = run.result
     if result.leaked:
         console.print(f"[bold red]LEAKAGE allowed:[/] {len(result.leak['patients'])} patients")
+    for text in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True, highlight=False)
     rows: list[tuple[str, Any]] = [
         ("mAP50", number(result.map50)),
         ("mAP50-95", number(result.map50_95)),
@@ -97,6 +124,35 @@ def eval_command(
             rows.append((f"histology ({source}) patient bal. acc.", number(value)))
     print_table(rows)
     out.print(f"report: {run.files['report_html']}")
+
+
+def _series_eval(series: Path | None, annotations: Path | None, out_dir: Path | None,
+                 conf: float | None, iou: float, near_slices: int, mixed: bool) -> None:
+    from detect.errors import ConfigError
+    from detect.eval.series_run import SeriesEvalConfig, run_series_eval
+
+    if series is None or annotations is None or mixed:
+        raise ConfigError("detect eval --series PREDICT_OUT takes --annotations ROOT, and "
+                          "neither --data, --predictions nor --weights")
+    run = run_series_eval(SeriesEvalConfig(series, annotations, out_dir, conf, iou,
+                                           near_slices))
+    for text in run.warnings:
+        console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True, highlight=False)
+    score = run.score
+    found = ", ".join(f"{p} {'found' if hit else 'missed'}"
+                      for p, hit in sorted(score.patients_found.items())) or "n/a"
+    print_table([
+        ("series / slices", f"{score.counts['series']} / {score.counts['slices']}"),
+        ("annotated slices / boxes",
+         f"{score.counts['annotated_slices']} / {score.counts['boxes']}"),
+        ("AP50, annotated slices", number(score.ap50_annotated)),
+        ("AP@0.1, annotated slices", number(score.ap10_annotated)),
+        ("AP50, every slice", number(score.ap50_all_slices)),
+        ("sensitivity @ 1 FP/series", number(score.sensitivity_at(1.0))),
+        ("sensitivity @ 8 FP/series", number(score.sensitivity_at(8.0))),
+        (f"patients @ conf {score.conf:g}", found),
+    ])
+    out.print(f"report: {run.files['report_html']}", soft_wrap=True)
 
 
 def _split_predictor(weights: Path | None) -> Any:
@@ -233,7 +289,8 @@ def predict_command(
     conf: Annotated[
         float | None,
         typer.Option(help="Keep detections with score >= conf (default: the model's operating "
-                          "threshold, model.json thresholds.conf; 0 keeps every box)."),
+                          "threshold, model.json thresholds.conf; 0 keeps every box, which "
+                          "is what scoring with detect eval needs)."),
     ] = None,
     save: Annotated[
         str, typer.Option(help="What to write: json, voc, png, sr (DICOM SR; comma list).")

@@ -32,6 +32,8 @@ class EvalResult:
     ci: dict[str, Any]
     leak: dict[str, Any] = field(default_factory=dict)
     gallery: dict[str, Any] = field(default_factory=dict)
+    #: What may make the figures misleading (e.g. records cut at a high threshold).
+    warnings: tuple[str, ...] = ()
 
     @property
     def map50(self) -> float | None:
@@ -74,4 +76,5 @@ class EvalResult:
             "histology": self.histology,
             "ci": self.ci,
             "gallery": self.gallery,
+            "warnings": list(self.warnings),
         }
