@@ -20,7 +20,7 @@ from typing import Any
 
 from detect.convert.issues import Issue
 from detect.convert.links import link_or_copy
-from detect.convert.manifest import build_manifest, sort_key, write_dataset
+from detect.convert.manifest import build_manifest, write_dataset
 from detect.convert.outdir import Ledger, foreign_images, written_path
 from detect.convert.parts import part_key, part_path, read_part
 from detect.convert.plan import ConversionPlan
@@ -79,8 +79,10 @@ class Published:
 
 
 def val_from_train(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Val copies of every :data:`VAL_EVERY`-th training record, in dataset order."""
-    train = sorted((r for r in records if r["split"] == "train"), key=sort_key)
+    """Val copies of every :data:`VAL_EVERY`-th training record in image-name order
+    (patient, then SOP Instance UID: spread over the slices without following them), the
+    choice ``tools/real_protocol.py`` made for the shipped real model."""
+    train = sorted((r for r in records if r["split"] == "train"), key=lambda r: r["name"])
     return [{**r, "split": "val"} for r in train[::VAL_EVERY]]
 
 
