@@ -174,12 +174,15 @@ def build_manifest(
 ) -> dict[str, Any]:
     """dataset.json content (see docs/contracts.md, contract 2)."""
     sizes = [max(r["width"], r["height"]) for r in records]
+    # a patient's images in its own split (a val split of training images repeats some)
     patients = {
         patient: {
             "letter": letters[patient],
             "split": split,
-            "images": sum(1 for r in records if r["patient_id"] == patient),
-            "boxes": sum(len(r["boxes"]) for r in records if r["patient_id"] == patient),
+            "images": sum(1 for r in records
+                          if r["patient_id"] == patient and r["split"] == split),
+            "boxes": sum(len(r["boxes"]) for r in records
+                         if r["patient_id"] == patient and r["split"] == split),
         }
         for patient, split in sorted(assignment.items())
     }

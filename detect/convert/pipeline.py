@@ -36,7 +36,7 @@ from detect.convert.folds import POOL, existing_folds, plan_folds, write_folds
 from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
 from detect.convert.lock import hold_out_lock
-from detect.convert.merge import Published, collect, publish
+from detect.convert.merge import Merged, Published, collect, publish
 from detect.convert.outdir import (
     Ledger,
     check_ownership,
@@ -178,6 +178,35 @@ def _named_patients(config: ConvertConfig, letters: dict[str, str]) -> None:
             )
 
 
+def _splits(config: ConvertConfig, letters: dict[str, str]
+            ) -> tuple[SplitPlan, list[SplitPlan]]:
+    """The split the images are rendered with, and with ``--folds`` each fold's (the
+    images then all go to the pool's train folder).
+
+    Raises:
+        ConfigError: a named patient is not in the data, or too few patients to fold.
+    """
+    _named_patients(config, letters)
+    if config.folds:
+        folds = plan_folds(letters, config.folds, config.split, config.seed,
+                           config.val_patients)
+        return SplitPlan(assignment=dict.fromkeys(letters, "train"), notes={}), folds
+    return split_patients(letters, config.split, config.seed,
+                          val_patients=config.val_patients,
+                          test_patients=config.test_patients), []
+
+
+def _publish(config: ConvertConfig, merged: Merged, split: SplitPlan,
+             folds: list[SplitPlan]) -> list[Published]:
+    """Write the dataset (or each fold's, after the pool dropped images no longer listed)."""
+    if not folds:
+        return [publish(config.out, merged, split, _base(config))]
+    Ledger(config.out / POOL).remove_stale({written_path(kind, "train", r["name"])
+                                            for r in merged.records
+                                            for kind in ("images", "labels")})
+    return write_folds(config.out, merged, folds, _base(config))
+
+
 def _convert_locked(
     config: ConvertConfig, progress: Progress | None, settings_hash: str
 ) -> ConvertSummary:
@@ -206,17 +235,7 @@ def _convert_locked(
         exclude=[out],
     )
     require_annotations(plan, config.annotation_root)
-    letters = {p: plan.patients[p].letter for p in plan.patients}
-    _named_patients(config, letters)
-    folds: list[SplitPlan] = []
-    if config.folds:
-        folds = plan_folds(letters, config.folds, config.split, config.seed,
-                           config.val_patients)
-        split = SplitPlan(assignment=dict.fromkeys(letters, "train"), notes={})
-    else:
-        split = split_patients(letters, config.split, config.seed,
-                               val_patients=config.val_patients,
-                               test_patients=config.test_patients)
+    split, folds = _splits(config, {p: plan.patients[p].letter for p in plan.patients})
     parts = rendered / ".parts"
     todo, reused = [], 0
     for patient_id, patient_plan in sorted(plan.patients.items()):
@@ -258,13 +277,7 @@ def _convert_locked(
     else:
         require_boxes(merged.records, merged.issues, len(plan.xml_files),
                       config.annotation_root, len(plan.sr_files))
-        if folds:
-            Ledger(rendered).remove_stale({written_path(kind, "train", r["name"])
-                                           for r in merged.records
-                                           for kind in ("images", "labels")})
-            summary.datasets = write_folds(out, merged, folds, _base(config))
-        else:
-            summary.datasets = [publish(out, merged, split, _base(config))]
+        summary.datasets = _publish(config, merged, split, folds)
     seconds["merge"] = time.perf_counter() - start - sum(seconds.values())
     summary.seconds = seconds
     return summary
