@@ -16,6 +16,7 @@ import numpy as np
 
 from detect.errors import DatasetError
 from detect.io.jsonfile import read_json
+from detect.io.png import read_png
 from detect.recipe import ChannelRecipe
 
 DATASET_FORMAT = "detect-dataset"
@@ -79,17 +80,12 @@ class DatasetInfo:
 
 
 def read_rgb(path: Path | str) -> np.ndarray:
-    """A converted PNG as H x W x 3 uint8 in recipe (RGB) order (cv2 reads BGR).
+    """A converted PNG as H x W x 3 uint8 in recipe (RGB) order.
 
     Raises:
         DatasetError: missing or unreadable.
     """
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"cannot read image {path}; re-run detect convert")
-    return np.ascontiguousarray(image[:, :, ::-1])
+    return read_png(path)
 
 
 def load_dataset(path: Path | str) -> DatasetInfo:

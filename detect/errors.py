@@ -36,6 +36,10 @@ class AnnotationError(DetectError):
         self.detail = detail
 
 
+class PredictionsError(DetectError):
+    """A predictions file, or a record in it, cannot be read or scored."""
+
+
 class NothingToConvert(DetectError):
     """The inputs hold nothing convert can use (no DICOM slice, no usable annotation)."""
 
@@ -53,6 +57,11 @@ class EnvironmentProblem(DetectError):
     """The installed software is broken (for example a mismatched torch/torchvision)."""
 
 
+class TrainingStackMissing(EnvironmentProblem):
+    """A command or model needs the training packages (torch, torchvision, ultralytics),
+    which the base install (``pip install detect``) does not have; the CLI exits 2."""
+
+
 class RunFolderError(DetectError):
     """A run folder or weights file is not a detect model, or does not match its data."""
 
@@ -63,3 +72,8 @@ class DownloadError(DetectError):
 
 class ExportError(DetectError):
     """An exported model does not reproduce its PyTorch model (the parity check failed)."""
+
+
+class DicomwebError(DetectError):
+    """A DICOMweb server cannot be reached, refuses a request, or answers something that
+    cannot be used (the message names the server and the request, never a credential)."""

@@ -11,9 +11,12 @@ On disk, a list of COCO results objects with extra keys::
      "xyxy": [x1, y1, x2, y2], "label": "A",
      "sop_instance_uid": "...", "series_instance_uid": "...", "patient_id": "A0002",
      "histology": {"A": 0.7, "B": 0.1, "E": 0.05, "G": 0.15} | null,
-     "score_threshold": 0.25}
+     "score_threshold": 0.25, "dicom_patient_id": "Lung_Dx-A0002"}
 
 ``category_id`` is 1-based (COCO); ``label`` is the class name of the model's classes.
+``patient_id`` is the short ID the dataset and the annotation archive use (``A0002``);
+``dicom_patient_id`` (present when the records were made from DICOM) is the header's
+PatientID (0010,0020), as the SR and a PACS show it.
 ``score_threshold`` (present when known) is the operating threshold of the run that wrote
 the record: that run kept no detection below it, so a file cut at 0.25 cannot give the
 precision-recall curve below 0.25 (``detect predict --conf 0`` keeps every box).
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from detect.boxes import XYXY, coco_to_xyxy, xyxy_to_coco
-from detect.errors import DetectError
+from detect.errors import PredictionsError
 from detect.io.atomic import write_json
 from detect.io.jsonfile import read_json
 
@@ -55,6 +58,7 @@ class Prediction:
     histology: Mapping[str, float] | None = None
     image_id: int | None = None
     score_threshold: float | None = None
+    dicom_patient_id: str | None = None
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.score <= 1.0) or math.isnan(self.score):
@@ -63,6 +67,14 @@ class Prediction:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
         if self.category_id < 1:
             raise ValueError(f"category_id is 1-based (COCO), got {self.category_id}")
+        x1, y1, x2, y2 = self.xyxy
+        if not all(math.isfinite(v) for v in self.xyxy):
+            raise ValueError(f"box corners must be finite numbers, got {list(self.xyxy)}")
+        if x2 < x1 or y2 < y1:
+            raise ValueError(f"box must be x1 <= x2 and y1 <= y2 (xyxy px), got "
+                             f"{list(self.xyxy)}")
+        if self.histology is not None:
+            _check_histology(self.histology)
 
     def to_json(self) -> dict[str, Any]:
         record = {
@@ -81,6 +93,8 @@ class Prediction:
         }
         if self.score_threshold is not None:
             record["score_threshold"] = self.score_threshold
+        if self.dicom_patient_id is not None:
+            record["dicom_patient_id"] = self.dicom_patient_id
         return record
 
     @classmethod
@@ -88,8 +102,12 @@ class Prediction:
         """Read one record; ``xyxy`` wins over ``bbox`` when both are present.
 
         Raises:
-            ValueError: a required key is missing or has the wrong type.
+            ValueError: the record is not a JSON object, a required key is missing or has
+                the wrong type, or a value is out of its range.
         """
+        if not isinstance(record, Mapping):
+            raise ValueError(f"expected a JSON object (a COCO result), got "
+                             f"{type(record).__name__} {_short(record)}")
         try:
             if record.get("xyxy") is not None:
                 x1, y1, x2, y2 = (float(v) for v in record["xyxy"])
@@ -99,6 +117,10 @@ class Prediction:
             histology = record.get("histology")
             image_id = record.get("image_id")
             threshold = record.get("score_threshold")
+            dicom_patient = record.get("dicom_patient_id")
+            if dicom_patient is not None and not isinstance(dicom_patient, str):
+                raise ValueError(f"dicom_patient_id must be a string, got "
+                                 f"{_short(dicom_patient)}")
             return cls(
                 sop_instance_uid=str(record.get("sop_instance_uid") or ""),
                 series_instance_uid=str(record.get("series_instance_uid") or ""),
@@ -106,15 +128,44 @@ class Prediction:
                 xyxy=xyxy,
                 score=float(record["score"]),
                 label=str(record.get("label") or ""),
-                category_id=int(record["category_id"]),
-                histology=None
-                if histology is None
-                else {k: float(v) for k, v in histology.items()},
-                image_id=None if image_id is None else int(image_id),
+                category_id=_integer(record["category_id"], "category_id"),
+                histology=_histology(histology),
+                image_id=None if image_id is None else _integer(image_id, "image_id"),
                 score_threshold=None if threshold is None else float(threshold),
+                dicom_patient_id=dicom_patient,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a prediction record ({exc!r}): {dict(record)!r}") from None
+            raise ValueError(f"not a prediction record ({exc}): {_short(record)}") from None
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name} must be an integer, got {_short(value)}")
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"{name} must be an integer, got {_short(value)}")
+    return int(number)
+
+
+def _histology(value: Any) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"histology must be an object of letter: probability, got "
+                         f"{type(value).__name__} {_short(value)}")
+    return {str(k): float(v) for k, v in value.items()}
+
+
+def _check_histology(histology: Mapping[str, float]) -> None:
+    for letter, value in histology.items():
+        if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise ValueError(f"histology probabilities must be numbers in [0, 1], got "
+                             f"{letter!r}: {value!r}")
 
 
 def write_predictions(path: Path, predictions: Iterable[Prediction]) -> int:
@@ -128,15 +179,18 @@ def read_predictions(path: Path) -> list[Prediction]:
     """Read a predictions file.
 
     Raises:
-        DetectError: the file is missing, not JSON, or not a list of prediction records.
+        PredictionsError: the file is missing, not JSON, or not a list of prediction
+            records (each checked: an object, a finite box with x1 <= x2 and y1 <= y2, a
+            score and histology probabilities in [0, 1]).
     """
     if not Path(path).is_file():
-        raise DetectError(f"predictions file not found: {path}")
+        raise PredictionsError(f"predictions file not found: {path}")
     data = read_json(Path(path), what="predictions file", max_bytes=MAX_PREDICTIONS_BYTES,
                      hint="pass a predictions.json written by detect "
-                     "predict or detect eval (a JSON list of COCO result records)")
+                     "predict or detect eval (a JSON list of COCO result records)",
+                     error=PredictionsError)
     if not isinstance(data, list):
-        raise DetectError(
+        raise PredictionsError(
             f"{path}: expected a JSON list of prediction records (COCO results), "
             f"got {type(data).__name__}"
         )
@@ -145,7 +199,7 @@ def read_predictions(path: Path) -> list[Prediction]:
         try:
             out.append(Prediction.from_json(record))
         except ValueError as exc:
-            raise DetectError(f"{path}: record {index}: {exc}") from None
+            raise PredictionsError(f"{path}: record {index}: {exc}") from None
     return out
 
 

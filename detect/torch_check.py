@@ -7,21 +7,44 @@ torchvision::nms does not exist`` (seen with the CPU wheel of torch 2.13 beside 
 registry's torchvision). :func:`require_working_torch` turns that into one line that says
 which pair is installed and the command that installs the pinned pair.
 
+Without torch at all (the base install, ``pip install detect``, which runs exported models
+with ONNX Runtime alone) the same call says what needs the training packages and how to
+install them (:class:`~detect.errors.TrainingStackMissing`).
+
 Run ``python -m detect.torch_check`` to check an environment (the Makefile does).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from detect.errors import EnvironmentProblem
+from detect.errors import EnvironmentProblem, TrainingStackMissing
 
 #: The pinned pair of pyproject.toml (they are released together; never mix them).
 PINNED_TORCH = "2.14.1"
 PINNED_TORCHVISION = "0.29.1"
 FIX_COMMAND = f"pip install torch=={PINNED_TORCH} torchvision=={PINNED_TORCHVISION}"
+#: What ``pip install 'detect[train]'`` adds to the base install.
+TRAINING_PACKAGES = ("torch", "torchvision", "ultralytics")
+TRAIN_INSTALL = "pip install 'detect[train]'"
+
+
+def require_training_packages(what: str, packages: Sequence[str] = TRAINING_PACKAGES) -> None:
+    """Raise TrainingStackMissing unless ``packages`` are installed (found, not imported).
+
+    Raises:
+        TrainingStackMissing: ``<what> needs the training packages: pip install
+            'detect[train]'``, naming the missing packages.
+    """
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        raise TrainingStackMissing(
+            f"{what} needs the training packages: {TRAIN_INSTALL} (not installed: "
+            f"{', '.join(missing)})"
+        )
 
 
 def _installed(package: str) -> str:
@@ -44,14 +67,18 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def require_working_torch(probe: Callable[[], None] | None = None) -> None:
-    """Raise EnvironmentProblem unless torchvision's compiled operators load.
+def require_working_torch(what: str = "this command",
+                          probe: Callable[[], None] | None = None) -> None:
+    """Raise unless torch and torchvision are installed and their compiled operators load.
 
-    ``probe`` replaces the default check (tests simulate a broken install with it).
+    ``what`` names what needs them (in the message when they are not installed); ``probe``
+    replaces the default check (tests simulate a broken install with it).
 
     Raises:
+        TrainingStackMissing: torch or torchvision is not installed.
         EnvironmentProblem: one line naming the installed pair and the fix command.
     """
+    require_training_packages(what, ("torch", "torchvision"))
     try:
         (probe or _probe)()
     except (ImportError, OSError, RuntimeError, AttributeError) as exc:

@@ -1,14 +1,18 @@
 """Hostile and broken inputs through the command line, against any checkout of detect.
 
-Builds each case of issue 10 ("hostile and broken files") from a small phantom made by
-the checkout's own ``detect synth``, runs the checkout's ``detect`` on it in a fresh
-process (``PYTHONPATH=<checkout>``, this virtual environment's packages) and prints one
-row per case: exit code, whether a traceback was printed, and whether the harm the case
-is about happened (a file outside OUT, code run from a checkpoint, a user's file deleted,
-a formula cell, a slice silently converted). Run it on an old commit and on HEAD to see
-what changed; the unit tests of each case live under tests/.
+Builds each case of issue 10 ("hostile and broken files") and of issue 21 (round 2:
+silent wrong results, stale results, size lies and faults; ``tools/hostile_round2.py``)
+from a small phantom made by the checkout's own ``detect synth``, runs the checkout's
+``detect`` on it in a fresh process (``PYTHONPATH=<checkout>``, this virtual
+environment's packages) and prints one row per case: exit code, whether a traceback was
+printed, and whether the harm the case is about happened (a file outside OUT, code run
+from a checkpoint, a user's file deleted, a formula cell, a slice silently converted, a
+wrong score, a decoder run on a size lie, a stale file kept, a lock left held). Run it on
+an old commit and on HEAD to see what changed; the unit tests of each case live under
+tests/. The full-disk and read-only cases mount a small tmpfs (root with CAP_SYS_ADMIN);
+elsewhere they are "not built".
 
-usage: python tools/hostile_check.py [--checkout DIR] [--work DIR]
+usage: python tools/hostile_check.py [--checkout DIR] [--work DIR] [--only TEXT]
        git worktree add /tmp/old 0ab4c8e && python tools/hostile_check.py --checkout /tmp/old
 """
 
@@ -16,69 +20,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from support.hostile import rewrite, write_rle_bomb  # noqa: E402  (pydicom-only builders)
-
-PHANTOM_RUN = REPO / "weights" / "demo-yolov8n-phantom"
-
-
-@dataclass
-class Outcome:
-    rc: int
-    traceback: bool
-    harm: bool
-    note: str
-
-
-class Runner:
-    def __init__(self, checkout: Path, work: Path) -> None:
-        self.checkout, self.work = checkout, work
-
-    def detect(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        env = dict(os.environ, PYTHONPATH=str(self.checkout), NO_COLOR="1", COLUMNS="200")
-        code = "import sys; from detect.cli import main; sys.argv[0] = 'detect'; main()"
-        return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
-                              capture_output=True, text=True, cwd=self.work, timeout=600)
-
-    def cohort(self, name: str) -> Path:
-        out = self.work / name
-        done = self.detect("synth", out, "--patients", "2", "--slices", "8", "--size", "64")
-        if done.returncode != 0:
-            raise SystemExit(f"synth failed: {done.stderr[-400:]}")
-        return out
-
-
-def outcome(done: subprocess.CompletedProcess[str], harm: bool, note: str) -> Outcome:
-    return Outcome(done.returncode, "Traceback" in done.stdout + done.stderr, harm, note)
-
-
-def slices(cohort: Path) -> list[Path]:
-    return sorted(p for p in (cohort / "Lung-PET-CT-Dx").rglob("*.dcm")
-                  if pydicom.dcmread(p, stop_before_pixels=True).Modality == "CT")
-
-
-def annotated(cohort: Path) -> list[Path]:
-    xml = {p.stem for p in (cohort / "Annotation").rglob("*.xml")}
-    return [p for p in slices(cohort)
-            if str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID) in xml]
-
-
-def tree(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*")}
+from hostile_common import (
+    PHANTOM_RUN,
+    REPO,
+    Outcome,
+    Runner,
+    annotated,
+    outcome,
+    slices,
+    tree,
+)
+from hostile_round2 import ROUND2
+from support.hostile import rewrite, write_rle_bomb  # pydicom-only builders
 
 
 def case_patient_id_path(r: Runner) -> Outcome:
@@ -226,6 +187,7 @@ CASES: dict[str, Callable[[Runner], Outcome]] = {
     "model.json conf 'high'": case_model_json,
     "CT slice without rescale": case_missing_rescale,
     "symlinked patient folders": case_symlinked_patients,
+    **ROUND2,
 }
 
 
@@ -233,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkout", type=Path, default=REPO)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--only", default="", help="run the cases whose name holds this")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="hostile-"))
     commit = subprocess.run(["git", "-C", str(args.checkout), "rev-parse", "--short", "HEAD"],
@@ -240,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"detect at {commit} ({args.checkout}); work in {work}")
     print("| case | exit | traceback | harm | what happened |\n|---|---|---|---|---|")
     for name, case in CASES.items():
-        folder = work / name.replace(" ", "_").replace("/", "_").replace(".", "")
+        if args.only not in name:
+            continue
+        folder = work / "".join(ch if ch.isalnum() else "_" for ch in name)
         folder.mkdir(parents=True)
         try:
             got = case(Runner(args.checkout.resolve(), folder.resolve()))

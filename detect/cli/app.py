@@ -1,10 +1,12 @@
 """The Typer application every ``detect`` command registers on, and what they share:
 library errors (``DetectError``) become one line on stderr and exit code 1 (usage errors
-are Typer's, exit code 2; Ctrl-C exits 130), a progress bar, and table printing."""
+are Typer's, exit code 2, and so is a command that needs the training packages the base
+install lacks; Ctrl-C exits 130), a progress bar, and table printing."""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -20,9 +22,42 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from typer.core import TyperCommand
 
 from detect import __version__
-from detect.errors import DetectError
+from detect.errors import DetectError, TrainingStackMissing
+
+#: Typer's type placeholders → the conventional ones (click's); flags and lists show none.
+_PLACEHOLDERS = {"path": "PATH", "int": "INTEGER", "float": "FLOAT", "str": "TEXT",
+                 "bool": "", "list[Path]": "", "list[str]": ""}
+_TYPE = re.compile(r" <([A-Za-z_\[\]]+)>")
+
+
+class Command(TyperCommand):
+    """A detect command's help: options as ``--out PATH``, flags bare, SOURCE... without a
+    Python type after it (Typer writes ``<bool>``, ``<list[Path]>``)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """``DICOM_ROOT ANNOTATION_ROOT OUT``, ``SOURCE...`` (Typer writes ``{OUT}``,
+        ``{SOURCE...}...``)."""
+        pieces = [re.sub(r"\{([^}]*)\}", r"\1", piece)
+                  for piece in super().collect_usage_pieces(ctx)]
+        return [re.sub(r"(\.\.\.)+$", "...", piece) for piece in pieces]
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:  # typer's own click types
+        sections: dict[str, list[tuple[str, str]]] = {"Arguments": [], "Options": []}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                name = _TYPE.sub(lambda m: " " + _PLACEHOLDERS.get(m.group(1), m.group(1).upper()),
+                                 record[0]).rstrip()
+                key = "Arguments" if param.param_type_name == "argument" else "Options"
+                sections[key].append((name, record[1]))
+        for title, rows in sections.items():
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
 
 app = typer.Typer(
     name="detect",
@@ -30,6 +65,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: PATH, INTEGER, TEXT placeholders, none for flags (typer's rich help
+    # printed <bool> after every flag and <list[Path]> after SOURCE...)
+    rich_markup_mode=None,
 )
 console = Console(stderr=True)
 out = Console()
@@ -40,6 +78,9 @@ def user_errors() -> Iterator[None]:
     """Turn library errors into one line and exit 1; Ctrl-C into exit 130."""
     try:
         yield
+    except TrainingStackMissing as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     except DetectError as exc:
         # escaped: messages quote user and file values, which may hold "[" (rich markup)
         console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -101,7 +142,10 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Log details, and show the engines' own output (ultralytics' "
+                                "arguments, layers and progress bars); anywhere on the line.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from detect.cli.app import (
+    Command,
     app,
     console,
     out,
@@ -17,10 +18,12 @@ from detect.cli.app import (
     user_errors,
 )
 from detect.dataset import DEFAULT_SPLIT
+from detect.io.replacing import OVERWRITE_HELP
 from detect.recipe import DEFAULT_CHANNELS
+from detect.torch_check import require_training_packages
 
 
-@app.command()
+@app.command(cls=Command)
 def synth(
     out_dir: Annotated[
         Path, typer.Argument(metavar="OUT", help="Folder to write the cohort into.")
@@ -49,9 +52,10 @@ def synth(
 
     Example: detect synth phantom --patients 12 --slices 40
     """
-    from detect.synth.cohort import SynthConfig, synthesize
-
     with user_errors():
+        require_training_packages("detect synth", ("cv2",))  # the phantom is drawn with OpenCV
+        from detect.synth.cohort import SynthConfig, synthesize
+
         config = SynthConfig(
             patients=patients,
             slices=slices,
@@ -84,15 +88,21 @@ def _parse_mix(text: str | None) -> dict[str, int] | None:
         ) from None
 
 
-@app.command()
+@app.command(cls=Command)
 def convert(
-    dicom_root: Annotated[Path, typer.Argument(help="Folder of DICOM files (any layout).")],
-    annotation_root: Annotated[Path, typer.Argument(help="Folder of <SOPInstanceUID>.xml.")],
+    dicom_root: Annotated[Path, typer.Argument(
+        metavar="DICOM_ROOT", help="Folder of DICOM files (any layout).")],
+    annotation_root: Annotated[Path, typer.Argument(
+        metavar="ANNOTATION_ROOT",
+        help="Folder of the boxes: VOC XML (<SOPInstanceUID>.xml, as TCIA's archive), DICOM "
+             "SR measurement reports (as IDC publishes them), or both; it may be the DICOM "
+             "root itself.")],
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Dataset folder to write.")],
     channels: Annotated[
         str, typer.Option(help="Three windows (names or W/L in HU) or 2.5d[:WINDOW].")
     ] = DEFAULT_CHANNELS,
-    classes: Annotated[str, typer.Option(help="histology (A,B,E,G) or tumor (1 class).")] = (
+    classes: Annotated[str, typer.Option(
+        help="histology (A,B,E,G) or tumor (one class; tumour is accepted too).")] = (
         "histology"
     ),
     split: Annotated[str, typer.Option(help="train,val,test fractions by patient.")] = (
@@ -100,6 +110,10 @@ def convert(
     ),
     seed: Annotated[int, typer.Option(help="Seed of the patient split.")] = 0,
     negatives: Annotated[int, typer.Option(help="Unannotated slices per patient.")] = 0,
+    negatives_from: Annotated[
+        str, typer.Option("--negatives-from", help="series: any slice away from the boxes; "
+                                                   "lungs: only slices that show the lungs.")
+    ] = "series",
     fused: Annotated[str, typer.Option(help="Fused PET/CT screenshots: exclude or include.")] = (
         "exclude"
     ),
@@ -112,8 +126,10 @@ def convert(
     ] = None,
     overwrite: Annotated[
         bool,
-        typer.Option("--overwrite", help="Convert into a non-empty folder detect did not "
-                                         "write (its other files are never deleted)."),
+        typer.Option("--overwrite", help=OVERWRITE_HELP + " Without it, a dataset made with "
+                     "other options or from inputs that changed is refused (runs trained on "
+                     "it would no longer match); the same command again continues or "
+                     "changes nothing."),
     ] = False,
     val_patients: Annotated[
         str | None,
@@ -132,6 +148,7 @@ def convert(
     ] = None,
 ) -> None:
     """Convert DICOM slices + PASCAL VOC boxes into PNG datasets in COCO and YOLO form.
+    An OUT that holds a dataset another run would change is refused unless --overwrite.
 
     Example: detect convert Lung-PET-CT-Dx Annotation dataset --negatives 2
     """
@@ -151,6 +168,7 @@ def convert(
             split=parse_fractions(split),
             seed=seed,
             negatives=negatives,
+            negatives_from=negatives_from,
             fused=fused,
             workers=workers if workers is not None else default_workers(),
             shard=Shard.parse(shard) if shard else None,

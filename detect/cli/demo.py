@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from detect.cli.app import (
+    Command,
     app,
     console,
     number,
@@ -16,9 +17,10 @@ from detect.cli.app import (
     print_table,
     user_errors,
 )
+from detect.torch_check import require_training_packages
 
 
-@app.command()
+@app.command(cls=Command)
 def demo(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for everything the demo makes.")
@@ -45,9 +47,10 @@ def demo(
 
     Needs no data, no GPU and no network. Example: detect demo --out demo_out
     """
-    from detect.demo.run import DemoConfig, run_demo
-
     with user_errors():
+        require_training_packages("detect demo")
+        from detect.demo.run import DemoConfig, run_demo
+
         config = DemoConfig(
             out=out_dir,
             patients=patients,

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from detect.cli.app import (
+    Command,
     app,
     console,
     epoch_bars,
@@ -19,152 +20,23 @@ from detect.cli.app import (
     progress_bar,
     user_errors,
 )
+from detect.cli.dicomweb import (
+    DICOMWEB_AUTH_FILE,
+    DICOMWEB_CA_BUNDLE,
+    DICOMWEB_TIMEOUT,
+    DicomwebOptions,
+    predict_source,
+    print_push,
+)
+from detect.io.replacing import OVERWRITE_HELP
 from detect.models.registry import defaults_text, family_names
+from detect.torch_check import require_training_packages
 
 _MODEL_HELP = (", ".join(family_names()[:-1]) + f" or {family_names()[-1]} (the histology "
                f"head on detected boxes).")
 
 
-@app.command("eval")
-def eval_command(
-    data: Annotated[Path | None, typer.Option("--data", help="Converted dataset folder.")] = None,
-    predictions: Annotated[
-        Path | None, typer.Option("--predictions", help="Prediction records (COCO results JSON).")
-    ] = None,
-    weights: Annotated[
-        Path | None, typer.Option("--weights", help="Trained weights (predicts the split first).")
-    ] = None,
-    split: Annotated[str, typer.Option(help="Split to score: train, val or test.")] = "test",
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out", help="Report folder (default: eval-<split> beside the input)."),
-    ] = None,
-    allow_leak: Annotated[
-        bool, typer.Option("--allow-leak", help="Score even if trained-on patients are in split.")
-    ] = False,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for 95% CIs.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
-    iou_froc: Annotated[float, typer.Option(help="IoU of a lesion hit (FROC, patients).")] = 0.1,
-    conf: Annotated[
-        float | None,
-        typer.Option(help="Operating score threshold (default: the model's, model.json "
-                          "thresholds.conf; with --predictions, the one they were cut at)."),
-    ] = None,
-    device: Annotated[str, typer.Option(help="Device for --weights: auto, cpu, 0.")] = "auto",
-    histology: Annotated[
-        Path | None,
-        typer.Option(help="Histology head run: its A/B/E/G for --weights' detections."),
-    ] = None,
-    series: Annotated[
-        Path | None,
-        typer.Option(help="A detect predict output folder: score every slice it read over "
-                          "whole CT series against --annotations (instead of --data)."),
-    ] = None,
-    annotations: Annotated[
-        Path | None, typer.Option(help="With --series: the VOC annotation root.")
-    ] = None,
-    near_slices: Annotated[
-        int, typer.Option(help="With --series: detections on unannotated slices this close "
-                               "to an overlapping box are ignored (0: strict).")
-    ] = 2,
-) -> None:
-    """Score detections against a dataset split: COCO mAP, AP@0.1, FROC, per-patient
-    sensitivity, histology, bootstrap CIs; writes metrics.json, report.md, report.html.
-    With --series: detect predict's output over whole CT series (AP, FROC per series,
-    patients found); writes series.json, report.md, report.html.
-
-    Example: detect eval --predictions preds.json --data dataset --split test --out eval
-    (whole series: detect predict scans --conf 0 --out p; detect eval --series p
-    --annotations Annotation)
-    """
-    from detect.eval import EvalConfig, run_eval
-
-    with user_errors():
-        if series is not None or annotations is not None:
-            _series_eval(series, annotations, out_dir, conf, iou_froc, near_slices,
-                         data is not None or predictions is not None or weights is not None)
-            return
-        if data is None:
-            from detect.errors import ConfigError
-
-            raise ConfigError("detect eval needs --data DATASET (with --predictions or "
-                              "--weights), or --series PREDICT_OUT --annotations ROOT")
-        config = EvalConfig(
-            data=data,
-            split=split,
-            out=out_dir,
-            predictions=predictions,
-            weights=weights,
-            allow_leak=allow_leak,
-            bootstrap=bootstrap,
-            seed=seed,
-            iou_froc=iou_froc,
-            conf=conf,
-            device=device,
-            histology=histology,
-        )
-        run = run_eval(config, predict_split=_split_predictor(config.weights))
-    result = run.result
-    if result.leaked:
-        console.print(f"[bold red]LEAKAGE allowed:[/] {len(result.leak['patients'])} patients")
-    for text in result.warnings:
-        console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True, highlight=False)
-    rows: list[tuple[str, Any]] = [
-        ("mAP50", number(result.map50)),
-        ("mAP50-95", number(result.map50_95)),
-        ("AP@0.1", number(result.ap10)),
-        ("FROC mean", number(result.froc_mean)),
-        (f"patient sensitivity @ {result.settings['conf']:g}",
-         number(result.patient_sensitivity)),
-        ("predictions outside split", result.counts["predictions_outside_split"]),
-    ]
-    for source, section in result.histology.items():
-        if section.get("available"):
-            value = section["patient"]["balanced_accuracy"]
-            rows.append((f"histology ({source}) patient bal. acc.", number(value)))
-    print_table(rows)
-    out.print(f"report: {run.files['report_html']}")
-
-
-def _series_eval(series: Path | None, annotations: Path | None, out_dir: Path | None,
-                 conf: float | None, iou: float, near_slices: int, mixed: bool) -> None:
-    from detect.errors import ConfigError
-    from detect.eval.series_run import SeriesEvalConfig, run_series_eval
-
-    if series is None or annotations is None or mixed:
-        raise ConfigError("detect eval --series PREDICT_OUT takes --annotations ROOT, and "
-                          "neither --data, --predictions nor --weights")
-    run = run_series_eval(SeriesEvalConfig(series, annotations, out_dir, conf, iou,
-                                           near_slices))
-    for text in run.warnings:
-        console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True, highlight=False)
-    score = run.score
-    found = ", ".join(f"{p} {'found' if hit else 'missed'}"
-                      for p, hit in sorted(score.patients_found.items())) or "n/a"
-    print_table([
-        ("series / slices", f"{score.counts['series']} / {score.counts['slices']}"),
-        ("annotated slices / boxes",
-         f"{score.counts['annotated_slices']} / {score.counts['boxes']}"),
-        ("AP50, annotated slices", number(score.ap50_annotated)),
-        ("AP@0.1, annotated slices", number(score.ap10_annotated)),
-        ("AP50, every slice", number(score.ap50_all_slices)),
-        ("sensitivity @ 1 FP/series", number(score.sensitivity_at(1.0))),
-        ("sensitivity @ 8 FP/series", number(score.sensitivity_at(8.0))),
-        (f"patients @ conf {score.conf:g}", found),
-    ])
-    out.print(f"report: {run.files['report_html']}", soft_wrap=True)
-
-
-def _split_predictor(weights: Path | None) -> Any:
-    """``detect.predict.predict_split`` when a model is to be run (it imports torch)."""
-    if weights is None:
-        return None
-    from detect.predict.split import predict_split
-
-    return predict_split
-
-
-@app.command("train")
+@app.command("train", cls=Command)
 def train_command(
     model: Annotated[str, typer.Option("--model", help=_MODEL_HELP)],
     data: Annotated[Path, typer.Option("--data", help="Converted dataset folder.")],
@@ -194,7 +66,8 @@ def train_command(
         "runs"
     ),
     name: Annotated[
-        str | None, typer.Option(help="Run name (default train; never overwritten).")
+        str | None, typer.Option(help="Run name (default train). A run is never replaced: a "
+                                      "taken name gets -2, -3... and a warning says so.")
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the interrupted run --name (or the latest).")
@@ -237,6 +110,12 @@ def train_command(
         typer.Option(help="YOLO mosaic augmentation probability, 0-1 (default 1; 0 can "
                           "converge in fewer epochs on small, uniform data)."),
     ] = None,
+    operating_point: Annotated[
+        str | None,
+        typer.Option(help="How a detector's threshold is chosen on the validation split: "
+                          "sensitivity@2fp (default: the highest lesion sensitivity at <= 2 "
+                          "false-positive lesions per series), sensitivity@Nfp, or max-f1."),
+    ] = None,
 ) -> None:
     """Train a model on a converted dataset; writes PROJECT/<model>/<name>/ with
     weights/best.pt, weights/last.pt, model.json and metrics.csv. Options a family does
@@ -247,6 +126,7 @@ def train_command(
     the histology head on tumour crops: detect train --model histology --data dataset)
     """
     with user_errors():
+        require_training_packages("detect train")
         from detect.train import TrainConfig, scratch_warning, train
 
         config = TrainConfig(
@@ -254,6 +134,7 @@ def train_command(
             device=device, weights=weights, project=project, name=name, resume=resume,
             seed=seed, class_weighting=class_weighting, amp=amp, backbone=backbone, nbs=nbs,
             optimizer=optimizer, lr0=lr0, mosaic=mosaic, workers=workers,
+            operating_point=operating_point,
         )
         warning = scratch_warning(config)
         if warning:
@@ -275,10 +156,11 @@ def train_command(
     )
 
 
-@app.command("predict")
+@app.command("predict", cls=Command)
 def predict_command(
     sources: Annotated[
-        list[Path], typer.Argument(metavar="SOURCE...", help="DICOM folders or files.")
+        list[str], typer.Argument(metavar="SOURCE...",
+                                  help="DICOM folders or files, or one DICOMweb URL.")
     ],
     weights: Annotated[
         Path, typer.Option("--weights", help="Run folder, its model.json, or a .pt inside it.")
@@ -286,6 +168,7 @@ def predict_command(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: ./predictions[-N]).")
     ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
     conf: Annotated[
         float | None,
         typer.Option(help="Keep detections with score >= conf (default: the model's operating "
@@ -308,17 +191,51 @@ def predict_command(
         typer.Option(help="Largest image decoded, in pixel samples (rows x columns x samples "
                           "x frames; default 4096x4096x3); larger files are skipped."),
     ] = None,
+    lung_field: Annotated[
+        str, typer.Option("--lung-field", help="on: drop boxes outside each series' lung "
+                                               "field (counted as outside_lung); off: keep "
+                                               "all; model: as the model was trained (its "
+                                               "model.json postprocess).")
+    ] = "model",
+    study: Annotated[
+        list[str] | None,
+        typer.Option(metavar="UID", help="DICOMweb: a StudyInstanceUID (repeatable).")
+    ] = None,
+    series: Annotated[
+        list[str] | None,
+        typer.Option(metavar="UID", help="DICOMweb: a SeriesInstanceUID (repeatable).")
+    ] = None,
+    patient: Annotated[
+        list[str] | None,
+        typer.Option(metavar="ID", help="DICOMweb: a PatientID (repeatable).")
+    ] = None,
+    push: Annotated[
+        bool, typer.Option("--push", help="DICOMweb: store the SRs in each CT's study "
+                                          "(never twice).")
+    ] = False,
+    auth_file: Annotated[Path | None, DICOMWEB_AUTH_FILE] = None,
+    ca_bundle: Annotated[Path | None, DICOMWEB_CA_BUNDLE] = None,
+    timeout: Annotated[float, DICOMWEB_TIMEOUT] = 30.0,
 ) -> None:
-    """Find tumours on every CT slice of DICOM folders; writes predictions.json, VOC XML per
-    slice (LabelImg), optional PNG overlays, summary.csv, slices.csv and skipped.csv.
+    """Find tumours on every CT slice of DICOM folders or of a DICOMweb server; writes
+    predictions.json, VOC XML per slice (LabelImg), optional PNG overlays, summary.csv,
+    slices.csv, skipped.csv and the 3D lesions (lesions.json, lesions.csv). An output
+    folder that holds a finished run is refused unless --overwrite.
 
     Example: detect predict scans/ --weights runs/yolov8/train --save json,voc,png
+
+    Example: detect predict https://pacs/dicom-web --study 1.2.3 --weights W --push
+    (credentials: DETECT_DICOMWEB_USER/PASSWORD or DETECT_DICOMWEB_TOKEN, or --auth-file)
     """
-    from detect.predict.run import PredictConfig, parse_save, predict
+    from detect.predict.config import PredictConfig, parse_save
+    from detect.predict.run import predict
 
     with user_errors():
+        paths, selection = predict_source(sources, DicomwebOptions(
+            study or [], series or [], patient or [], push, auth_file, ca_bundle, timeout))
         config = PredictConfig(
-            sources=tuple(sources),
+            sources=paths,
+            dicomweb=selection,
             weights=weights,
             out=out_dir,
             conf=conf,
@@ -326,19 +243,28 @@ def predict_command(
             device=device,
             batch=batch,
             histology=histology,
-            **({"workers": workers} if workers is not None else {}),
-            **({"max_pixels": max_pixels} if max_pixels is not None else {}),
+            lung_field=lung_field.strip().lower(),
+            overwrite=overwrite,
+            **_given(workers=workers, max_pixels=max_pixels),
         )
         with progress_bar("predict slices") as update:
             summary = predict(config, progress=update)
     _report_predict(summary)
+    print_push(summary.pushed, selection)
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user gave (the rest keep PredictConfig's defaults)."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _report_predict(summary: Any) -> None:
     out.print(
         f"predicted {summary.slices} slices of {summary.series} CT series in "
         f"{summary.seconds:.1f}s: {summary.detections} detections on "
-        f"{summary.slices_with_findings} slices (score >= {summary.conf:g})"
+        f"{summary.slices_with_findings} slices (score >= {summary.conf:g}), "
+        f"{summary.lesions} lesions; {summary.outside_lung} boxes outside the lung field "
+        f"dropped"
     )
     skipped = sum(summary.skipped.values())
     rows: list[tuple[str, Any]] = [
@@ -350,7 +276,7 @@ def _report_predict(summary: Any) -> None:
     print_table(rows)
 
 
-@app.command("export")
+@app.command("export", cls=Command)
 def export_command(
     weights: Annotated[
         Path, typer.Option("--weights", help="Run folder, its model.json, or a .pt inside it.")
@@ -359,17 +285,21 @@ def export_command(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: ./export-<format>[-N]).")
     ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
 ) -> None:
     """Export a trained model to ONNX or TorchScript and check it against PyTorch on phantom
-    slices (parity); writes OUT/model.onnx (or model.torchscript) and OUT/model.json.
+    slices (parity); writes OUT/model.onnx (or model.torchscript) and OUT/model.json. An
+    OUT that holds an export is refused unless --overwrite.
 
     Example: detect export --weights runs/yolov8/train --format onnx --out export-onnx
     (then: detect predict scans/ --weights export-onnx/model.onnx)
     """
-    from detect.export.run import ExportConfig, export_model
-
     with user_errors():
-        result = export_model(ExportConfig(weights=weights, format=fmt, out=out_dir))
+        require_training_packages("detect export")
+        from detect.export.run import ExportConfig, export_model
+
+        result = export_model(ExportConfig(weights=weights, format=fmt, out=out_dir,
+                                           overwrite=overwrite))
     out.print(f"exported {result.file} in {result.seconds:.1f}s", soft_wrap=True)
     out.print(f"  model.json  {result.model_json}", soft_wrap=True, highlight=False)
     out.print(f"  parity      passed: {result.parity.summary()}", soft_wrap=True,

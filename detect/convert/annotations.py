@@ -13,6 +13,11 @@ box of its slice, or an issue: ``box-invalid`` (not a pixel rectangle, no image
 reference), ``missing-dicom`` (its slice is not under the DICOM root), ``unknown-label``
 (finding type not A/B/E/G: the image is skipped, as for an XML), ``label-mismatch``.
 
+The same annotation read twice counts once (:mod:`detect.convert.duplicates`): an SR
+document (SOPInstanceUID) read once, and a box two SR documents give one slice kept once
+(``duplicate-annotation``). Each SR's PatientID and StudyInstanceUID are kept
+(``sr_identity``) so the plan can check them against the slices it boxes.
+
 XML and SR on the same slice (the rule of :func:`merge_sources`): a box in both (every
 coordinate within :data:`SAME_BOX_PX`) counts once, with the XML's label; a box in only
 one of them is kept and reported as ``sources-differ``, as is a shared box whose labels
@@ -23,17 +28,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from detect.boxes import XYXY
+from detect.convert.duplicates import dedupe_sr
 from detect.convert.issues import Issue
 from detect.errors import AnnotationError
 from detect.histology import LETTERS, normalise_label
 from detect.io.sr import SrAnnotation, read_sr_boxes
 from detect.io.sr_file import is_sr_file
 from detect.io.voc import parse_voc
+from detect.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +103,8 @@ class AnnotationSources:
     sr_paths: set[str] = field(default_factory=set)
     sr_boxes: dict[str, list[SourceBox]] = field(default_factory=dict)
     sr_patients: dict[str, str] = field(default_factory=dict)  # SOP UID → SR's PatientID
+    #: SR file (relative) → the (PatientID, StudyInstanceUID) it declares
+    sr_identity: dict[str, tuple[str, str]] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
 
 
@@ -111,7 +119,7 @@ def _read_one(path: str) -> tuple[str, SrAnnotation | None, str, str]:
 def _read_all(paths: list[str], workers: int) -> list[tuple[str, SrAnnotation | None, str, str]]:
     if workers <= 1 or len(paths) <= 1:
         return [_read_one(p) for p in paths]
-    with ProcessPoolExecutor(max_workers=min(workers, len(paths))) as pool:
+    with worker_pool(min(workers, len(paths))) as pool:
         return list(pool.map(_read_one, paths, chunksize=4))
 
 
@@ -121,8 +129,18 @@ def _add_sr(sources: AnnotationSources, rel: str, sr: SrAnnotation) -> None:
             Issue("empty-annotation", rel, "SR without a planar ROI measurement group")
         )
         return
+    sources.sr_identity[rel] = (sr.patient_id.strip(), sr.study_instance_uid.strip())
     for box in sr.boxes:
-        sources.sr_boxes.setdefault(box.sop_instance_uid, []).append(
+        slice_boxes = sources.sr_boxes.setdefault(box.sop_instance_uid, [])
+        twin = next((b for b in slice_boxes if b.rel != rel and b.letter == box.letter
+                     and not b.invalid and _same(b.xyxy, box.xyxy)), None)
+        if twin is not None:
+            sources.issues.append(Issue(
+                "duplicate-annotation", rel,
+                f"{box.where}: box {_box_text(box.xyxy)} on slice {box.sop_instance_uid} is "
+                f"also in {twin.rel} ({twin.where}); counted once", action="converted"))
+            continue
+        slice_boxes.append(
             SourceBox(box.xyxy, rel, from_sr=True, letter=box.letter, finding=box.finding,
                       where=box.where)
         )
@@ -153,6 +171,7 @@ def find_annotations(
             sources.xml_files.append(path)
         elif str(path) not in skip and is_sr_file(path):
             candidates.append(str(path))
+    reports: list[tuple[str, SrAnnotation]] = []
     for text, sr, kind, detail in _read_all(candidates, workers):
         rel = str(Path(text).relative_to(root))
         sources.sr_files.append(rel)
@@ -160,7 +179,11 @@ def find_annotations(
         if sr is None:
             sources.issues.append(Issue(kind, rel, detail))
         else:
-            _add_sr(sources, rel, sr)
+            reports.append((rel, sr))
+    unique, duplicates = dedupe_sr(reports)
+    sources.issues.extend(duplicates)
+    for rel, sr in unique:
+        _add_sr(sources, rel, sr)
     if candidates:
         log.info("%d DICOM SR files under %s, %d slices with SR boxes", len(candidates), root,
                  len(sources.sr_boxes))

@@ -16,6 +16,8 @@ from detect.recipe import DEFAULT_RECIPE, ChannelRecipe
 
 CLASS_MODES = ("histology", "tumor")
 FUSED_MODES = ("exclude", "include")
+NEGATIVE_SOURCES = ("series", "lungs")
+NEGATIVE_SOURCES = ("series", "lungs")
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,17 @@ class ConvertConfig:
     split: tuple[float, float, float] = DEFAULT_SPLIT
     seed: int = 0
     negatives: int = 0
+    #: Where negatives come from: ``series`` (any slice away from the boxes) or ``lungs``
+    #: (slices that show the lungs; detect.convert.negatives).
+    negatives_from: str = "series"
     fused: str = "exclude"
     workers: int = field(default_factory=default_workers)
     shard: Shard | None = None
     #: Largest image decoded, in pixel samples (rows x columns x samples x frames); see
     #: detect.io.dicom_limits for why 4096 x 4096 x 3.
     max_pixels: int = DEFAULT_MAX_PIXELS
-    #: Convert into a non-empty folder detect did not write (never deleting its files).
+    #: Replace a finished dataset in OUT that this run would change (other options or
+    #: inputs; detect.convert.replace). Only files convert wrote are ever deleted.
     overwrite: bool = False
     #: Patients placed in val / test by name (dataset.json's short IDs, e.g. A0002).
     val_patients: tuple[str, ...] = ()
@@ -104,12 +110,21 @@ class ConvertConfig:
             raise ConfigError(f"DICOM root is not a folder: {self.dicom_root}")
         if not self.annotation_root.is_dir():
             raise ConfigError(f"annotation root is not a folder: {self.annotation_root}")
+        if self.class_mode == "tumour":  # the spelling of the docs' prose
+            object.__setattr__(self, "class_mode", "tumor")
         if self.class_mode not in CLASS_MODES:
-            raise ConfigError(f"--classes must be one of {CLASS_MODES}, got {self.class_mode!r}")
+            raise ConfigError(f"--classes must be one of {', '.join(CLASS_MODES)}, got "
+                              f"{self.class_mode!r}")
         if self.fused not in FUSED_MODES:
             raise ConfigError(f"--fused must be one of {FUSED_MODES}, got {self.fused!r}")
         if self.negatives < 0:
             raise ConfigError(f"--negatives must be >= 0, got {self.negatives}")
+        if self.negatives_from not in NEGATIVE_SOURCES:
+            raise ConfigError(f"--negatives-from must be one of {', '.join(NEGATIVE_SOURCES)}, "
+                              f"got {self.negatives_from!r}")
+        if self.negatives_from not in NEGATIVE_SOURCES:
+            raise ConfigError(f"--negatives-from must be one of {NEGATIVE_SOURCES}, got "
+                              f"{self.negatives_from!r}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
         check_max_pixels(self.max_pixels)

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from detect.convert.merge import Merged, Published, publish
+from detect.convert.merge import Check, Merged, Published, publish
 from detect.convert.outdir import MARKER_NAME, Ledger, check_ownership, claim
 from detect.convert.split import SplitPlan, fold_splits
 from detect.errors import ConfigError
@@ -66,8 +66,8 @@ def existing_folds(out: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def write_folds(out: Path, merged: Merged, plans: list[SplitPlan], base: Mapping[str, Any]
-                ) -> list[Published]:
+def write_folds(out: Path, merged: Merged, plans: list[SplitPlan], base: Mapping[str, Any],
+                *, check: Check | None = None) -> list[Published]:
     """Write fold k of ``plans`` into ``out/fold-k`` (module docstring).
 
     Raises:
@@ -77,14 +77,14 @@ def write_folds(out: Path, merged: Merged, plans: list[SplitPlan], base: Mapping
     written = []
     for index, plan in enumerate(plans, start=1):
         folder = fold_dir(out, index)
-        check_ownership(folder, overwrite=False)
+        check_ownership(folder)
         folder.mkdir(parents=True, exist_ok=True)
         claim(folder)
         fold = {"index": index, "count": len(plans), "test_patients": plan.patients("test"),
                 "images": f"hard links to {out.name}/{POOL}, one conversion shared by every "
                           f"fold"}
         written.append(publish(folder, merged, plan, {**base, "fold": fold},
-                               source=out / POOL))
+                               source=out / POOL, check=check))
     _retire(out, len(plans))
     return written
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from detect.boxes import clip_xyxy, is_finite, xyxy_to_yolo
@@ -23,17 +22,14 @@ from detect.io.atomic import write_bytes
 from detect.io.dicom import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
+    ImplausibleValueError,
     MissingRescaleError,
     read_hu,
     read_rgb,
 )
 from detect.io.paths import inside
+from detect.io.png import encode_png
 from detect.recipe import ChannelRecipe
-
-#: zlib level 1 and no PNG row filter: on windowed CT slices libpng's adaptive filtering
-#: costs 40 % of the encode time and makes the files no smaller (real B0021 slices: 11 ms
-#: and 276 kB per 512 px image against 19 ms and 287 kB with the default filters).
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 
 
 @dataclass(frozen=True)
@@ -49,14 +45,6 @@ class TaskResult:
     record: dict[str, Any] | None
     issues: list[Issue] = field(default_factory=list)
 
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """RGB uint8 image → PNG bytes (cv2 wants BGR)."""
-    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]), PNG_PARAMS)
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return bytes(buffer.tobytes())
 
 
 def _boxes(
@@ -136,7 +124,18 @@ def _render(task: ImageTask, recipe: ChannelRecipe, max_pixels: int) -> np.ndarr
         if path not in hu_cache:
             hu_cache[path] = read_hu(Path(path), max_pixels=max_pixels)
         by_offset[offset] = hu_cache[path]
+    shapes = {offset: hu.shape for offset, hu in by_offset.items()}
+    if len(set(shapes.values())) > 1:
+        raise NeighbourMismatch(
+            f"the slices of its {len(shapes)}-slice stack have different sizes "
+            f"({', '.join(f'{o:+d}: {s[0]}x{s[1]}' for o, s in sorted(shapes.items()))}); "
+            f"a 2.5d image needs one size"
+        )
     return recipe.render(by_offset)
+
+
+class NeighbourMismatch(DicomError):
+    """A 2.5d neighbour slice decodes to another size than the slice it flanks."""
 
 
 def _pixel_issue_kind(exc: DicomError) -> str:
@@ -144,6 +143,10 @@ def _pixel_issue_kind(exc: DicomError) -> str:
         return "image-too-large"
     if isinstance(exc, MissingRescaleError):
         return "missing-rescale"
+    if isinstance(exc, ImplausibleValueError):
+        return "implausible-value"
+    if isinstance(exc, NeighbourMismatch):
+        return "neighbour-mismatch"
     return "unreadable-dicom"
 
 

@@ -13,7 +13,6 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,16 @@ from typing import Any
 from detect.convert.issues import Issue
 from detect.errors import DicomError
 from detect.io.atomic import write_json_table
-from detect.io.dicom import NotDicomError, SliceHeader, read_header, sort_slices
+from detect.io.dicom import DEFAULT_MAX_PIXELS, NotDicomError, SliceHeader, read_header
+from detect.io.dicom_identity import instance_conflict
+from detect.io.slice_order import sort_slices
 from detect.io.walk import walk_tree
+from detect.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "dicom-index.json"
-_CACHE_VERSION = 2  # 2: headers carry has_rescale
+_CACHE_VERSION = 3  # 2: headers carry has_rescale; 3: rescale, thickness and spacing values
 _SKIP_SUFFIXES = frozenset({".xml"})  # annotation files that sit in the DICOM tree
 
 
@@ -38,6 +40,8 @@ class DicomIndex:
     root: Path
     by_sop: dict[str, SliceHeader] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
+    #: SOPInstanceUIDs carried by files that disagree (neither used) → what differs
+    conflicts: dict[str, str] = field(default_factory=dict)
     files_seen: int = 0
     _series_cache: dict[str, list[SliceHeader]] | None = field(default=None, repr=False)
 
@@ -152,14 +156,18 @@ def build_index(
     cache_path: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     exclude: Iterable[Path] = (),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> DicomIndex:
     """Read the header of every file under ``root`` (never entering ``exclude``).
 
     Files that are not DICOM, or DICOM without what an image slice needs, become issues
     (``not-dicom``, ``unsupported-dicom``, ``unreadable-dicom``), and so does every entry
     the walk could not follow (``symlink-loop``, ``dangling-link``, ``duplicate-path``,
-    ``unreadable-path``); a SOPInstanceUID seen twice keeps the first file and reports
-    the second.
+    ``unreadable-path``). A SOPInstanceUID in two files holding the same instance keeps
+    the first file and reports the second (``unsupported-dicom``); in two files that
+    differ (patient, series, place, pixels: :mod:`detect.io.dicom_identity`, pixels
+    compared up to ``max_pixels``) it is a ``uid-conflict`` for every file and neither is
+    used.
     """
     root = root.resolve()
     walked, walk_problems = walk_issues(root, exclude=exclude, source="dicom")
@@ -182,7 +190,7 @@ def build_index(
             progress(done, len(files))
     if cache_path is not None and todo:
         _save_cache(cache_path, results)
-    index = _assemble(root, files, results)
+    index = _assemble(root, files, results, max_pixels)
     index.issues[:0] = walk_problems
     return index
 
@@ -195,29 +203,47 @@ def _run_chunks(
         for chunk in chunks:
             yield chunk, _read_chunk(chunk, root)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with worker_pool(workers) as pool:
         yield from zip(chunks, pool.map(_read_chunk, chunks, [root] * len(chunks)))
 
 
-def _assemble(root: Path, files: list[Path], results: dict[str, Any]) -> DicomIndex:
+def _assemble(root: Path, files: list[Path], results: dict[str, Any],
+              max_pixels: int = DEFAULT_MAX_PIXELS) -> DicomIndex:
     index = DicomIndex(root=root, files_seen=len(files))
+    copies: dict[str, list[SliceHeader]] = {}
     for path in files:
         result = results.pop(str(path))  # freed as it becomes a header
         if "issue" in result:
             index.issues.append(Issue.from_json(result["issue"]))
             continue
         header = _header_from_json(result["header"])
-        first = index.by_sop.get(header.sop_instance_uid)
-        if first is not None:
-            index.issues.append(
-                Issue(
-                    "unsupported-dicom",
-                    str(path.relative_to(root)),
-                    f"duplicate SOPInstanceUID {header.sop_instance_uid}; "
-                    f"kept {first.path.relative_to(root)}",
-                    root="dicom",
-                )
-            )
+        if header.sop_instance_uid in index.by_sop:
+            copies.setdefault(header.sop_instance_uid, []).append(header)
             continue
         index.by_sop[header.sop_instance_uid] = header
+    for sop, others in copies.items():
+        _duplicates(index, index.by_sop[sop], others, max_pixels)
     return index
+
+
+def _duplicates(index: DicomIndex, first: SliceHeader, others: list[SliceHeader],
+                max_pixels: int) -> None:
+    """Report the files that repeat ``first``'s UID; on any difference, drop the UID."""
+    root = index.root
+    differences = [instance_conflict(first, other, max_pixels=max_pixels) for other in others]
+    if not any(differences):
+        for other in others:
+            index.issues.append(Issue(
+                "unsupported-dicom", str(other.path.relative_to(root)),
+                f"duplicate SOPInstanceUID {other.sop_instance_uid} (the same instance); "
+                f"kept {first.path.relative_to(root)}", root="dicom",
+            ))
+        return
+    sop = first.sop_instance_uid
+    paths = [str(h.path.relative_to(root)) for h in (first, *others)]
+    why = next(d for d in differences if d)
+    detail = (f"SOPInstanceUID {sop} is in {len(paths)} files that differ ({why}): "
+              f"{', '.join(paths)}; neither is used, so no box lands on the wrong slice")
+    del index.by_sop[sop]
+    index.conflicts[sop] = detail
+    index.issues.extend(Issue("uid-conflict", path, detail, root="dicom") for path in paths)

@@ -4,7 +4,7 @@ An entry is ``{"kind", "path", "detail", "action"}``; ``path`` is relative to th
 input came from (``dicom`` or ``annotation``, named in ``root``). ``action`` says what
 the converter did: ``skipped`` (nothing of it is in the dataset), ``converted`` (it is,
 with a warning: ``label-case``, ``box-clipped``, ``label-mismatch``,
-``sources-differ``) or
+``sources-differ``, ``duplicate-annotation`` for a box counted once) or
 ``object-dropped`` (the image is in the dataset without that one object).
 """
 
@@ -31,6 +31,11 @@ ISSUE_KINDS: tuple[str, ...] = (
     "sources-differ",
     "image-too-large",
     "missing-rescale",
+    "implausible-value",
+    "duplicate-annotation",
+    "uid-conflict",
+    "patient-mismatch",
+    "neighbour-mismatch",
     "symlink-loop",
     "dangling-link",
     "duplicate-path",

@@ -159,7 +159,12 @@ def write_dataset(
         coco = coco_split([r for r in records if r["split"] == split], classes)
         write_bytes(out / "coco" / f"{split}.json", json.dumps(coco, indent=1).encode())
     write_bytes(out / "data.yaml", data_yaml(out, classes).encode())
-    write_bytes(out / "dataset.json", json.dumps(manifest, indent=1).encode())
+    write_bytes(out / "dataset.json", manifest_bytes(manifest))
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """dataset.json's bytes (their SHA-256 is the dataset's fingerprint)."""
+    return json.dumps(manifest, indent=1).encode()
 
 
 def build_manifest(

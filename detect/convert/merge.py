@@ -14,13 +14,14 @@ again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from detect.convert.issues import Issue
 from detect.convert.links import link_or_copy
-from detect.convert.manifest import build_manifest, write_dataset
+from detect.convert.manifest import build_manifest, manifest_bytes, write_dataset
 from detect.convert.outdir import Ledger, foreign_images, written_path
 from detect.convert.parts import part_key, part_path, read_part
 from detect.convert.plan import ConversionPlan
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 #: A val split made of training images takes every VAL_EVERY-th of them (dataset order).
 VAL_EVERY = 4
 _SUFFIX = {"images": ".png", "labels": ".txt"}
+#: Called with a dataset folder and its new dataset.json's bytes before the folder changes.
+Check = Callable[[Path, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -128,31 +131,22 @@ def _place(out: Path, source: Path, origin: dict[str, str], records: list[dict[s
 
 
 def publish(out: Path, merged: Merged, split: SplitPlan, base: dict[str, Any], *,
-            source: Path | None = None) -> Published:
+            source: Path | None = None, check: Check | None = None) -> Published:
     """Write the dataset of ``merged`` with the patients split by ``split`` into ``out``.
 
     ``source`` is the folder the records' files were rendered into (default ``out``);
     files are linked from there into their split folders. Only files listed in ``out``'s
-    ledger are ever removed.
+    ledger are ever removed. ``check(out, bytes of the new dataset.json)`` runs before
+    anything in ``out`` changes (convert's replacement rule, :mod:`.replace`).
 
     Raises:
-        OutputFolderError: an image cannot be placed.
+        OutputFolderError: an image cannot be placed, or ``check`` refuses.
     """
     source = out if source is None else source
     origin = {r["name"]: r["split"] for r in merged.records}
     records = [{**r, "split": split.assignment[r["patient_id"]]} for r in merged.records]
     extra = val_from_train(records) if "val" in split.empty else []
     records += extra
-    keep = {written_path(kind, r["split"], r["name"]) for r in records for kind in _SUFFIX}
-    ledger = Ledger(out)
-    ledger.record(sorted(keep))
-    _place(out, source, origin, records)
-    ledger.remove_stale(keep)
-    foreign = foreign_images(out, ledger)
-    if foreign:
-        log.warning("%d files in %s/images and labels were not written by detect convert; "
-                    "left alone (ultralytics reads whole folders)", foreign, out)
-    warnings = split_warnings(split, len(extra))
     filled = None
     if extra:
         filled = {"every": VAL_EVERY, "images": len(extra),
@@ -164,5 +158,16 @@ def publish(out: Path, merged: Merged, split: SplitPlan, base: dict[str, Any], *
               "empty_splits": dict(sorted(split.empty.items())), "val_from_train": filled},
         xml_files=merged.xml_files, sr_files=merged.sr_files,
     )
+    if check is not None:
+        check(out, manifest_bytes(manifest))
+    keep = {written_path(kind, r["split"], r["name"]) for r in records for kind in _SUFFIX}
+    ledger = Ledger(out)
+    ledger.record(sorted(keep))
+    _place(out, source, origin, records)
+    ledger.remove_stale(keep)
+    foreign = foreign_images(out, ledger)
+    if foreign:
+        log.warning("%d files in %s/images and labels were not written by detect convert; "
+                    "left alone (ultralytics reads whole folders)", foreign, out)
     write_dataset(out, manifest, records, list(manifest["classes"]))
-    return Published(out, manifest["counts"], warnings, len(extra))
+    return Published(out, manifest["counts"], split_warnings(split, len(extra)), len(extra))

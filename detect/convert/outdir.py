@@ -4,13 +4,14 @@ own, and deletes only files it wrote itself.
 - Ownership: ``OUT/.detect-convert.json`` (the marker) is written when convert first
   takes a folder; a folder with the marker, or with a dataset.json of detect's format
   (datasets from before the marker), is detect's. A non-empty folder that is neither is
-  refused, unless ``--overwrite``: then convert writes into it, replacing the files at the
-  paths it writes (dataset.json, data.yaml, coco/, images/ and labels/ named after
-  slices), and leaves every other file alone.
-- The ledger: ``OUT/.detect-written`` lists every image and label path convert may
-  have written, one per line, recorded before the workers write them (so an interrupted
-  run is covered too). When a re-run drops an image (another split, a patient gone),
-  only paths in the ledger are ever deleted; a PNG the user put into images/train stays.
+  refused, with or without ``--overwrite`` (which replaces only a dataset detect wrote,
+  :mod:`.replace`; writing dataset.json, data.yaml or coco/ there would replace the
+  user's files of those names).
+- The ledger (:mod:`detect.io.ledger`): ``OUT/.detect-written`` lists every image and
+  label path convert may have written, one per line, recorded before the workers write
+  them (so an interrupted run is covered too). When a re-run drops an image (another
+  split, a patient gone), only paths in the ledger are ever deleted; a PNG the user put
+  into images/train stays.
 """
 
 from __future__ import annotations
@@ -18,21 +19,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from detect import __version__
-from detect.convert.lock import GUARD_NAME, LOCK_NAME
 from detect.convert.split import SPLIT_NAMES
 from detect.dataset import DATASET_FORMAT
-from detect.errors import OutputFolderError, UnsafePathError
-from detect.io.atomic import write_json, write_text
-from detect.io.paths import SAFE_NAME, inside
+from detect.errors import OutputFolderError
+from detect.io.atomic import write_json
+from detect.io.ledger import Ledger as FolderLedger
+from detect.io.outlock import GUARD_NAME, LOCK_NAME
+from detect.io.paths import SAFE_NAME
 
 log = logging.getLogger(__name__)
 
 MARKER_NAME = ".detect-convert.json"
-LEDGER_NAME = ".detect-written"
 _OURS = frozenset({LOCK_NAME, GUARD_NAME})
 _KINDS = {"images": ".png", "labels": ".txt"}
 
@@ -45,18 +45,17 @@ def _is_detect_dataset(out: Path) -> bool:
     return isinstance(data, dict) and data.get("format") == DATASET_FORMAT
 
 
-def check_ownership(out: Path, *, overwrite: bool) -> None:
+def check_ownership(out: Path) -> None:
     """Refuse an OUT that holds files detect did not write (before anything is written).
 
     Raises:
-        OutputFolderError: OUT is a file, or a non-empty folder of someone else's files
-            and ``overwrite`` is False.
+        OutputFolderError: OUT is a file, or a non-empty folder of someone else's files.
     """
     if not out.exists():
         return
     if not out.is_dir():
         raise OutputFolderError(f"OUT {out} is a file; expected a new or empty folder")
-    if (out / MARKER_NAME).is_file() or _is_detect_dataset(out) or overwrite:
+    if (out / MARKER_NAME).is_file() or _is_detect_dataset(out):
         return
     if (out / ".parts").is_dir() and (out / ".cache").is_dir():
         return  # a run interrupted before the marker existed
@@ -67,9 +66,8 @@ def check_ownership(out: Path, *, overwrite: bool) -> None:
     if foreign:
         raise OutputFolderError(
             f"OUT {out} is not empty ({len(foreign)} entries, e.g. {foreign[0]!r}) and was "
-            f"not written by detect convert; write into a new or empty folder, or pass "
-            f"--overwrite to convert into it (files at the paths convert writes are "
-            f"replaced, nothing else is touched)"
+            f"not written by detect convert; write into a new or empty folder (--overwrite "
+            f"replaces only a dataset detect wrote, never other files)"
         )
 
 
@@ -98,50 +96,11 @@ def _valid(rel: str) -> bool:
     )
 
 
-class Ledger:
-    """The paths convert may have written under OUT (see the module docstring)."""
+class Ledger(FolderLedger):
+    """The images and labels convert may have written under OUT (module docstring)."""
 
     def __init__(self, out: Path) -> None:
-        self.out = out
-        self.path = out / LEDGER_NAME
-
-    def record(self, paths: Iterable[str]) -> None:
-        """Add paths before they are written (one append: shards may share the file)."""
-        lines = "".join(f"{p}\n" for p in paths if _valid(p))
-        if not lines:
-            return
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
-                         0o644)
-        except OSError as exc:
-            raise OutputFolderError(
-                f"cannot write {self.path} ({exc.strerror}); it must be a plain file"
-            ) from None
-        try:
-            os.write(fd, lines.encode("ascii"))
-        finally:
-            os.close(fd)
-
-    def paths(self) -> set[str]:
-        try:
-            text = self.path.read_text(encoding="ascii", errors="replace")
-        except FileNotFoundError:
-            return set()
-        return {line for line in text.splitlines() if _valid(line)}
-
-    def remove_stale(self, keep: set[str]) -> int:
-        """Delete the recorded files that are not in ``keep``; the ledger keeps ``keep``."""
-        removed = 0
-        for rel in sorted(self.paths() - keep):
-            try:
-                inside(self.out, *PurePosixPath(rel).parts).unlink()
-                removed += 1
-            except FileNotFoundError:
-                continue
-            except UnsafePathError as exc:  # images/ is a link elsewhere: not ours
-                log.warning("not deleting %s: %s", rel, exc)
-        write_text(self.path, "".join(f"{p}\n" for p in sorted(keep)))
-        return removed
+        super().__init__(out, _valid)
 
 
 def seed_from_parts(ledger: Ledger, parts: Path) -> None:

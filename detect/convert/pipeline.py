@@ -7,14 +7,17 @@ every patient of the cohort has its part, so the last shard to finish (or a re-r
 without ``--shard``) writes the dataset.
 
 OUT is the user's: a folder detect did not write is refused (:mod:`.outdir`), one convert
-writes it at a time (:mod:`.lock`), and a run that re-renders images first removes
-dataset.json, so no dataset.json ever names a recipe other than its PNGs' (an interrupted
-re-run with other options leaves no dataset until it is finished).
+writes it at a time (:mod:`detect.io.outlock`), a finished dataset is replaced only with
+``--overwrite`` (:mod:`.replace`: other options, or inputs that changed), and a run that
+re-renders images first removes dataset.json, so no dataset.json ever names a recipe
+other than its PNGs' (an interrupted re-run leaves no dataset until it is finished, and
+the same command continues it).
 
 Patients are split by :mod:`.split` (fractions, or by name with ``--val-patients`` /
 ``--test-patients``; unknown names are refused) and the dataset is written by
 :mod:`.merge`; ``--folds K`` renders the images once into ``OUT/.pool`` and writes K
-datasets ``OUT/fold-k`` of hard links (:mod:`.folds`).
+datasets ``OUT/fold-k`` of hard links (:mod:`.folds`; the replacement rule then reads
+the first fold's dataset.json).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,8 +38,8 @@ from detect.convert.config import ConvertConfig, Shard
 from detect.convert.folds import POOL, existing_folds, plan_folds, write_folds
 from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
-from detect.convert.lock import hold_out_lock
 from detect.convert.merge import Merged, Published, collect, publish
+from detect.convert.negatives import negatives_rule
 from detect.convert.outdir import (
     Ledger,
     check_ownership,
@@ -46,9 +49,13 @@ from detect.convert.outdir import (
 )
 from detect.convert.parts import part_key, part_path, read_part, write_part
 from detect.convert.plan import ImageTask, PatientPlan, plan_conversion
+from detect.convert.replace import Replacement
 from detect.convert.split import SplitPlan, split_patients
 from detect.convert.usable import require_annotations, require_boxes, require_slices
 from detect.errors import ConfigError
+from detect.io.outlock import hold_out_lock
+from detect.io.write_errors import output_errors
+from detect.workers import worker_pool
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -84,6 +91,7 @@ def _settings_hash(config: ConvertConfig) -> str:
         "classes": list(config.classes),
         "fused": config.fused,
         "negatives": config.negatives,
+        "negatives_from": config.negatives_from,
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
@@ -127,7 +135,7 @@ def _convert_patients(
     for plan, _, key in todo:
         if not plan.tasks:
             write_part(parts, plan, key, [])
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and len(tasks) > 1 else None
+    pool = worker_pool(workers) if workers > 1 and len(tasks) > 1 else None
     try:
         for done, ((task, _), result) in enumerate(
             zip(tasks, _results(tasks, settings, pool)), start=1
@@ -148,14 +156,16 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
     """Convert a Lung-PET-CT-Dx style tree into a dataset folder (docs/contracts.md, contract 2).
 
     Raises:
-        OutputFolderError: OUT holds files detect did not write (without ``overwrite``),
-            or another convert is writing it.
+        OutputFolderError: OUT holds files detect did not write, a dataset this run would
+            change (without ``overwrite``, :mod:`.replace`), another convert is writing
+            it, or it cannot be written (disk full, read-only).
         NothingToConvert: no DICOM slice, or no usable annotation, under the roots.
     """
-    check_ownership(config.out, overwrite=config.overwrite)
+    check_ownership(config.out)
     settings_hash = _settings_hash(config)
-    with hold_out_lock(config.out, shard=config.shard is not None,
-                       settings=_lock_key(config, settings_hash)):
+    with output_errors(config.out), hold_out_lock(
+        config.out, shard=config.shard is not None, settings=_lock_key(config, settings_hash)
+    ):
         claim(config.out)
         return _convert_locked(config, progress, settings_hash)
 
@@ -196,15 +206,32 @@ def _splits(config: ConvertConfig, letters: dict[str, str]
                           test_patients=config.test_patients), []
 
 
+def _finished(out: Path) -> Path:
+    """The folder whose dataset.json a re-run would replace: OUT's, else (``--folds``) the
+    first fold's."""
+    if (out / "dataset.json").is_file():
+        return out
+    folds = [f for f in existing_folds(out) if (f / "dataset.json").is_file()]
+    return folds[0] if folds else out
+
+
 def _publish(config: ConvertConfig, merged: Merged, split: SplitPlan,
-             folds: list[SplitPlan]) -> list[Published]:
-    """Write the dataset (or each fold's, after the pool dropped images no longer listed)."""
+             folds: list[SplitPlan], base: dict[str, Any], replacing: Replacement
+             ) -> list[Published]:
+    """Write the dataset (or each fold's, after the pool dropped images no longer listed);
+    the dataset.json that would replace a finished one is checked first (:mod:`.replace`)."""
+    rendered = not (replacing.out / "dataset.json").is_file()  # removed: images re-rendered
+
+    def check(folder: Path, data: bytes) -> None:
+        if folder == replacing.out:
+            replacing.check_manifest(data, rendered=rendered)
+
     if not folds:
-        return [publish(config.out, merged, split, _base(config))]
+        return [publish(config.out, merged, split, base, check=check)]
     Ledger(config.out / POOL).remove_stale({written_path(kind, "train", r["name"])
                                             for r in merged.records
                                             for kind in ("images", "labels")})
-    return write_folds(config.out, merged, folds, _base(config))
+    return write_folds(config.out, merged, folds, base, check=check)
 
 
 def _convert_locked(
@@ -214,12 +241,15 @@ def _convert_locked(
     start = time.perf_counter()
     out = config.out
     rendered = out / POOL if config.folds else out  # where the images are rendered
+    replacing = Replacement.of(_finished(out), config.overwrite)
+    replacing.check_options(_base(config, {}))
     index = build_index(
         config.dicom_root,
         workers=config.workers,
         cache_path=out / ".cache" / CACHE_NAME,
         progress=(lambda d, t: progress("index", d, t)) if progress else None,
         exclude=[out],
+        max_pixels=config.max_pixels,
     )
     require_slices(index, config.dicom_root)
     seconds["index"] = time.perf_counter() - start
@@ -233,6 +263,7 @@ def _convert_locked(
         workers=config.workers,
         max_pixels=config.max_pixels,
         exclude=[out],
+        negatives_from=config.negatives_from,
     )
     require_annotations(plan, config.annotation_root)
     split, folds = _splits(config, {p: plan.patients[p].letter for p in plan.patients})
@@ -250,6 +281,8 @@ def _convert_locked(
     rendered.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(rendered)
     seed_from_parts(ledger, parts)
+    replacing.check_inputs(sum(replacing.changed(p.patient_id, part_path(parts, p.patient_id))
+                               for p, _, _ in todo))
     if todo:  # stale until this run merges
         for folder in [out, *existing_folds(out)]:
             (folder / "dataset.json").unlink(missing_ok=True)
@@ -277,13 +310,15 @@ def _convert_locked(
     else:
         require_boxes(merged.records, merged.issues, len(plan.xml_files),
                       config.annotation_root, len(plan.sr_files))
-        summary.datasets = _publish(config, merged, split, folds)
+        summary.datasets = _publish(config, merged, split, folds,
+                                    _base(config, plan.lungs_unavailable), replacing)
     seconds["merge"] = time.perf_counter() - start - sum(seconds.values())
     summary.seconds = seconds
     return summary
 
 
-def _base(config: ConvertConfig) -> dict[str, Any]:
+def _base(config: ConvertConfig, lungs_unavailable: dict[str, str]) -> dict[str, Any]:
+    """dataset.json's option fields (the split's notes are added by :func:`.merge.publish`)."""
     return {
         "converter": {
             "name": "detect convert",
@@ -294,6 +329,7 @@ def _base(config: ConvertConfig) -> dict[str, Any]:
                 "split": list(config.split),
                 "seed": config.seed,
                 "negatives": config.negatives,
+                "negatives_from": config.negatives_from,
                 "fused": config.fused,
                 "shard": None
                 if config.shard is None
@@ -313,4 +349,7 @@ def _base(config: ConvertConfig) -> dict[str, Any]:
         "split_fractions": list(config.split),
         "seed": config.seed,
         "negatives_per_patient": config.negatives,
+        "negatives_rule": {**negatives_rule(config.negatives_from),
+                           **({"no_lung_field": dict(sorted(lungs_unavailable.items()))}
+                              if config.negatives_from == "lungs" else {})},
     }

@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detect.convert.annotations import SourceBox, find_annotations
+from detect.convert.checks import sr_identity_issues, stack_problem
+from detect.convert.duplicates import dedupe_xml
 from detect.convert.index import DicomIndex, walk_issues
 from detect.convert.issues import Issue
+from detect.convert.negatives import LungSlices, lung_slices
 from detect.histology import patient_letter, short_patient_id
 from detect.io.dicom import SliceHeader
 from detect.io.dicom_limits import DEFAULT_MAX_PIXELS
 from detect.io.paths import safe_component
+from detect.io.voc import slice_uid_of
 
 #: Negatives are taken this many slices away from the annotated span of a series at least.
 NEGATIVE_MARGIN_SLICES = 5
@@ -81,6 +85,8 @@ class ConversionPlan:
     xml_files: list[str]
     sr_files: list[str] = field(default_factory=list)
     sr_paths: set[str] = field(default_factory=set)
+    #: ``--negatives-from lungs``: series without a lung field (UID → why).
+    lungs_unavailable: dict[str, str] = field(default_factory=dict)
 
 
 def _letter_of(header: SliceHeader, fallback: str) -> str:
@@ -152,6 +158,24 @@ def _unusable(header: SliceHeader, fused_mode: str, max_pixels: int) -> tuple[st
     return _KINDS.get(reason, reason), detail
 
 
+def _problem(index: DicomIndex, header: SliceHeader, fused_mode: str, max_pixels: int,
+             offsets: tuple[int, ...]) -> tuple[str, str] | None:
+    """:func:`_unusable`, then whether a CT slice stacks with its 2.5d neighbours."""
+    found = _unusable(header, fused_mode, max_pixels)
+    if found is not None or header.is_fused or offsets == (0,):
+        return found
+    series = index.series()[header.series_instance_uid]
+    problem = stack_problem(series, series.index(header), offsets)
+    return None if problem is None else ("neighbour-mismatch", problem)
+
+
+def _missing(index: DicomIndex, sop: str) -> tuple[str, str]:
+    """The issue of an annotation whose slice is not in the index."""
+    if sop in index.conflicts:
+        return "uid-conflict", index.conflicts[sop]
+    return "missing-dicom", f"no DICOM slice with SOPInstanceUID {sop} under the DICOM root"
+
+
 def _id_like(patient_id: str) -> str:
     """A patient ID from inside an SR, only when it has the collection's form (it may name
     a folder later); empty otherwise."""
@@ -177,11 +201,13 @@ def plan_conversion(
     workers: int = 1,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     exclude: Iterable[Path] = (),
+    negatives_from: str = "series",
 ) -> ConversionPlan:
     """Plan every image; annotations (XML, SR) that cannot be matched or used become issues
     here, and so do the entries of the annotation tree that cannot be walked. Slices
     declaring more than ``max_pixels`` pixel samples are never planned
-    (``image-too-large``)."""
+    (``image-too-large``). ``negatives_from``: ``series`` or ``lungs``
+    (:mod:`detect.convert.negatives`)."""
     annotation_root = annotation_root.resolve()
     walked, issues = walk_issues(annotation_root, exclude=exclude, source="annotation")
     sources = find_annotations(
@@ -189,22 +215,27 @@ def plan_conversion(
         workers=workers,
     )
     xml_files = sources.xml_files
+    usable_xml, duplicate_issues = dedupe_xml(xml_files, annotation_root)
     sr_boxes = dict(sources.sr_boxes)
     patients: dict[str, PatientPlan] = {}
     issues.extend(sources.issues)
-    for xml in xml_files:
+    issues.extend(duplicate_issues)
+    for xml in usable_xml:
         rel = str(xml.relative_to(annotation_root))
-        header = index.by_sop.get(xml.stem)
-        slice_sr = tuple(sr_boxes.pop(xml.stem, ()))
+        uid = slice_uid_of(xml)
+        header = index.by_sop.get(uid)
+        slice_sr = tuple(sr_boxes.pop(uid, ()))
         if header is None:
-            missing = f"no DICOM slice with SOPInstanceUID {xml.stem} under the DICOM root"
-            issues.append(Issue("missing-dicom", rel, missing))
-            issues.extend(_sr_issues(slice_sr, "missing-dicom", missing))
+            kind, missing = _missing(index, uid)
+            issues.append(Issue(kind, rel, missing))
+            issues.extend(_sr_issues(slice_sr, kind, missing))
             continue
         patient = short_patient_id(header.patient_id) or xml.parent.name
         letter = _letter_of(header, xml.parent.name)
         plan = patients.setdefault(patient, PatientPlan(patient, letter))
-        problem = _unusable(header, fused_mode, max_pixels)
+        slice_sr, mismatched = sr_identity_issues(slice_sr, header, sources.sr_identity)
+        plan.issues.extend(mismatched)
+        problem = _problem(index, header, fused_mode, max_pixels, offsets)
         if problem is not None:
             plan.issues.append(Issue(problem[0], rel, problem[1]))
             plan.issues.extend(_sr_issues(slice_sr, *problem))
@@ -212,31 +243,40 @@ def plan_conversion(
         plan.tasks.append(
             _task(index, header, patient, plan.letter, offsets, xml, annotation_root, slice_sr)
         )
-    for sop, boxes in sorted(sr_boxes.items()):
+    for sop, all_boxes in sorted(sr_boxes.items()):
         header = index.by_sop.get(sop)
         if header is None:
-            issues.extend(_sr_issues(boxes, "missing-dicom",
-                                     f"no DICOM slice with SOPInstanceUID {sop} under the "
-                                     "DICOM root"))
+            issues.extend(_sr_issues(all_boxes, *_missing(index, sop)))
+            continue
+        boxes, mismatched = sr_identity_issues(all_boxes, header, sources.sr_identity)
+        if not boxes:
+            issues.extend(mismatched)
             continue
         sr_patient = _id_like(sources.sr_patients.get(sop, ""))
         patient = short_patient_id(header.patient_id) or sr_patient or "unknown"
         plan = patients.setdefault(patient, PatientPlan(patient, _letter_of(header, sr_patient)))
-        problem = _unusable(header, fused_mode, max_pixels)
+        plan.issues.extend(mismatched)
+        problem = _problem(index, header, fused_mode, max_pixels, offsets)
         if problem is not None:
             plan.issues.extend(_sr_issues(boxes, *problem))
             continue
         plan.tasks.append(
             _task(index, header, patient, plan.letter, offsets, None, annotation_root, tuple(boxes))
         )
+    lungs = None
+    if negatives and negatives_from == "lungs":
+        annotated = sorted({t.series_instance_uid for p in patients.values() for t in p.tasks})
+        lungs = lung_slices({uid: index.series()[uid] for uid in annotated}, workers=workers,
+                            max_pixels=max_pixels)
     if negatives:
         for plan in patients.values():
             plan.tasks.extend(
-                _negative_tasks(index, plan, offsets, negatives, seed, max_pixels)
+                _negative_tasks(index, plan, offsets, negatives, seed, max_pixels, lungs)
             )
     return ConversionPlan(
         patients, issues, [str(x.relative_to(annotation_root)) for x in xml_files],
         sr_files=sources.sr_files, sr_paths=sources.sr_paths,
+        lungs_unavailable=dict(lungs.unavailable) if lungs else {},
     )
 
 
@@ -247,8 +287,10 @@ def _negative_tasks(
     count: int,
     seed: int,
     max_pixels: int,
+    lungs: LungSlices | None = None,
 ) -> list[ImageTask]:
-    """``count`` CT slices of the patient's annotated series, away from the annotated span."""
+    """``count`` CT slices of the patient's annotated series, away from the annotated span
+    (and, with ``lungs``, showing the lungs)."""
     spans: dict[str, tuple[int, int]] = {}
     for task in plan.tasks:
         low, high = spans.get(task.series_instance_uid, (task.slice_index, task.slice_index))
@@ -259,7 +301,9 @@ def _negative_tasks(
             far = (
                 position < low - NEGATIVE_MARGIN_SLICES or position > high + NEGATIVE_MARGIN_SLICES
             )
-            if far and header.is_ct and _unusable(header, "exclude", max_pixels) is None:
+            if far and header.is_ct and _problem(index, header, "exclude", max_pixels,
+                                                  offsets) is None \
+                    and (lungs is None or lungs.allows(series_uid, position)):
                 candidates.append(header)
     rng = random.Random(f"{seed}:negatives:{plan.patient_id}")
     chosen = rng.sample(candidates, min(count, len(candidates)))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from detect.dicomweb.config import ServerConfig, check_uid
 from detect.download.names import UnsafeValue, check_collection, check_patient_id
 from detect.errors import ConfigError
 from detect.histology import LETTERS
@@ -25,11 +26,20 @@ LETTER_COLLECTIONS: tuple[str, ...] = ("lung_pet_ct_dx",)
 _SHORT_LUNG_DX_ID = re.compile(r"[A-Za-z]\d{4}")
 
 
-def parse_list(text: str | None) -> tuple[str, ...]:
-    """``"A, b,,E"`` → ``("A", "b", "E")``; None or empty → ``()``."""
-    if not text:
+def parse_list(text: str | None, option: str | None = None) -> tuple[str, ...]:
+    """``"A, b,,E"`` → ``("A", "b", "E")``; None (the option not given) → ``()``.
+
+    Raises:
+        ConfigError: ``option`` was given but holds no value (``''``, ``','``, ``' '``):
+            leaving it out means "everything", an empty one must not mean the same.
+    """
+    if text is None:
         return ()
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    parts = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not parts and option is not None:
+        raise ConfigError(f"{option} is empty ({text!r}); give at least one value, or leave "
+                          f"{option} out to select the whole collection")
+    return parts
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,9 @@ class DownloadConfig:
 
     ``patients`` and ``letters`` are exclusive; both empty selects the whole collection.
     ``index`` is the IDC index parquet to read (None: the one idc-index-data installed).
+    ``dicomweb``: fetch from that DICOMweb server instead of IDC, the series of
+    ``studies`` and of ``patients`` (at least one of them; ``collection`` names the top
+    folder, SR means every SR series of those studies).
     """
 
     out: Path
@@ -48,8 +61,22 @@ class DownloadConfig:
     dry_run: bool = False
     endpoint: str = DEFAULT_ENDPOINT
     index: Path | None = None
+    dicomweb: ServerConfig | None = None
+    studies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.dicomweb is None and self.studies:
+            raise ConfigError("--study selects on a DICOMweb server: pass --dicomweb URL too "
+                              "(IDC downloads select by --patients or --letters)")
+        if self.dicomweb is not None:
+            if self.letters:
+                raise ConfigError("--letters selects from the IDC index; a DICOMweb server is "
+                                  "asked by --study or --patient")
+            if not (self.studies or self.patients):
+                raise ConfigError("--dicomweb needs --study or --patient (detect never "
+                                  "downloads a whole archive)")
+            object.__setattr__(self, "studies", tuple(dict.fromkeys(
+                check_uid("--study", s) for s in self.studies)))
         try:
             check_collection(self.collection)
         except UnsafeValue as exc:
@@ -100,7 +127,7 @@ class DownloadConfig:
                 f"--modality takes one or more of {','.join(MODALITIES)}, "
                 f"got {','.join(self.modalities) or 'nothing'}"
             )
-        if "SR" in modalities and self.collection not in BOX_RESULTS:
+        if "SR" in modalities and self.collection not in BOX_RESULTS and not self.dicomweb:
             raise ConfigError(
                 f"--modality SR means the tumour boxes IDC publishes as DICOM SR, known for "
                 f"{', '.join(BOX_RESULTS)}; not for collection {self.collection!r}"

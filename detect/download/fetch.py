@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from detect.download.check import SeriesCount
@@ -37,12 +37,16 @@ _ERRORS_KEPT = 20
 
 @dataclass(frozen=True)
 class FetchProgress:
-    """Instances and bytes copied so far, of the totals this run has to fetch."""
+    """Instances and bytes copied so far, of the totals this run has to fetch; series
+    finished so far, and the last one that finished (``patient modality SeriesUID``)."""
 
     instances_done: int
     instances_total: int
     bytes_done: int
     bytes_total: int
+    series_done: int = 0
+    series_total: int = 0
+    last_series: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,9 @@ def run_s5cmd(
     commands = cp_commands(counts)
     done = done_bytes = 0
     errors: list[str] = []
+    series = _SeriesTally(counts)
     if progress:
-        progress(FetchProgress(0, total_instances, 0, total_bytes))
+        progress(FetchProgress(0, total_instances, 0, total_bytes, 0, len(counts)))
     process = subprocess.Popen(
         s5cmd_args(binary, endpoint),
         cwd=out,
@@ -139,12 +144,15 @@ def run_s5cmd(
     reader.start()
     try:
         for line in process.stdout:
-            size = _copied_size(line)
-            if size is None:
+            copied = _copied(line)
+            if copied is None:
                 continue
+            size, destination = copied
             done, done_bytes = done + 1, done_bytes + size
+            series.copied(destination)
             if progress:
-                progress(FetchProgress(done, total_instances, done_bytes, total_bytes))
+                progress(FetchProgress(done, total_instances, done_bytes, total_bytes,
+                                       series.done, len(counts), series.last))
         returncode = process.wait()
     finally:
         if process.poll() is None:  # interrupted: stop s5cmd before leaving
@@ -174,8 +182,28 @@ def _collect(stream: IO[str], errors: list[str]) -> None:
             errors.append(message)
 
 
-def _copied_size(line: str) -> int | None:
-    """The size of the file a JSON success line reports, or None for any other line."""
+class _SeriesTally:
+    """Which series are finished, from the destination of each copied file."""
+
+    def __init__(self, counts: Sequence[SeriesCount]) -> None:
+        self.missing = {c.entry.folder: c.missing for c in counts}
+        self.names = {c.entry.folder: f"{c.entry.patient_id} {c.entry.modality} "
+                                      f"{c.entry.series_uid}" for c in counts}
+        self.done = 0
+        self.last = ""
+
+    def copied(self, destination: str) -> None:
+        folder = str(PurePosixPath(destination).parent).removeprefix("./")
+        if self.missing.get(folder, 0) > 0:
+            self.missing[folder] -= 1
+            if self.missing[folder] == 0:
+                self.done += 1
+                self.last = self.names[folder]
+
+
+def _copied(line: str) -> tuple[int, str] | None:
+    """The size and destination of the file a JSON success line reports, or None for any
+    other line."""
     try:
         record = json.loads(line)
     except ValueError:
@@ -183,7 +211,9 @@ def _copied_size(line: str) -> int | None:
     if not isinstance(record, dict) or record.get("success") is not True:
         return None
     size = (record.get("object") or {}).get("size", 0)
-    return size if isinstance(size, int) and size >= 0 else 0
+    destination = record.get("destination")
+    return (size if isinstance(size, int) and size >= 0 else 0,
+            destination if isinstance(destination, str) else "")
 
 
 def _error_message(line: str) -> str:

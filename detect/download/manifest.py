@@ -46,8 +46,9 @@ def manifest_data(config: DownloadConfig, selection: Selection) -> dict[str, Any
         "detect_version": __version__,
         "collection": selection.collection,
         "index": selection.index_version,
-        "endpoint": config.endpoint,
+        "endpoint": config.dicomweb.url if config.dicomweb else config.endpoint,
         "selection": {
+            "studies": list(config.studies),
             "patients": list(config.patients),
             "letters": list(config.letters),
             "modalities": list(config.modalities),

@@ -16,6 +16,7 @@ from detect.download.config import DownloadConfig
 from detect.download.fetch import FetchProgress, find_s5cmd, run_s5cmd
 from detect.download.index import Selection
 from detect.download.manifest import manifest_data, write_manifest
+from detect.download.probe import check_endpoint
 from detect.errors import DownloadError
 
 
@@ -42,7 +43,8 @@ def download(
 
     Raises:
         EnvironmentProblem: s5cmd is missing (nothing is written).
-        DownloadError: a series folder would leave OUT; after s5cmd, a series whose file
+        DownloadError: the endpoint does not answer one quick request (nothing is
+            written); a series folder would leave OUT; after s5cmd, a series whose file
             count differs from the manifest (one line naming it); or index rows that
             were refused as unsafe.
     """
@@ -51,9 +53,11 @@ def download(
     start = time.perf_counter()
     binary = find_s5cmd()
     out = config.out
-    manifest = write_manifest(out, manifest_data(config, selection))
     before = count_all(out, selection.series)
     to_fetch = [count for count in before if count.missing]
+    if to_fetch:
+        check_endpoint(config.endpoint)  # before anything is written
+    manifest = write_manifest(out, manifest_data(config, selection))
     result = None
     if to_fetch:
         for count in to_fetch:

@@ -27,6 +27,8 @@ from detect.eval.froc import FrocTable
 from detect.eval.histology import LETTERS, balanced_accuracy
 
 logger = logging.getLogger(__name__)
+#: What a CI says when the split has one patient.
+ONE_PATIENT = "one patient: no interval"
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,13 @@ def bootstrap_cis(
 ) -> dict[str, dict[str, Any]]:
     """``{name: {value, low, high, replicates}}`` for every statistic; ``value`` is the
     full-set estimate from ``point`` (the reference implementation), low/high None when
-    ``n`` is 0 or no replicate defines the number."""
+    ``n`` is 0 or no replicate defines the number. One patient gives no interval (every
+    replicate would be that patient: the "interval" would be the value itself): low/high
+    None and ``note`` :data:`ONE_PATIENT`."""
     names = list(statistics(inputs))
     draws: dict[str, list[float]] = {name: [] for name in names}
     n_patients = len(inputs.patients)
-    if n > 0 and n_patients > 0:
+    if n > 0 and n_patients > 1:
         rng = np.random.default_rng(seed)
         for _ in range(n):
             counts = np.bincount(rng.integers(0, n_patients, n_patients), minlength=n_patients)
@@ -96,5 +100,7 @@ def bootstrap_cis(
             float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
         out[name] = {"value": point.get(name), "low": low, "high": high,
                      "replicates": int(values.size), "level": 0.95}
+        if n_patients == 1:
+            out[name]["note"] = ONE_PATIENT
     logger.debug("bootstrap: %d replicates over %d patients", n, n_patients)
     return out

@@ -1,9 +1,11 @@
 """Figures of the evaluation report: PR curves, FROC curve, confusion matrices (matplotlib,
 object API on the Agg canvas, bundled DejaVu fonts, no pyplot state) and galleries of
-worst false positives / missed tumours (cv2 overlays on the dataset's PNGs).
+worst false positives / missed tumours (Pillow overlays on the dataset's PNGs, one
+channel in grey, the lung window by default, under a legend of the box colours;
+:mod:`detect.io.draw`).
 
 Each function writes one PNG and returns its path, or None with nothing to draw. Imports
-of matplotlib and cv2 happen inside the functions.
+of matplotlib happen inside the functions.
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from detect.errors import DatasetError
 from detect.eval.histology import LETTERS
 from detect.eval.result import EvalResult
 from detect.io.atomic import atomic_path, write_bytes
+from detect.io.draw import caption_strip, draw_boxes, grey_to_rgb, legend_strip, resize
+from detect.io.png import encode_png, read_png
+from detect.recipe import WINDOW_PRESETS, ChannelRecipe
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -27,7 +33,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 TILE = 192
 COLUMNS = 4
-GREEN, RED, YELLOW = (60, 200, 60), (40, 40, 230), (0, 220, 255)  # BGR
+GREEN, RED, YELLOW = (60, 200, 60), (230, 40, 40), (255, 220, 0)  # RGB
 
 
 def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
@@ -37,12 +43,7 @@ def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
-    import cv2
-
-    ok, buffer = cv2.imencode(".png", image)
-    if not ok:
-        raise OSError(f"PNG encoding failed for {path.name}")
-    write_bytes(path, buffer.tobytes())
+    write_bytes(path, encode_png(image))
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -129,8 +130,6 @@ def _fmt(value: float | None) -> str:
 
 def _tile(image: np.ndarray, focus: Sequence[float], boxes: Sequence[tuple[Sequence[float],
           tuple[int, int, int]]], caption: str) -> np.ndarray:
-    import cv2
-
     height, width = image.shape[:2]
     x1, y1, x2, y2 = focus
     side = max(3 * max(x2 - x1, y2 - y1), 96.0)
@@ -138,59 +137,68 @@ def _tile(image: np.ndarray, focus: Sequence[float], boxes: Sequence[tuple[Seque
     left = int(np.clip(cx - side / 2, 0, max(width - side, 0)))
     top = int(np.clip(cy - side / 2, 0, max(height - side, 0)))
     right, bottom = min(width, left + int(side)), min(height, top + int(side))
-    canvas = image.copy()
-    for box, colour in boxes:
-        _draw_box(canvas, box, colour)
-    crop = cv2.resize(canvas[top:bottom, left:right], (TILE, TILE),
-                      interpolation=cv2.INTER_NEAREST)
-    return np.vstack([crop, _caption_strip(caption[:30], TILE, 22, 15, 0.42)])
+    canvas = draw_boxes(image, [(box, colour, "") for box, colour in boxes])
+    crop = resize(canvas[top:bottom, left:right], TILE, TILE, smooth=False)
+    return np.vstack([crop, caption_strip(caption[:30], TILE, 22, 13)])
 
 
-def _draw_box(canvas: np.ndarray, box: Sequence[float], colour: tuple[int, int, int],
-              scale: float = 1.0, text: str = "") -> None:
-    """One xyxy box (px, times ``scale``) on ``canvas``, with ``text`` above it."""
-    import cv2
-
-    a = (round(float(box[0]) * scale), round(float(box[1]) * scale))
-    b = (round(float(box[2]) * scale), round(float(box[3]) * scale))
-    cv2.rectangle(canvas, a, b, colour, 1)
-    if text:
-        cv2.putText(canvas, text, (a[0], max(a[1] - 3, 9)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
-                    colour, 1, cv2.LINE_AA)
-
-
-def _caption_strip(text: str, width: int, height: int, baseline: int,
-                   font_scale: float) -> np.ndarray:
-    """A black strip ``height`` x ``width`` with ``text`` in white."""
-    import cv2
-
-    strip = np.zeros((height, width, 3), dtype=np.uint8)
-    cv2.putText(strip, text, (4, baseline), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                (255, 255, 255), 1, cv2.LINE_AA)
-    return strip
-
-
-def _load(root: Path, file_name: str) -> np.ndarray | None:
-    import cv2
-
+def _load(root: Path, file_name: str, channel: int) -> np.ndarray | None:
+    """One channel of a dataset image, as grey RGB (None: absent, outside the dataset)."""
     path = (root / file_name).resolve()
     if root.resolve() not in path.parents or not path.is_file():
         return None
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return image if image is not None else None
+    try:
+        return grey_to_rgb(read_png(path)[..., channel])
+    except DatasetError:
+        return None
 
 
-def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Path
-            ) -> tuple[Path | None, str]:
-    """Overlay tiles of ``kind`` ``false_positives`` (red: detection, green: gt) or
-    ``missed`` (yellow: missed gt box, red: detections >= conf). Returns the PNG (or None)
-    and a note for the report."""
+def display_channel(recipe: ChannelRecipe) -> tuple[int, str]:
+    """The channel of a dataset image the galleries show in grey, and what it is: the
+    lung window where the recipe has one (the default's first channel), the slice itself
+    for a 2.5d recipe, else the window with the lowest level (the one that shows lung).
+    A three-window image shown as RGB is false colour that no reader knows."""
+    if recipe.kind == "2.5d":
+        index, window = recipe.offsets.index(0) if 0 in recipe.offsets else 1, recipe.windows[0]
+        what = f"the slice itself in its {window.name} window"
+    else:
+        lung = WINDOW_PRESETS["lung"]
+        found = [k for k, w in enumerate(recipe.windows)
+                 if w.name == "lung" or (w.width, w.level) == lung]
+        index = found[0] if found else min(range(3), key=lambda k: recipe.windows[k].level)
+        window = recipe.windows[index]
+        what = (f"the {window.name} window" if found else
+                f"the {window.name} window (the recipe has no lung window)")
+    return index, (f"{what} (W {window.width:g}, L {window.level:g} HU; channel {index + 1} "
+                   f"of the dataset's images)")
+
+
+#: What the box colours of each gallery mean (the image's legend and the report's text).
+LEGENDS = {
+    "false_positives": ((RED, "detection with no true box"), (GREEN, "true box")),
+    "missed": ((YELLOW, "missed true box"), (RED, "detection at or above conf")),
+}
+
+
+def legend_text(kind: str) -> str:
+    """The colours of a gallery's boxes in words."""
+    names = {RED: "red", GREEN: "green", YELLOW: "yellow"}
+    return "; ".join(f"{names[colour]}: {text}" for colour, text in LEGENDS[kind])
+
+
+def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Path,
+            recipe: ChannelRecipe | None = None) -> tuple[Path | None, str]:
+    """Overlay tiles of ``kind`` ``false_positives`` or ``missed`` on one channel of the
+    dataset's images in grey (:func:`display_channel` of ``recipe``; the first without
+    one), under a legend of the box colours (:data:`LEGENDS`). Returns the PNG (or None)
+    and a note for the report that says what the grey image and the colours are."""
 
     if not items:
         return None, "none" if kind == "missed" else "no false positives"
+    channel, shown = display_channel(recipe) if recipe is not None else (0, "channel 1")
     tiles, absent = [], 0
     for item in items:
-        image = _load(root, item["file_name"])
+        image = _load(root, item["file_name"], channel)
         if image is None:
             absent += 1
             continue
@@ -206,30 +214,32 @@ def gallery(items: Sequence[Mapping[str, Any]], kind: str, root: Path, path: Pat
     while len(tiles) > COLUMNS and len(tiles) % COLUMNS:
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.hstack(tiles[i:i + COLUMNS]) for i in range(0, len(tiles), COLUMNS)]
-    _write_png(path, np.vstack(rows))
-    note = f"{len(items) - absent} shown" + (f", {absent} without image" if absent else "")
+    legend = legend_strip(LEGENDS[kind], max(rows[0].shape[1], 2 * TILE), 22, 13)
+    grid = np.vstack(rows)
+    if legend.shape[1] > grid.shape[1]:
+        grid = np.hstack([grid, np.zeros((grid.shape[0], legend.shape[1] - grid.shape[1], 3),
+                                          np.uint8)])
+    _write_png(path, np.vstack([legend, grid]))
+    note = (f"{len(items) - absent} shown" + (f", {absent} without image" if absent else "")
+            + f". Grey: {shown}. Boxes: {legend_text(kind)}.")
     return path, note
 
 
 PANEL = 256
 PAIRS_PER_ROW = 2
-ORANGE = (0, 150, 255)  # BGR
+ORANGE = (255, 150, 0)  # RGB
 
 
 def _panel(grey: np.ndarray, boxes: Sequence[tuple[Sequence[float], tuple[int, int, int],
            str]], caption: str) -> np.ndarray:
     """A whole slice scaled to PANEL px with boxes (and their texts) and a caption strip."""
-    import cv2
-
     height, width = grey.shape[:2]
     scale = PANEL / max(height, width, 1)
-    image = cv2.resize(np.ascontiguousarray(grey), (round(width * scale), round(height * scale)),
-                       interpolation=cv2.INTER_AREA)
+    image = resize(grey, round(width * scale), round(height * scale), smooth=True)
     canvas = np.zeros((PANEL, PANEL, 3), dtype=np.uint8)
-    canvas[: image.shape[0], : image.shape[1]] = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    for box, colour, text in boxes:
-        _draw_box(canvas, box, colour, scale, text)
-    return np.vstack([canvas, _caption_strip(caption[:40], PANEL, 18, 13, 0.38)])
+    canvas[: image.shape[0], : image.shape[1]] = grey_to_rgb(image)
+    canvas = draw_boxes(canvas, boxes, scale=scale, text_px=10)
+    return np.vstack([canvas, caption_strip(caption[:40], PANEL, 18, 12)])
 
 
 def side_by_side(slices: Sequence[Mapping[str, Any]], path: Path) -> Path | None:

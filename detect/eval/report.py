@@ -8,7 +8,6 @@ import base64
 import html
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +16,15 @@ from typing import Any
 from detect.dataset import DatasetInfo
 from detect.errors import OutputFolderError
 from detect.eval import figures
+from detect.eval.bootstrap import ONE_PATIENT
 from detect.eval.froc import FROC_RATES
+from detect.eval.markdown import Block, to_markdown
 from detect.eval.result import EvalResult
 from detect.eval.series import SeriesScore
 from detect.io.atomic import write_text
 
 logger = logging.getLogger(__name__)
 
-#: A report block: ("h1" | "h2" | "h3" | "p" | "note", text), ("table", (header, rows)),
-#: ("img", (path, alt)).
-Block = tuple[str, Any]
 HEADLINE = (
     ("map50", "mAP50 (COCO)"),
     ("map50_95", "mAP50-95 (COCO)"),
@@ -112,7 +110,7 @@ def _draw(result: EvalResult, out: Path, dataset: DatasetInfo
             figures.confusion_matrices(result, source, out / f"confusion_{source}.png"), "")
     for kind in ("false_positives", "missed"):
         drawn[kind] = figures.gallery(result.gallery.get(kind, []), kind, dataset.root,
-                                      out / f"{kind}.png")
+                                      out / f"{kind}.png", dataset.recipe)
     return drawn
 
 
@@ -121,7 +119,9 @@ def _ci(result: EvalResult, key: str) -> tuple[str, str]:
     if entry is None:
         return fmt(_point(result, key)), "-"
     low, high = entry["low"], entry["high"]
-    return fmt(entry["value"]), "-" if low is None else f"{low:.3f} - {high:.3f}"
+    if low is None:
+        return fmt(entry["value"]), entry.get("note", "-")
+    return fmt(entry["value"]), f"{low:.3f} - {high:.3f}"
 
 
 def _point(result: EvalResult, key: str) -> Any:
@@ -148,12 +148,15 @@ def _headline(result: EvalResult) -> list[Block]:
             continue
         rows.append([name, *_ci(result, key)])
     ci = result.ci
+    patients = result.counts["patients"]
+    method = (f"{ci.get('method')}, {ci.get('replicates')} replicates, seed {ci.get('seed')}, "
+              f"{patients} patients" if patients != 1 else
+              f"{ONE_PATIENT} (a bootstrap over patients needs at least two)")
     return [
         ("h2", "Headline"),
         ("table", (["metric", "value", "95% CI"], rows)),
-        ("p", f"CIs: {ci.get('method')}, {ci.get('replicates')} replicates, seed "
-              f"{ci.get('seed')}, {result.counts['patients']} patients. conf = "
-              f"{result.settings['conf']}, FROC/hit IoU = {result.settings['iou_froc']}."),
+        ("p", f"CIs: {method}. conf = {result.settings['conf']}, FROC/hit IoU = "
+              f"{result.settings['iou_froc']}."),
     ]
 
 
@@ -187,6 +190,30 @@ def _froc(result: EvalResult) -> list[Block]:
         ("p", f"{froc['lesions']} lesions (gt boxes) in {froc['scans']} scans (series); "
               f"{froc['hits']} hit, {froc['false_positives']} false positives, "
               f"{froc['duplicates']} duplicates (ignored), at IoU >= {froc['iou']}."),
+    ]
+
+
+def _lesions(result: EvalResult) -> list[Block]:
+    """Lesion-level FROC beside the slice FROC (same rates)."""
+    lesions = result.lesions
+    if not lesions:
+        return []
+    header = ["FP lesions per scan", *[f"{r:g}" for r in FROC_RATES], "mean"]
+    row = ["lesion sensitivity", *[fmt(s) for s in lesions["sensitivity"]],
+           fmt(lesions["mean"])]
+    return [
+        ("h2", "Lesions (3D)"),
+        ("table", (header, [row])),
+        ("p", f"{lesions['lesions']} true lesions (gt boxes linked across slices by "
+              f"{lesions['linked_in']}) in {lesions['scans']} scans; "
+              f"every record linked, {lesions['predicted_lesions']} predicted lesions: "
+              f"{lesions['hits']} hit, {lesions['false_positives']} false positives; a hit "
+              f"overlaps a true lesion on a slice at IoU >= {lesions['iou']}; the lesions at "
+              f"a threshold are the records above it linked. At conf {lesions['conf']}: "
+              f"{lesions['predicted_lesions_at_conf']} lesions, {lesions['found_at_conf']} of "
+              f"{lesions['lesions']} lesions found (sensitivity "
+              f"{fmt(lesions['sensitivity_at_conf'])}), "
+              f"{lesions['false_positives_at_conf']} false-positive lesions."),
     ]
 
 
@@ -240,6 +267,7 @@ def report_blocks(result: EvalResult, drawn: dict[str, tuple[Path | None, str]]
         *_headline(result), *_per_class(result),
         ("img", ("pr_curves", "PR curves at IoU 0.5")),
         *_froc(result), ("img", ("froc", "FROC curve")),
+        *_lesions(result),
         *_histology(result),
         ("h2", "Worst false positives"), ("gallery", "false_positives"),
         ("h2", "Missed tumours"), ("gallery", "missed"),
@@ -256,40 +284,6 @@ def report_blocks(result: EvalResult, drawn: dict[str, tuple[Path | None, str]]
         else:
             resolved.append((kind, value))
     return resolved
-
-
-_MD_LINK_CHARS = str.maketrans({"[": "\\[", "]": "\\]", "`": "\\`"})
-
-
-def md_text(text: object) -> str:
-    """``text`` inert in Markdown: HTML escaped (``<`` ``>`` ``&``, as report.html does),
-    ``[``, ``]`` and backticks backslash-escaped (no link, image or code span from data),
-    line breaks as spaces (a value cannot start a heading or a block of its own)."""
-    flat = " ".join(str(text).splitlines())
-    return html.escape(flat, quote=False).translate(_MD_LINK_CHARS)
-
-
-def _md_cell(text: object) -> str:
-    return md_text(text).replace("|", "\\|")
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def to_markdown(blocks: Sequence[Block], out: Path) -> str:
-    """Render blocks as Markdown (figures linked by relative path); every text from the
-    blocks goes through :func:`md_text`, so data fields (patient IDs, paths) stay text."""
-    render: dict[str, Callable[[Any], str]] = {
-        "h1": lambda t: f"# {md_text(t)}", "h2": lambda t: f"## {md_text(t)}",
-        "h3": lambda t: f"### {md_text(t)}",
-        "p": md_text, "note": lambda t: f"> **{md_text(t)}**",
-        "table": lambda v: _md_table(*v),
-        "img": lambda v: f"![{md_text(v[1])}]({Path(os.path.relpath(v[0], out)).as_posix()})",
-    }
-    return "\n\n".join(render[kind](value) for kind, value in blocks) + "\n"
 
 
 def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -351,4 +345,7 @@ def series_blocks(score: SeriesScore, figure: Path | None, *, title: str, about:
     ]
     if figure is not None:
         blocks.append(("img", (figure, "ground truth and predictions side by side")))
+        blocks.append(("p", f"Each slice in the lung window, in grey. Boxes: green: the "
+                            f"archive's (left); red: detections at or above conf "
+                            f"{score.conf:g}, orange: below it, each with its score (right)."))
     return blocks

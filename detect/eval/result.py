@@ -15,7 +15,8 @@ class EvalResult:
     Sections (plain JSON-able dicts): ``counts`` (slices, boxes, predictions used and
     excluded, patients per letter), ``detection`` (COCO AP), ``froc``, ``per_patient``,
     ``histology`` (``detector`` and ``head``), ``ci`` (bootstrap), ``leak``, ``gallery``
-    (worst false positives, missed tumours) and ``settings``. Numbers that are undefined
+    (worst false positives, missed tumours), ``lesions`` (lesion-level FROC and per-lesion
+    sensitivity, :mod:`detect.eval.lesions`) and ``settings``. Numbers that are undefined
     (e.g. AP of a class with no gt box) are None.
     """
 
@@ -34,6 +35,7 @@ class EvalResult:
     gallery: dict[str, Any] = field(default_factory=dict)
     #: What may make the figures misleading (e.g. records cut at a high threshold).
     warnings: tuple[str, ...] = ()
+    lesions: dict[str, Any] = field(default_factory=dict)
 
     @property
     def map50(self) -> float | None:
@@ -72,6 +74,7 @@ class EvalResult:
             "counts": self.counts,
             "detection": self.detection,
             "froc": self.froc,
+            "lesions": self.lesions,
             "per_patient": self.per_patient,
             "histology": self.histology,
             "ci": self.ci,

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from detect.dataset import SPLITS, DatasetInfo, load_dataset
 from detect.errors import ConfigError, DatasetError, RunFolderError
 from detect.eval.leak import check_leakage, model_train_patients
+from detect.eval.outdir import check_out, eval_output
 from detect.eval.report import Report, build_report
 from detect.eval.result import EvalResult
 from detect.eval.score import check_options, evaluate_predictions
@@ -47,6 +48,8 @@ class EvalConfig:
     ``thresholds.conf``) with ``weights``, the one the records say they were cut at with
     ``predictions``, else :data:`detect.predictions.DEFAULT_CONF`. ``histology``: a histology head
     run (with ``weights`` only) whose probabilities fill the report's ``head`` section.
+    ``overwrite``: replace a report already in the folder (:mod:`detect.eval.outdir`;
+    without it, refused).
     """
 
     data: Path
@@ -61,6 +64,7 @@ class EvalConfig:
     conf: float | None = None
     device: str = "auto"
     histology: Path | None = None
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if (self.predictions is None) == (self.weights is None):
@@ -105,12 +109,19 @@ def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None)
     :func:`detect.predict.predict_split`): this package never imports a model. The leakage
     guard runs before it, so a refused model is never run.
 
+    The report folder is checked before any work and taken (:func:`eval_output`) only
+    when there is something to write: a report there is refused without ``overwrite``,
+    and a run that fails removes what it wrote.
+
     Raises:
         DetectError: dataset, predictions, model or leakage problems (one line each).
+        OutputFolderError: the report folder holds a report (without ``overwrite``) or
+            someone else's files.
     """
     dataset = load_dataset(config.data)
     require_images(dataset, config.split)
     out = config.out_dir
+    check_out(out, config.overwrite)
     train: list[str] | None = None
     model_json: dict[str, Any] | None = None
     if config.weights is not None:
@@ -127,7 +138,6 @@ def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None)
             raise ConfigError("eval --weights needs a predictor (detect.predict.predict_split)")
         predictions = list(predict_split(config.weights, dataset, config.split, config.device,
                                          histology=config.histology))
-        write_predictions(out / "predictions.json", predictions)
     else:
         predictions = read_predictions(config.predictions or Path("predictions.json"))
     conf = _operating_threshold(config, model_json, predictions)
@@ -136,7 +146,10 @@ def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None)
         allow_leak=config.allow_leak, bootstrap=config.bootstrap, seed=config.seed,
         iou_froc=config.iou_froc, conf=conf,
     )
-    report = build_report(result, out, dataset)
+    with eval_output(out, config.overwrite):
+        if config.weights is not None:
+            write_predictions(out / "predictions.json", predictions)
+        report = build_report(result, out, dataset)
     files = dict(report.files)
     if config.weights is not None:
         files["predictions"] = out / "predictions.json"

@@ -11,6 +11,10 @@ scored by the same code. What is computed, and exactly how:
   mean; lesion-level, class-agnostic hits at IoU >= ``iou_froc`` (0.1).
 - Per-patient sensitivity at the operating threshold ``conf`` (the model's): a patient's tumour is
   found when one of its gt boxes is hit (IoU >= ``iou_froc``, score >= conf).
+- Lesion-level FROC and per-lesion sensitivity (``eval_lesions``): the gt boxes and the
+  records of each series linked into 3D lesions (by slice index: the dataset records no
+  slice positions), a hit when a predicted lesion overlaps a true one on a slice at IoU
+  >= ``iou_froc``.
 - Histology (``eval_histology``) from the detector's letters and, separately, from a
   histology head's probabilities, slice- and patient-level.
 - 95% CIs by bootstrap over patients (``eval_bootstrap``) for the headline numbers.
@@ -26,6 +30,7 @@ from typing import Any
 from detect.dataset import DatasetInfo
 from detect.errors import ConfigError
 from detect.eval.leak import leak_overlap
+from detect.eval.lesions import lesion_section
 from detect.eval.result import EvalResult
 from detect.eval.sections import (
     bootstrap_section,
@@ -35,7 +40,14 @@ from detect.eval.sections import (
     histology_section,
     patient_section,
 )
-from detect.eval.truth import Assignment, SplitTruth, assign_predictions, load_truth
+from detect.eval.truth import (
+    Assignment,
+    SplitTruth,
+    assign_predictions,
+    check_categories,
+    load_truth,
+)
+from detect.lesions import LinkRule
 from detect.predictions import DEFAULT_CONF, SCORING_CONF, Prediction, recorded_threshold
 
 logger = logging.getLogger(__name__)
@@ -75,16 +87,19 @@ def evaluate_predictions(
     seed: int = 0,
     iou_froc: float = 0.1,
     conf: float = DEFAULT_CONF,
+    link: LinkRule | None = None,
 ) -> EvalResult:
     """Score ``predictions`` against ``split`` of ``dataset`` (module docstring).
 
     ``train_patients``: the patients the model was trained on; when given, any of them in
     ``split`` is leakage (see :func:`leak_overlap`). None: not checked (marked so).
+    ``link``: how boxes become lesions (None: :class:`detect.lesions.LinkRule`'s default).
 
     Raises:
         ConfigError: an option is out of range.
         DatasetError: the split's ground truth is missing or malformed.
         RunFolderError: leakage, unless ``allow_leak``.
+        PredictionsError: a record's category_id is not a class, or contradicts its label.
     """
     check_options(bootstrap, iou_froc, conf)
     truth = load_truth(dataset, split)
@@ -92,6 +107,7 @@ def evaluate_predictions(
         [] if train_patients is None
         else leak_overlap(train_patients, truth.patients, split, allow_leak)
     )
+    check_categories(predictions, truth.classes)
     assignment = assign_predictions(truth, predictions)
     detection, tables = detection_section(truth, assignment.by_image)
     froc, matches, froc_table = froc_section(truth, assignment.by_image, iou_froc)
@@ -117,6 +133,8 @@ def evaluate_predictions(
               "patients": overlap},
         gallery=gallery_section(truth, assignment.by_image, matches, conf),
         warnings=tuple(w for w in (cut_warning(predictions),) if w),
+        lesions=lesion_section(truth, assignment.by_image, iou=iou_froc, conf=conf,
+                               rule=link or LinkRule()),
     )
 
 

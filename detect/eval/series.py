@@ -22,7 +22,10 @@ detection off an annotated slice is a false positive).
 Reported: AP50 and AP at IoU 0.1 over the annotated slices only (pycocotools, as ``detect
 eval``), AP50 over all slices (unannotated slices have no box, so their detections are
 false positives; ignored ones removed), FROC sensitivity at 1/8 ... 8 false positives per
-series, and which patients are *found* at the operating threshold ``conf``.
+series, which patients are *found* at the operating threshold ``conf``, and the same at
+lesion level (:mod:`detect.eval.lesions`): boxes and detections linked into 3D lesions by
+each slice's position in mm (slices.csv's ``slice_position_mm``; by slice index when it
+is absent), a predicted lesion of ignored detections only counting neither way.
 """
 
 from __future__ import annotations
@@ -40,10 +43,12 @@ from detect.boxes import XYXY, box_iou
 from detect.errors import AnnotationError, DetectError
 from detect.eval.coco import coco_gt, coco_results, cocoeval_precision, mean_ap
 from detect.eval.froc import FROC_RATES, froc_table, match_lesions, patients_found
+from detect.eval.lesions import lesion_section
 from detect.eval.truth import Detection, GtBox, GtImage, SplitTruth, assign_predictions
 from detect.histology import normalise_label, short_patient_id
-from detect.io.voc import parse_voc
+from detect.io.voc import parse_voc, slice_uid_of
 from detect.io.walk import walk_tree
+from detect.lesions import LinkRule
 from detect.predictions import DEFAULT_CONF, Prediction, read_predictions
 
 log = logging.getLogger(__name__)
@@ -55,13 +60,15 @@ SLICE_FIELDS = ("patient_id", "series_instance_uid", "sop_instance_uid", "slice_
 @dataclass(frozen=True)
 class PredictedSlice:
     """One slice that was predicted on; ``slice_index`` is its place in its series,
-    ``path`` its DICOM file (as detect predict read it; "" when unknown)."""
+    ``path`` its DICOM file (as detect predict read it; "" when unknown),
+    ``position_mm`` its position along the series axis (None when unknown)."""
 
     patient_id: str
     series_instance_uid: str
     sop_instance_uid: str
     slice_index: int
     path: str = ""
+    position_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,16 +94,29 @@ def read_slices_csv(path: Path) -> list[PredictedSlice]:
     try:
         return [PredictedSlice(str(r["patient_id"]), str(r["series_instance_uid"]),
                                str(r["sop_instance_uid"]), int(r["slice_index"]),
-                               str(r.get("path") or ""))
+                               str(r.get("path") or ""), _position(r.get("slice_position_mm")))
                 for r in rows]
     except (KeyError, TypeError, ValueError) as exc:
         raise DetectError(f"{path}: expected detect predict's columns {', '.join(SLICE_FIELDS)}"
                           f" with an integer slice_index ({exc!r})") from None
 
 
+def _position(text: str | None) -> float | None:
+    """slice_position_mm: a finite number, or None (empty, or written before it existed).
+
+    Raises:
+        ValueError: text that is not a number.
+    """
+    if not text:
+        return None
+    value = float(text)
+    return value if np.isfinite(value) else None
+
+
 def read_annotation_boxes(annotation_root: Path) -> AnnotationBoxes:
-    """Every VOC XML under ``annotation_root`` → its boxes, keyed by the file's stem (the
-    archive names each file after its slice's SOPInstanceUID). Objects that are not a
+    """Every VOC XML under ``annotation_root`` → its boxes, keyed by the slice's
+    SOPInstanceUID in the file's name (:func:`detect.io.voc.slice_uid_of`: the archive's
+    ``<SOPInstanceUID>.xml``, or predict's names). Objects that are not a
     histology letter and unreadable files are skipped and listed, never fatal."""
     boxes: dict[str, tuple[XYXY, ...]] = {}
     skipped: list[tuple[str, str]] = []
@@ -120,7 +140,8 @@ def read_annotation_boxes(annotation_root: Path) -> AnnotationBoxes:
                 continue
             kept.append(obj.xyxy)
         if kept:
-            boxes[path.stem] = boxes.get(path.stem, ()) + tuple(kept)
+            uid = slice_uid_of(path)
+            boxes[uid] = boxes.get(uid, ()) + tuple(kept)
     return AnnotationBoxes(boxes, tuple(skipped))
 
 
@@ -146,6 +167,7 @@ def series_truth(
             patient_id=patient, scan=one.series_instance_uid, sop_uid=one.sop_instance_uid,
             boxes=tuple(GtBox(0, (float(b[0]), float(b[1]), float(b[2]), float(b[3])), 0,
                               letters[patient]) for b in gt),
+            slice_index=one.slice_index,
         )
     return SplitTruth("series", ("tumor",), "tumor", images, letters, coco={})
 
@@ -199,6 +221,7 @@ class SeriesScore:
     iou: float
     near_slices: int
     counts: dict[str, int] = field(default_factory=dict)
+    lesions: dict[str, Any] = field(default_factory=dict)
 
     def sensitivity_at(self, fp_per_series: float) -> float | None:
         """FROC sensitivity at one of ``froc_rates``."""
@@ -214,6 +237,7 @@ class SeriesScore:
             "patients_found": dict(self.patients_found),
             "settings": {"conf": self.conf, "iou": self.iou, "near_slices": self.near_slices},
             "counts": dict(self.counts),
+            "lesions": dict(self.lesions),
         }
 
 
@@ -233,9 +257,10 @@ def _ap(truth: SplitTruth, by_image: Mapping[int, Sequence[Detection]], iou: flo
 def score_series(
     slices: Sequence[PredictedSlice], annotations: AnnotationBoxes,
     predictions: Sequence[Prediction], *, conf: float = DEFAULT_CONF, iou: float = 0.1,
-    near_slices: int = 2,
+    near_slices: int = 2, link: LinkRule | None = None,
 ) -> SeriesScore:
-    """Score predictions on every slice of whole series (module docstring).
+    """Score predictions on every slice of whole series (module docstring); ``link``: how
+    boxes become lesions (None: the default rule).
 
     Predictions whose slice is not in ``slices`` are left out and counted; so are boxes
     whose slice was not predicted (``boxes_on_unpredicted_slices``).
@@ -272,7 +297,21 @@ def score_series(
         sensitivity=tuple(_finite(v) for v in table.sensitivities()),
         patients_found=patients_found(every, matches, conf),
         conf=conf, iou=iou, near_slices=near_slices, counts=counts,
+        lesions=_lesions(slices, every, predictions, ignored, conf=conf, iou=iou,
+                         link=link or LinkRule()),
     )
+
+
+def _lesions(slices: Sequence[PredictedSlice], every: SplitTruth,
+             predictions: Sequence[Prediction], ignored: Sequence[Prediction], *,
+             conf: float, iou: float, link: LinkRule) -> dict[str, Any]:
+    """The lesion section: every record linked (the ignored ones flagged, not removed)."""
+    flagged = {id(p) for p in ignored}
+    orders = {i for i, p in enumerate(predictions) if id(p) in flagged}
+    positions = {s.sop_instance_uid: s.position_mm for s in slices if s.position_mm is not None}
+    by_image = assign_predictions(every, predictions).by_image
+    return lesion_section(every, by_image, iou=iou, conf=conf, rule=link,
+                          positions=positions, ignored=orders)
 
 
 @dataclass(frozen=True)

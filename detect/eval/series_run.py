@@ -6,7 +6,8 @@ annotated slices and on every slice, FROC sensitivity per series, patients found
 
 Writes ``OUT/series.json`` (the figures, settings, counts, warnings) and ``report.md`` /
 ``report.html``. Predictions cut above :data:`~detect.predictions.SCORING_CONF` are
-scored, with a warning: run ``detect predict --conf 0`` for scoring.
+scored, with a warning: run ``detect predict --conf 0`` for scoring. OUT follows eval's
+rule (:mod:`detect.eval.outdir`): a report there is refused unless ``overwrite``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detect.errors import ConfigError, OutputFolderError
+from detect.errors import ConfigError
+from detect.eval.outdir import check_out, eval_output
 from detect.eval.report import Block, series_blocks, write_documents
 from detect.eval.score import cut_warning
 from detect.eval.series import SeriesScore, read_predicted_series
@@ -41,6 +43,7 @@ class SeriesEvalConfig:
     conf: float | None = None
     iou: float = 0.1
     near_slices: int = 2
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         missing = [name for name in ("slices.csv", "predictions.json")
@@ -78,7 +81,10 @@ def run_series_eval(config: SeriesEvalConfig) -> SeriesEvalRun:
 
     Raises:
         DetectError: the folder is not predict's, or OUT cannot be written (one line).
+        OutputFolderError: OUT holds a report (without ``overwrite``) or someone else's
+            files.
     """
+    check_out(config.out_dir, config.overwrite)
     read = read_predicted_series(config.series / "slices.csv",
                                  config.series / "predictions.json", config.annotations)
     cut = recorded_threshold(read.predictions)
@@ -91,20 +97,17 @@ def run_series_eval(config: SeriesEvalConfig) -> SeriesEvalRun:
         warnings += (f"{len(read.annotations.skipped)} annotation files gave no box (e.g. "
                      f"{read.annotations.skipped[0][0]}: {read.annotations.skipped[0][1]})",)
     out = config.out_dir
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputFolderError(f"cannot create the output folder {out} ({exc.strerror}); "
-                                f"pass --out to a folder you can write") from None
     record: dict[str, Any] = {
         "format": SERIES_FORMAT, "version": 1,
         "sources": {"series": str(config.series.resolve()),
                     "annotations": str(config.annotations.resolve())},
         "records_cut_at": cut, **score.to_dict(), "warnings": list(warnings),
     }
-    write_text(out / "series.json", json.dumps(record, indent=1))
-    files = {"series": out / "series.json",
-             **write_documents(_blocks(config, score, warnings), out, "detect eval: series")}
+    with eval_output(out, config.overwrite):
+        write_text(out / "series.json", json.dumps(record, indent=1))
+        files = {"series": out / "series.json",
+                 **write_documents(_blocks(config, score, warnings), out,
+                                   "detect eval: series")}
     return SeriesEvalRun(score, warnings, files)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from detect.boxes import XYXY, coco_to_xyxy
 from detect.dataset import DatasetInfo
-from detect.errors import DatasetError
+from detect.errors import DatasetError, PredictionsError
 from detect.histology import LETTERS, patient_letter, short_patient_id
 from detect.predictions import Prediction, histology_argmax
 
@@ -41,7 +41,8 @@ class GtBox:
 
 @dataclass(frozen=True)
 class GtImage:
-    """One slice of the split. ``scan`` is its series UID (the FROC "scan")."""
+    """One slice of the split. ``scan`` is its series UID (the FROC "scan");
+    ``slice_index`` its place in the whole series (None when the dataset does not say)."""
 
     image_id: int
     file_name: str
@@ -51,6 +52,7 @@ class GtImage:
     scan: str
     sop_uid: str
     boxes: tuple[GtBox, ...]
+    slice_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,11 @@ def _patient_letter(dataset: DatasetInfo, patient_id: str, image: Mapping[str, A
     return found
 
 
+def _slice_index(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
+        else None
+
+
 def _category_index(coco: Mapping[str, Any], classes: Sequence[str], split: str) -> dict[int, int]:
     names = [c.get("name") for c in sorted(coco.get("categories", []), key=lambda c: c["id"])]
     if names != list(classes):
@@ -205,6 +212,7 @@ def load_truth(dataset: DatasetInfo, split: str) -> SplitTruth:
             scan=str(record.get("series_instance_uid") or f"{patient}/unknown-series"),
             sop_uid=str(record.get("sop_instance_uid") or ""),
             boxes=tuple(image_boxes),
+            slice_index=_slice_index(record.get("slice_index")),
         )
     stray = set(boxes) - set(images)
     if stray:
@@ -229,6 +237,33 @@ def class_index_of(prediction: Prediction, classes: Sequence[str]) -> int | None
     if 1 <= prediction.category_id <= len(classes):
         return prediction.category_id - 1
     return None
+
+
+def check_categories(predictions: Sequence[Prediction], classes: Sequence[str]) -> None:
+    """Refuse a record whose ``category_id`` names no class of the dataset, or disagrees
+    with its ``label``. The classes are 1..len(classes); on a one-class (tumour) dataset
+    also the 1..4 of a histology detector's letters, which are scored as tumours.
+
+    Raises:
+        PredictionsError: naming the first such record.
+    """
+    known = len(classes) if len(classes) > 1 else max(len(classes), len(LETTERS))
+    upper = [c.upper() for c in classes]
+    names = ", ".join(f"{i + 1} {c}" for i, c in enumerate(classes))
+    for number, pred in enumerate(predictions):
+        where = f"record {number} (slice {pred.sop_instance_uid or pred.image_id})"
+        if not 1 <= pred.category_id <= known:
+            raise PredictionsError(
+                f"{where}: category_id {pred.category_id} is not a class of the dataset "
+                f"({names}); pass predictions made for this dataset's classes"
+            )
+        label = pred.label.strip().upper()
+        if len(classes) > 1 and label in upper and upper.index(label) + 1 != pred.category_id:
+            raise PredictionsError(
+                f"{where}: label {pred.label!r} is category {upper.index(label) + 1} of the "
+                f"dataset ({names}) but category_id is {pred.category_id}; the record "
+                "contradicts itself"
+            )
 
 
 def assign_predictions(truth: SplitTruth, predictions: Sequence[Prediction]) -> Assignment:

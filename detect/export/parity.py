@@ -330,8 +330,7 @@ def _heads(reference: Detector, exported: Detector, images: list[np.ndarray]
     ref_head, exp_head = getattr(reference, "head", None), getattr(exported, "head", None)
     if ref_head is None or exp_head is None:
         return None
-    return (np.asarray(ref_head(images)[0].float().cpu().numpy()),
-            np.asarray(exp_head(images)[0].float().cpu().numpy()))
+    return np.asarray(ref_head(images)[0]), np.asarray(exp_head(images)[0])
 
 
 def check_parity(

@@ -7,6 +7,8 @@
                                          the exported file and an ``export`` section: format,
                                          file, sha256, opset, input, stride, parity, source,
                                          versions (see detect.models.runtime.record)
+    OUT/README.md, OUT/CARD.md           what the model is and the command that runs it
+                                         (detect.export.readme); the run's card, if any
 
 so ``detect predict --weights OUT/model.onnx`` (or ``--weights OUT``) runs it through ONNX
 Runtime with the preprocessing of the PyTorch path. Each family exports itself
@@ -41,23 +43,24 @@ from detect.errors import (
     ConfigError,
     EnvironmentProblem,
     ExportError,
-    OutputFolderError,
     RunFolderError,
 )
+from detect.export.outdir import choose_export_out
 from detect.export.parity import ParityResult, check_parity, parity_images
+from detect.export.readme import write_readme
 from detect.models.base import Detector
 from detect.models.detector import load_detector
 from detect.models.family import Family
 from detect.models.registry import family_of
 from detect.models.runtime.record import EXPORT_SUFFIXES, file_sha256
 from detect.runs import (
-    MODEL_JSON,
     ModelInfo,
     now_iso,
     resolve_weights,
     software_versions,
     write_model_json,
 )
+from detect.torch_check import require_training_packages
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,8 @@ class ExportConfig:
     format: str
     out: Path | None = None
     opset: int = ONNX_OPSET
+    #: Replace an earlier export in ``out`` (detect.export.outdir); without it, refused.
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.format not in EXPORT_FORMATS:
@@ -123,34 +128,6 @@ def _check_tools(fmt: str, family: Family) -> None:
         )
 
 
-def choose_export_out(out: Path | None, fmt: str) -> tuple[Path, bool]:
-    """``--out`` as given (refused if it already holds a model), or a fresh
-    ``export-<format>``, ``export-<format>-2``... in the working folder; and whether this
-    call created the folder (a failed export removes it again).
-
-    Raises:
-        ConfigError: the folder holds a model.json already, or is a file.
-    """
-    if out is None:
-        out, number = Path(f"export-{fmt}"), 1
-        while out.exists():
-            number += 1
-            out = Path(f"export-{fmt}-{number}")
-    elif (out / MODEL_JSON).exists():
-        raise ConfigError(f"{out} already holds a model (model.json); pass another --out")
-    elif out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; pass a folder")
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputFolderError(
-            f"cannot create output folder {out} ({exc.strerror}); pass --out to a folder you "
-            f"can write"
-        ) from None
-    return out, created
-
-
 def _versions() -> dict[str, str]:
     versions = software_versions()
     for package in ("onnx", "onnxruntime", "onnxslim"):
@@ -196,14 +173,17 @@ def export_model(config: ExportConfig) -> ExportResult:
         RunFolderError: W is not a detect run of a family that exports to the format, or
             is an export.
         EnvironmentProblem: onnx / onnxruntime / onnxslim missing, or the exporter failed.
-        ConfigError: options, or an output folder that already holds a model.
-        OutputFolderError: the output folder cannot be created.
+        ConfigError: options.
+        OutputFolderError: the output folder holds an export (without ``overwrite``),
+            another model or other files, or cannot be created.
         ExportError: the parity check failed (the exported file is removed).
     """
     start = time.monotonic()
+    require_training_packages("detect export")
     info, weights, family = _source(config.weights, config.format)
     _check_tools(config.format, family)
-    out, created = choose_export_out(config.out, config.format)
+    created = config.out is None or not config.out.exists()  # a failed export removes it
+    out = choose_export_out(config.out, config.format, config.overwrite)
     target = out / f"model{SUFFIX[config.format]}"
     try:
         reference = load_detector(info, weights, "cpu")
@@ -214,6 +194,7 @@ def export_model(config: ExportConfig) -> ExportResult:
             shutil.rmtree(out, ignore_errors=True)  # everything in it was written here
         raise
     path = write_model_json(out, _exported_info(info, out, record).manifest)
+    write_readme(out, info, record, parity.summary())
     log.info("exported %s to %s (%s)", info.root, target, parity.summary())
     return ExportResult(out=out, file=target, model_json=path, parity=parity,
                         seconds=time.monotonic() - start)

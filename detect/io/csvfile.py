@@ -7,6 +7,10 @@ injection, such a text cell is written with a leading single quote, which spread
 as text and scripts can strip. Numbers stay numbers: an ``int``/``float`` cell, or a text
 cell that is a plain decimal number such as ``-0.5`` or ``1e-3``, cannot be a formula and
 is written unchanged.
+
+Files are UTF-8. A file name is bytes on Linux, and one that is not UTF-8 reaches Python
+with its odd bytes as lone surrogates, which UTF-8 cannot encode: such a cell gets each
+odd byte written as ``\\xNN`` (the path stays recognisable; the file stays UTF-8).
 """
 
 from __future__ import annotations
@@ -23,14 +27,29 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
+def utf8_text(text: str) -> str:
+    """``text`` as it is when UTF-8 can encode it, else with its undecodable bytes (lone
+    surrogates) written as ``\\xNN`` (module docstring)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def safe_cell(value: object) -> object:
     """``value`` as a CSV cell that no spreadsheet runs (module docstring): None → empty,
-    numbers as they are, text that starts like a formula behind a single quote."""
+    numbers as they are, text that starts like a formula behind a single quote, bytes
+    that are not UTF-8 as ``\\xNN``."""
     if value is None:
         return ""
     if isinstance(value, (bool, int, float)):
         return value
-    text = str(value)
+    text = utf8_text(str(value))
     if text.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(text):
         return "'" + text
     return text

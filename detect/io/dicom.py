@@ -1,18 +1,19 @@
-"""DICOM reading: headers without pixels, HU through the modality LUT, slice order.
+"""DICOM reading: headers without pixels, HU through the modality LUT.
 
-Nothing here trusts file or folder names: identity comes from UIDs in the header and
-order from ImagePositionPatient projected on the slice normal (InstanceNumber when the
-geometry is missing). Nothing trusts declared sizes either: pixels are decoded only
-after the declared size passed the limit (:mod:`detect.io.dicom_limits`), and a CT slice
-is read as HU only with its RescaleSlope and RescaleIntercept (Type 1 in the CT Image
-module): without them the HU would be a guess, off by the usual intercept of -1024.
+Nothing here trusts file or folder names: identity comes from UIDs in the header (the
+order of a series is :mod:`detect.io.slice_order`'s). Nothing trusts declared sizes
+either: pixels are decoded only after the declared size, and the size the compressed
+codestream itself declares, passed the limit (:mod:`detect.io.dicom_limits`,
+:mod:`detect.io.codestream`). A CT slice is read as HU only with its RescaleSlope and
+RescaleIntercept (Type 1 in the CT Image module; without them the HU would be a guess,
+off by the usual intercept of -1024), and only when they and its geometry are plausible
+and the HU come out finite (:mod:`detect.io.dicom_values`).
 """
 
 from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,21 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.tag import Tag
 
 from detect.errors import DicomError
+from detect.io.codestream import check_codestream
 from detect.io.dicom_limits import (
     DEFAULT_MAX_PIXELS,
     ImageTooLargeError,
     check_dataset_size,
     read_dataset_bounded,
     size_problem,
+)
+from detect.io.dicom_values import (
+    ImplausibleValueError,
+    check_hu,
+    dataset_value_problem,
+    number,
+    numbers,
+    value_problem,
 )
 
 log = logging.getLogger(__name__)
@@ -58,6 +68,7 @@ _HEADER_TAGS = [
     "ImagePositionPatient",
     "ImageOrientationPatient",
     "InstanceNumber",
+    "SeriesNumber",
     "Rows",
     "Columns",
     "SamplesPerPixel",
@@ -67,6 +78,8 @@ _HEADER_TAGS = [
     "PixelSpacing",
     "RescaleSlope",
     "RescaleIntercept",
+    "SliceThickness",
+    "SpacingBetweenSlices",
 ]
 _TAGS: dict[str, int] = {k: int(tag_for_keyword(k) or 0) for k in _HEADER_TAGS}
 #: The same as tags, for dcmread: pydicom resolves keywords again on every read.
@@ -87,14 +100,13 @@ class MissingRescaleError(DicomError):
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageTooLargeError",
+    "ImplausibleValueError",
     "MissingRescaleError",
     "NotDicomError",
     "SliceHeader",
     "read_header",
     "read_hu",
     "read_rgb",
-    "slice_normal",
-    "sort_slices",
 ]
 
 _RESCALE_MISSING = (
@@ -106,7 +118,9 @@ _RESCALE_MISSING = (
 @dataclass(frozen=True, slots=True)
 class SliceHeader:
     """What the index keeps of one DICOM file (no pixels). Positions in mm. Slotted: the
-    index of a whole collection holds a quarter of a million of them."""
+    index of a whole collection holds a quarter of a million of them. Rescale values are
+    None when absent and NaN when present but not a number
+    (:func:`detect.io.dicom_values.numbers`); thickness and spacing in mm."""
 
     path: Path
     sop_instance_uid: str
@@ -125,7 +139,16 @@ class SliceHeader:
     orientation: tuple[float, float, float, float, float, float] | None
     series_description: str
     pixel_spacing: tuple[float, float] | None
-    has_rescale: bool = True
+    rescale_slope: float | None = 1.0
+    rescale_intercept: float | None = 0.0
+    slice_thickness: float | None = None
+    slice_spacing: float | None = None
+    series_number: int | None = None
+
+    @property
+    def has_rescale(self) -> bool:
+        """Whether RescaleSlope and RescaleIntercept are both present."""
+        return self.rescale_slope is not None and self.rescale_intercept is not None
 
     @property
     def is_fused(self) -> bool:
@@ -151,11 +174,25 @@ class SliceHeader:
         """Why a CT slice's HU cannot be trusted (no rescale), or None."""
         return None if self.has_rescale or not self.is_ct else _RESCALE_MISSING
 
+    @property
+    def value_problem(self) -> str | None:
+        """Why a CT slice's HU or geometry values cannot be trusted
+        (:func:`detect.io.dicom_values.value_problem`), or None."""
+        if not self.is_ct:
+            return None
+        return value_problem(
+            slope=self.rescale_slope, intercept=self.rescale_intercept,
+            pixel_spacing=self.pixel_spacing, position=self.position,
+            orientation=self.orientation, thickness=self.slice_thickness,
+            spacing=self.slice_spacing,
+        )
+
     def unusable(self, max_pixels: int) -> tuple[str, str] | None:
         """Why this file is not a plain CT slice a model can read, as (reason, detail), or
         None. Reasons, in the order checked: ``image-too-large``, ``fused`` (a fused PET/CT
-        screenshot), ``pet``, ``not-ct``, ``multi-frame``, ``missing-rescale``. Predict
-        reports them as they are; convert maps them to its accounting kinds."""
+        screenshot), ``pet``, ``not-ct``, ``multi-frame``, ``missing-rescale``,
+        ``implausible-value`` (:attr:`value_problem`). Predict reports them as they are;
+        convert maps them to its accounting kinds."""
         too_large = self.size_problem(max_pixels)
         if too_large is not None:
             return "image-too-large", too_large
@@ -170,15 +207,10 @@ class SliceHeader:
             return "not-ct", f"Modality {self.modality or 'missing'}; the models read CT"
         if self.number_of_frames > 1:
             return "multi-frame", f"multi-frame image ({self.number_of_frames} frames)"
-        return ("missing-rescale", self.rescale_problem) if self.rescale_problem else None
-
-
-def _floats(value: object, count: int) -> tuple[float, ...] | None:
-    try:
-        numbers = tuple(float(v) for v in value)  # type: ignore[attr-defined]
-    except (TypeError, ValueError):
-        return None
-    return numbers if len(numbers) == count else None
+        if self.rescale_problem:
+            return "missing-rescale", self.rescale_problem
+        problem = self.value_problem
+        return None if problem is None else ("implausible-value", problem)
 
 
 def _value(ds: pydicom.Dataset, keyword: str) -> Any:
@@ -252,12 +284,15 @@ def read_header(path: Path) -> SliceHeader:
         photometric=str(values["PhotometricInterpretation"] or "MONOCHROME2"),
         number_of_frames=_int(values["NumberOfFrames"], 1) or 1,
         instance_number=_int(values["InstanceNumber"], None),
-        position=_floats(values["ImagePositionPatient"], 3),  # type: ignore[arg-type]
-        orientation=_floats(values["ImageOrientationPatient"], 6),  # type: ignore[arg-type]
+        position=numbers(values["ImagePositionPatient"], 3),  # type: ignore[arg-type]
+        orientation=numbers(values["ImageOrientationPatient"], 6),  # type: ignore[arg-type]
         series_description=str(values["SeriesDescription"] or ""),
-        pixel_spacing=_floats(values["PixelSpacing"], 2),  # type: ignore[arg-type]
-        has_rescale=values["RescaleSlope"] not in (None, "")
-        and values["RescaleIntercept"] not in (None, ""),
+        pixel_spacing=numbers(values["PixelSpacing"], 2),  # type: ignore[arg-type]
+        rescale_slope=number(values["RescaleSlope"]),
+        rescale_intercept=number(values["RescaleIntercept"]),
+        slice_thickness=number(values["SliceThickness"]),
+        slice_spacing=number(values["SpacingBetweenSlices"]),
+        series_number=_int(values["SeriesNumber"], None),
     )
 
 
@@ -270,6 +305,11 @@ def _pixels(path: Path, max_pixels: int, *, ct: bool) -> tuple[pydicom.Dataset, 
             "RescaleSlope" in ds and "RescaleIntercept" in ds
         ):
             raise MissingRescaleError(f"{path.name}: {_RESCALE_MISSING}")
+        if ct and str(ds.get("Modality", "")) == "CT":
+            problem = dataset_value_problem(ds)
+            if problem is not None:
+                raise ImplausibleValueError(f"{path.name}: {problem}")
+        check_codestream(ds, max_pixels, path.name)
         return ds, ds.pixel_array
     except DicomError:
         raise
@@ -287,8 +327,11 @@ def read_hu(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     syntaxes decode through pylibjpeg's plugins.
 
     Raises:
-        ImageTooLargeError: the file declares more than ``max_pixels`` pixel samples.
+        ImageTooLargeError: the file (or its compressed codestream) declares more than
+            ``max_pixels`` pixel samples, or a codestream larger than Rows x Columns.
         MissingRescaleError: a CT slice without RescaleSlope/RescaleIntercept.
+        ImplausibleValueError: a CT slice whose rescale or geometry values are not
+            plausible (:mod:`detect.io.dicom_values`), or whose HU are not finite.
         DicomError: the pixels cannot be decoded, or the image is not single-frame grey.
     """
     ds, stored = _pixels(path, max_pixels, ct=True)
@@ -297,7 +340,9 @@ def read_hu(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
             f"{path.name}: expected one grey frame (2 dims), got pixel array of shape "
             f"{tuple(stored.shape)}"
         )
-    hu = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        hu = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
+    check_hu(hu, path.name)
     if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         log.debug("%s is MONOCHROME1; HU from the modality LUT are unaffected", path.name)
     return hu
@@ -324,44 +369,3 @@ def read_rgb(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         top = float(pixels.max()) or 1.0
         pixels = (pixels.astype(np.float32) * (255.0 / top)).astype(np.uint8)
     return np.ascontiguousarray(pixels[:, :, :3])
-
-
-def slice_normal(
-    orientation: Sequence[float] | None,
-) -> tuple[float, float, float]:
-    """The normal of the image plane from ImageOrientationPatient (axial if missing)."""
-    if orientation is None:
-        return (0.0, 0.0, 1.0)
-    row = np.asarray(orientation[:3], dtype=np.float64)
-    col = np.asarray(orientation[3:], dtype=np.float64)
-    normal = np.cross(row, col)
-    norm = float(np.linalg.norm(normal))
-    if norm == 0.0:
-        return (0.0, 0.0, 1.0)
-    n = normal / norm
-    return (float(n[0]), float(n[1]), float(n[2]))
-
-
-def sort_slices(headers: Iterable[SliceHeader]) -> list[SliceHeader]:
-    """Order the slices of one series along the patient axis (by geometry, not name).
-
-    Slices with a position are ordered by its projection on the slice normal; when any
-    slice lacks a position, InstanceNumber orders them; SOPInstanceUID breaks ties so the
-    order is deterministic.
-    """
-    items = list(headers)
-    if not items:
-        return []
-    normal = np.asarray(slice_normal(items[0].orientation))
-    if all(h.position is not None for h in items):
-        return sorted(
-            items,
-            key=lambda h: (float(np.dot(normal, h.position)), h.sop_instance_uid),  # type: ignore[arg-type]
-        )
-    return sorted(
-        items,
-        key=lambda h: (
-            h.instance_number if h.instance_number is not None else 0,
-            h.sop_instance_uid,
-        ),
-    )

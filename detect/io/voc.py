@@ -161,6 +161,14 @@ def parse_voc(path: Path) -> VocAnnotation:
     return parse_voc_bytes(raw)
 
 
+def slice_uid_of(path: Path) -> str:
+    """The SOPInstanceUID an XML annotates, by its name: ``<SOPInstanceUID>.xml`` (the
+    archive's) or ``<prefix>_<SOPInstanceUID>.xml`` (``detect predict``'s, which put the
+    series and slice number first; a UID never holds ``_``), so predict's VOC folder,
+    corrected in LabelImg, converts like the archive's."""
+    return path.stem.rsplit("_", 1)[-1]
+
+
 def voc_xml_bytes(
     objects: Sequence[VocObject],
     width: int,

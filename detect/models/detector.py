@@ -21,19 +21,22 @@ if TYPE_CHECKING:
 def load_detector(info: ModelInfo, weights: Path, device: str = "auto") -> Detector:
     """The detector of a run (model.json ``family``), on ``device``; an exported
     ``.onnx`` / ``.torchscript`` file (by suffix) runs through its family's runtime, after
-    model.json's ``export`` section was checked against the file.
+    model.json's ``export`` section was checked against the file. An ``.onnx`` file needs
+    neither torch nor ultralytics.
 
     Raises:
+        TrainingStackMissing: a checkpoint (or TorchScript) without torch installed.
         EnvironmentProblem: torch and torchvision do not work together.
         RunFolderError: an unknown family, weights that are not loadable or do not fit
             model.json, an exported file model.json does not describe, or a run that is
             not a detector (the histology head).
     """
-    require_working_torch()  # again here: the model module may be imported already
     family = family_of(info)
     fmt = EXPORT_SUFFIXES.get(weights.suffix)
     if fmt is not None:
         return family.open_exported(fmt, info, weights, export_record(info, weights), device)
+    require_working_torch(f"a {family.name} checkpoint ({weights.name}; an exported .onnx "
+                          f"runs without them)")
     return family.load_detector(info, weights, device)
 
 
@@ -43,5 +46,5 @@ def load_head(info: ModelInfo, weights: Path, device: str = "auto") -> Histology
     Raises:
         RunFolderError: not a histology head, or its weights do not fit model.json.
     """
-    require_working_torch()
+    require_working_torch("the histology head")
     return family_of(info).load_head(info, weights, device)

@@ -93,6 +93,9 @@ class TrainConfig:
     optimizer: str | None = None
     lr0: float | None = None
     mosaic: float | None = None
+    #: How a detector's operating threshold is chosen on its validation split (None: the
+    #: default target, :mod:`detect.eval.operating`); the histology head has none.
+    operating_point: str | None = None
 
     def __post_init__(self) -> None:
         if self.class_weighting == AUTO:  # the CLI's spelling of "the family's default"
@@ -129,8 +132,9 @@ class TrainConfig:
             object.__setattr__(self, "size", str(size))
 
     def given(self) -> dict[str, Any]:
-        """The options that were set (not None)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "model"}
+        """The family's options that were set (not None)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)
+                  if f.name not in ("model", "operating_point")}
         return {k: v for k, v in values.items() if v is not None}
 
     def resolve(self) -> tuple[Family, RunOptions]:

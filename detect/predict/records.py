@@ -23,9 +23,11 @@ def to_predictions(
     patient: str,
     image_id: int | None = None,
     score_threshold: float | None = None,
+    dicom_patient: str | None = None,
 ) -> list[Prediction]:
     """Contract-4 records of one image's detections (module docstring: histology);
-    ``score_threshold``: the operating threshold they were cut at, recorded in each."""
+    ``score_threshold``: the operating threshold they were cut at, recorded in each;
+    ``patient``: the short patient ID, ``dicom_patient``: the header's PatientID."""
     out = []
     for i in range(len(det)):
         cls = int(det.classes[i])
@@ -45,6 +47,7 @@ def to_predictions(
                 histology=histology,
                 image_id=image_id,
                 score_threshold=score_threshold,
+                dicom_patient_id=dicom_patient,
             )
         )
     return out

@@ -1,7 +1,7 @@
 """Find CT series in any DICOM folders or files, and render their slices for a model.
 
 Files are identified by their headers (never by names), grouped by SeriesInstanceUID and
-ordered by geometry (:func:`detect.io.dicom.sort_slices`). Everything that cannot be used is
+ordered by geometry (:func:`detect.io.slice_order.sort_slices`). Everything that cannot be used is
 kept as a :class:`Skipped` entry with its reason; one bad file never stops the run.
 
 Folders are walked by :func:`detect.io.walk.walk_trees`: links are followed, each real
@@ -11,21 +11,23 @@ Skip reasons: ``not-dicom``, ``unreadable`` (I/O error), ``unsupported-dicom`` (
 not an image slice), ``fused`` (secondary-capture / colour PET-CT screenshots), ``pet``,
 ``not-ct`` (any other modality), ``multi-frame``, ``image-too-large`` (declares more pixel
 samples than the limit; never decoded), ``missing-rescale`` (a CT slice without
-RescaleSlope/RescaleIntercept), ``duplicate`` (a SOPInstanceUID seen before),
-``symlink-loop``, ``dangling-link``, ``duplicate-path``, ``unreadable-path`` (entries the
-walk could not follow), ``pixel-error`` (header fine, pixels not decodable; found while
-predicting).
+RescaleSlope/RescaleIntercept), ``implausible-value`` (a rescale or geometry value that is
+not a finite number in its plausible range, :mod:`detect.io.dicom_values`; or, found
+while predicting, HU that are not finite), ``duplicate`` (a SOPInstanceUID seen before,
+in a file holding the same instance), ``uid-conflict`` (a SOPInstanceUID in files that
+differ: every one is skipped), ``symlink-loop``, ``dangling-link``, ``duplicate-path``,
+``unreadable-path`` (entries the walk could not follow), ``pixel-error`` (header fine,
+pixels not decodable; found while predicting).
 
 This module stays light (numpy, pydicom): worker processes import it, not torch.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,14 +37,20 @@ import numpy as np
 from detect.errors import DicomError
 from detect.io.dicom import (
     DEFAULT_MAX_PIXELS,
+    ImageTooLargeError,
+    ImplausibleValueError,
+    MissingRescaleError,
     NotDicomError,
     SliceHeader,
     read_header,
     read_hu,
-    sort_slices,
 )
+from detect.io.dicom_identity import instance_conflict
+from detect.io.slice_order import sort_slices
 from detect.io.walk import walk_trees
+from detect.lung.field import air_inside_body
 from detect.recipe import WINDOW_PRESETS, ChannelRecipe, Window
+from detect.workers import worker_pool
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -136,22 +144,32 @@ def parallel_map(
     if workers <= 1 or len(items) < min_items:
         yield from map(fn, items)
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with worker_pool(workers, start_method="spawn") as pool:
         yield from pool.map(fn, items, chunksize=chunksize)
 
 
-def _group(headers: Iterable[SliceHeader]) -> tuple[list[Series], list[Skipped]]:
+def _group(headers: Iterable[SliceHeader], max_pixels: int = DEFAULT_MAX_PIXELS
+           ) -> tuple[list[Series], list[Skipped]]:
+    by_sop: dict[str, list[SliceHeader]] = {}
+    for header in headers:
+        by_sop.setdefault(header.sop_instance_uid, []).append(header)
     by_series: dict[str, list[SliceHeader]] = {}
     skipped: list[Skipped] = []
-    seen: set[str] = set()
-    for header in headers:
-        if header.sop_instance_uid in seen:
-            skipped.append(Skipped(str(header.path), "duplicate",
-                                   f"SOPInstanceUID {header.sop_instance_uid} seen before"))
+    for sop, copies in by_sop.items():
+        first, others = copies[0], copies[1:]
+        differences = [instance_conflict(first, o, max_pixels=max_pixels) for o in others]
+        if any(differences):
+            why = next(d for d in differences if d)
+            paths = ", ".join(str(h.path) for h in copies)
+            skipped.extend(Skipped(str(h.path), "uid-conflict",
+                                   f"SOPInstanceUID {sop} is in {len(copies)} files that "
+                                   f"differ ({why}): {paths}; none is predicted on")
+                           for h in copies)
             continue
-        seen.add(header.sop_instance_uid)
-        by_series.setdefault(header.series_instance_uid, []).append(header)
+        skipped.extend(Skipped(str(o.path), "duplicate",
+                               f"SOPInstanceUID {sop} seen before (the same instance)")
+                       for o in others)
+        by_series.setdefault(first.series_instance_uid, []).append(first)
     series = []
     for uid, items in sorted(by_series.items(), key=lambda kv: (kv[1][0].patient_id, kv[0])):
         ordered = tuple(sort_slices(items))
@@ -188,34 +206,42 @@ def scan_sources(
                 skipped.append(Skipped(str(result.path), *reason))
         if progress is not None and (done % 64 == 0 or done == len(files)):
             progress(done, len(files))
-    series, duplicates = _group(usable)
+    series, duplicates = _group(usable, max_pixels)
     return SourceScan(tuple(series), tuple(skipped + duplicates), len(files))
 
 
 @dataclass(frozen=True)
 class SliceJob:
-    """One slice to render: its path and the paths of the neighbours the recipe needs."""
+    """One slice to render: its path and the paths of the neighbours the recipe needs.
+    ``air_block`` > 0: also its air inside the body on blocks of that many pixels
+    (:func:`detect.lung.field.air_inside_body`, below ``air_hu``), for the lung field."""
 
     index: int
     neighbours: tuple[tuple[int, str], ...]
     recipe: dict[str, Any]
     lung: bool
     max_pixels: int = DEFAULT_MAX_PIXELS
+    air_block: int = 0
+    air_hu: float = -400.0
 
 
 @dataclass(frozen=True)
 class Rendered:
     """A rendered slice (H × W × 3 uint8, recipe order), its lung-window grey image when
-    asked for, or the error that stopped it."""
+    asked for, or the error that stopped it; ``air``: its air inside the body when the job
+    asked for it (bool blocks, see :class:`SliceJob`)."""
 
     index: int
     image: np.ndarray | None
     lung: np.ndarray | None
     error: str | None
+    reason: str = "pixel-error"
+    air: np.ndarray | None = None
 
 
 def slice_jobs(
-    series: Series, recipe: ChannelRecipe, lung: bool, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    series: Series, recipe: ChannelRecipe, lung: bool, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+    air_block: int = 0, air_hu: float = -400.0,
 ) -> list[SliceJob]:
     """Jobs for every slice of a series; neighbours clamp at the ends (edge-replicated)."""
     last = len(series.slices) - 1
@@ -230,9 +256,21 @@ def slice_jobs(
             recipe=recipe_dict,
             lung=lung,
             max_pixels=max_pixels,
+            air_block=air_block,
+            air_hu=air_hu,
         )
         for i in range(len(series.slices))
     ]
+
+
+def _reason(exc: DicomError) -> str:
+    if isinstance(exc, ImageTooLargeError):
+        return "image-too-large"
+    if isinstance(exc, MissingRescaleError):
+        return "missing-rescale"
+    if isinstance(exc, ImplausibleValueError):
+        return "implausible-value"
+    return "pixel-error"
 
 
 def render_job(job: SliceJob) -> Rendered:
@@ -241,7 +279,7 @@ def render_job(job: SliceJob) -> Rendered:
     try:
         centre = read_hu(Path(paths[0]), max_pixels=job.max_pixels)
     except DicomError as exc:
-        return Rendered(job.index, None, None, str(exc))
+        return Rendered(job.index, None, None, str(exc), _reason(exc))
     by_offset = {}
     for offset, path in job.neighbours:
         try:
@@ -253,7 +291,9 @@ def render_job(job: SliceJob) -> Rendered:
         if by_offset[offset].shape != centre.shape:
             by_offset[offset] = centre
     image = ChannelRecipe.from_dict(job.recipe).render(by_offset)
-    return Rendered(job.index, image, LUNG.apply(centre) if job.lung else None, None)
+    air = (air_inside_body(centre, air_hu=job.air_hu, block=job.air_block)
+           if job.air_block > 0 else None)
+    return Rendered(job.index, image, LUNG.apply(centre) if job.lung else None, None, air=air)
 
 
 def bounded_map(
@@ -267,9 +307,8 @@ def bounded_map(
     from collections import deque
     from concurrent.futures import Future
 
-    context = multiprocessing.get_context("spawn")
     pool: Executor
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with worker_pool(workers, start_method="spawn") as pool:
         pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))

@@ -18,8 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeGuard
 
-from detect.errors import RunFolderError
+from detect.errors import ConfigError, RunFolderError
 from detect.io.jsonfile import read_json
+from detect.lesions import LinkRule
+from detect.lung import LungFieldRule
 
 MAX_BYTES = 1_000_000  # a real model.json is a few kB (its largest part: the patient split)
 MAX_DEPTH = 12  # the deepest part detect writes (args.ultralytics, export.input) is 4
@@ -227,6 +229,26 @@ def _check_export(data: Mapping[str, Any], where: Path) -> None:
         raise _fail(where, "export.parity", "an object saying whether it passed", parity)
 
 
+def _check_postprocess(data: Mapping[str, Any], where: Path) -> None:
+    """What predict does after the detector: the lung field (a rule or null) and the lesion
+    linking rule; and the operating point training chose (its record)."""
+    post = _object(data, "postprocess", where, required=False)
+    if post is not None:
+        if set(post) != {"lung_field", "lesions"}:
+            raise _fail(where, "postprocess", "an object with lung_field and lesions",
+                        sorted(post))
+        try:
+            if post["lung_field"] is not None:
+                LungFieldRule.from_dict(post["lung_field"])
+            LinkRule.from_dict(post["lesions"])
+        except (ConfigError, AttributeError, TypeError) as exc:
+            raise RunFolderError(f"{where}: postprocess does not fit ({exc})") from None
+    point = _object(data, "operating_point", where, required=False)
+    if point is not None and not isinstance(point.get("target"), str):
+        raise _fail(where, "operating_point.target", "the target's name",
+                    point.get("target"))
+
+
 def check_fields(data: Mapping[str, Any], where: Path) -> None:
     """Check every field of a model.json (format and version already checked).
 
@@ -245,6 +267,7 @@ def check_fields(data: Mapping[str, Any], where: Path) -> None:
     _check_dataset(data, where)
     _check_record(data, where)
     _check_export(data, where)
+    _check_postprocess(data, where)
 
 
 def parse_model_json(path: Path) -> Any:

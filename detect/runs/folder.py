@@ -3,10 +3,13 @@ resume, and resolving what ``--weights`` names."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from detect.errors import ConfigError, RunFolderError
 from detect.runs.manifest import MODEL_JSON, ModelInfo, read_model_json
+
+log = logging.getLogger(__name__)
 
 
 def _run_of_weights(weights: Path) -> Path | None:
@@ -71,12 +74,17 @@ def choose_run_dir(project: Path, family: str, name: str | None, resume: bool) -
 
 def unique_run_dir(project: Path, family: str, name: str) -> Path:
     """``project/family/name``, or ``name-2``, ``name-3``... when that already exists
-    (an existing run is never overwritten)."""
+    (an existing run is never overwritten: the one rule of output folders,
+    :mod:`detect.io.replacing`, has no ``--overwrite`` for trained models), saying so in
+    a warning."""
     base = project / family
     candidate, number = base / name, 1
     while candidate.exists():
         number += 1
         candidate = base / f"{name}-{number}"
+    if number > 1:
+        log.warning("%s exists (a run is never replaced): this run is %s", base / name,
+                    candidate)
     return candidate
 
 

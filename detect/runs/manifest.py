@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from detect import __version__
 from detect.errors import ConfigError, RunFolderError
 from detect.io.atomic import write_json
+from detect.lesions import LinkRule
+from detect.lung import LungFieldRule
 from detect.predictions import DEFAULT_CONF
 from detect.recipe import ChannelRecipe
 from detect.runs.board import tensorboard_available
@@ -73,6 +75,21 @@ class ModelInfo:
     @property
     def iou(self) -> float:
         return float(self.manifest["thresholds"].get("iou", 0.7))
+
+    @property
+    def lung_field(self) -> LungFieldRule | None:
+        """The lung field predict applies for this model (model.json ``postprocess``);
+        None for a model trained without one (off)."""
+        post = self.manifest.get("postprocess") or {}
+        rule = post.get("lung_field")
+        return None if rule is None else LungFieldRule.from_dict(rule)
+
+    @property
+    def link_rule(self) -> LinkRule:
+        """How predict links this model's boxes into lesions (the default rule when
+        model.json records none)."""
+        post = self.manifest.get("postprocess") or {}
+        return LinkRule.from_dict(post["lesions"]) if "lesions" in post else LinkRule()
 
     @property
     def status(self) -> str:

@@ -37,6 +37,7 @@ from detect import __version__
 from detect.errors import ConfigError
 from detect.histology import LETTERS
 from detect.io.csvfile import write_csv
+from detect.io.write_errors import output_errors
 from detect.synth.dicom import SOP_CLASS_NAMES, TRANSFER_SYNTAXES, nbia_text
 from detect.synth.patient import ORDERINGS, Options, PatientPlan, PatientWriter
 from detect.synth.records import PatientRecord, patient_detail, patient_record
@@ -212,9 +213,17 @@ def synthesize(
 
     Raises:
         ConfigError: ``out`` already holds a cohort, or is a file.
+        OutputFolderError: ``out`` cannot be written (disk full, read-only, no permission).
     """
     out = Path(out)
     _check_out(out)
+    with output_errors(out):
+        return _synthesize(out, config, progress)
+
+
+def _synthesize(
+    out: Path, config: SynthConfig, progress: Callable[[int, int], None] | None
+) -> SynthSummary:
     options = Options(
         seed=config.seed,
         size=config.size,

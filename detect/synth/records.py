@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class LesionRecord:
     """One tumour. Positions: ``centre_mm`` patient LPS (mm); ``centre_px`` (column, row)
     on the CT grid, pixel centres at integers; slice indices count from the lowest z (the
-    order of ``detect.io.dicom.sort_slices``), ``centre_slice`` fractional.
+    order of ``detect.io.slice_order.sort_slices``), ``centre_slice`` fractional.
     """
 
     letter: str

@@ -13,6 +13,7 @@ from detect.dataset import DatasetInfo, load_dataset
 from detect.errors import DatasetError
 from detect.eval.histology import balanced_accuracy as balanced_accuracy_of
 from detect.eval.histology import confusion
+from detect.eval.operating import DEFAULT_TARGET, check_target
 from detect.eval.score import evaluate_predictions
 from detect.models.family import DETECTOR
 from detect.models.registry import TrainConfig, family_for
@@ -24,6 +25,8 @@ from detect.models.training import (
     TrainServices,
 )
 from detect.predictions import Prediction
+from detect.torch_check import require_training_packages
+from detect.train.operating import set_operating_point
 
 
 def score_detections(dataset: DatasetInfo, split: str, predictions: Sequence[Prediction]
@@ -69,14 +72,21 @@ def scratch_warning(config: TrainConfig) -> str | None:
 def train(config: TrainConfig, on_epoch: EpochProgress | None = None,
           on_batch: BatchProgress | None = None) -> TrainResult:
     """Train one model into a run folder (module docstring); ``on_epoch`` after each
-    epoch, ``on_batch`` after each step of the families that report steps.
+    epoch, ``on_batch`` after each step of the families that report steps. A detector's
+    operating threshold is then chosen on its validation split
+    (:mod:`detect.train.operating`).
 
     Raises:
         DetectError: dataset or option problems (one line each).
         KeyboardInterrupt: passed on; after its first epoch the run folder stays resumable.
     """
     family, options = config.resolve()
-    return family.train(options, SERVICES, on_epoch, on_batch)
+    target = check_target(config.operating_point or DEFAULT_TARGET)
+    require_training_packages("detect train")
+    result = family.train(options, SERVICES, on_epoch, on_batch)
+    if family.role != DETECTOR:
+        return result
+    return set_operating_point(result, family, target, options.device)
 
 
 def train_config(config: RunOptions, on_epoch: EpochProgress | None = None,
@@ -90,4 +100,9 @@ def train_config(config: RunOptions, on_epoch: EpochProgress | None = None,
     Raises:
         DetectError: dataset or option problems (one line each).
     """
-    return family_for(config).train(config, SERVICES, on_epoch, on_batch)
+    require_training_packages("detect train")
+    family = family_for(config)
+    result = family.train(config, SERVICES, on_epoch, on_batch)
+    if family.role != DETECTOR:
+        return result
+    return set_operating_point(result, family, DEFAULT_TARGET, config.device)

@@ -5,6 +5,7 @@ warnings."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ from detect.cli import app
 from detect.convert import convert
 from detect.convert.config import ConvertConfig
 from detect.dataset import load_dataset
-from detect.errors import ConfigError
+from detect.errors import ConfigError, OutputFolderError
 
 runner = CliRunner()
 
@@ -71,7 +72,11 @@ def test_a_rerun_relinks_nothing_and_fewer_folds_retire_the_rest(cohort, tmp_pat
     assert again.patients_converted == 0 and load_dataset(out / "fold-1").fingerprint == before
     mine = out / "fold-3" / "notes.txt"
     mine.write_text("mine")
-    convert(ConvertConfig(cohort.dicom_root, cohort.annotation_root, out, workers=1, folds=2))
+    fewer = ConvertConfig(cohort.dicom_root, cohort.annotation_root, out, workers=1, folds=2)
+    with pytest.raises(OutputFolderError, match=r"fold-1 holds the dataset .*folds 3 -> 2"):
+        convert(fewer)  # the one overwrite rule: the folds would change
+    assert load_dataset(out / "fold-1").fingerprint == before
+    convert(dataclasses.replace(fewer, overwrite=True))
     assert not (out / "fold-3" / "dataset.json").exists()
     assert not list((out / "fold-3" / "images").rglob("*.png"))
     assert mine.read_text() == "mine"  # never a file convert did not write

@@ -1,9 +1,14 @@
 """OUT belongs to the user: convert never deletes or overwrites a file it did not write,
-two converts never write one OUT at once, and a dataset never mixes two recipes."""
+two converts never write one OUT at once, a dataset never mixes two recipes, and a
+finished dataset is replaced only with --overwrite (saying so), while the same command
+again continues an interrupted run or changes nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -48,26 +53,97 @@ def test_a_folder_of_the_users_own_files_is_refused(small_cohort, tmp_path):
                                                      "notes.txt"]
 
 
-def test_overwrite_converts_beside_the_users_files_and_never_deletes_them(small_cohort, tmp_path):
+def test_overwrite_never_converts_into_the_users_own_files(small_cohort, tmp_path):
     out = tmp_path / "mine"
     files = _user_files(out)
+    one_line_error(
+        run_cli("convert", small_cohort.dicom_root, small_cohort.annotation_root, out,
+                "--workers", "1", "--overwrite"),
+        str(out), "not written by detect convert", "never other files",
+    )
+    _unchanged(out, files)
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "images", "labels",
+                                                     "notes.txt"]
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*")
+            if p.is_file() and p.name != ".lock"}
+
+
+def test_other_options_are_refused_and_replace_only_with_overwrite(small_cohort, tmp_path,
+                                                                   caplog):
+    out = tmp_path / "ds"
     args = ["convert", small_cohort.dicom_root, small_cohort.annotation_root, out,
             "--workers", "1"]
-    done = run_cli(*args, "--overwrite")
+    assert run_cli(*args).exit_code == 0
+    mine = {out / "images" / "train" / "added-by-hand.png": b"x", out / "notes.txt": b"y"}
+    for path, data in mine.items():
+        path.write_bytes(data)
+    fingerprint = hashlib.sha256((out / "dataset.json").read_bytes()).hexdigest()[:12]
+    before = _snapshot(out)
+    line = one_line_error(
+        run_cli(*args, "--seed", "3"), f"{out} holds the dataset of ",
+        f"(fingerprint {fingerprint}, recipe windows lung/mediastinum/wide, classes A,B,E,G)",
+        "which this run would change (other options: seed 0 -> 3)",
+        "pass --overwrite to replace it (runs trained on it will no longer match it), or "
+        "another OUT")
+    assert re.search(r"the dataset of \d{4}-\d\d-\d\d \d\d:\d\d ", line), line
+    assert _snapshot(out) == before  # refused before anything was touched
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        done = run_cli(*args, "--seed", "3", "--overwrite")
     assert done.exit_code == 0, done.output
-    _unchanged(out, files, except_=("dataset.json",))  # the one name asked to replace
-    assert json.loads((out / "dataset.json").read_text())["format"] == "detect-dataset"
-    again = run_cli(*args, "--seed", "3")  # another split: earlier images move
-    assert again.exit_code == 0, again.output
-    _unchanged(out, files, except_=("dataset.json",))
-    manifest = json.loads((out / "dataset.json").read_text())
-    listed: set[str] = set()
+    said = [r.getMessage() for r in caplog.records if "replacing" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("replacing the dataset of ")
+    assert said[0].endswith(f"in {out}: runs trained on it no longer match it (other "
+                            f"options: seed 0 -> 3)")
+    assert json.loads((out / "dataset.json").read_text())["seed"] == 3
+    for path, data in mine.items():
+        assert path.read_bytes() == data  # the user's files stay
+    listed = set()
     for split in ("train", "val", "test"):
         coco = json.loads((out / "coco" / f"{split}.json").read_text())
         listed |= {image["file_name"] for image in coco["images"]}
     pngs = {str(p.relative_to(out)) for p in (out / "images").rglob("*.png")}
-    assert pngs == listed | {"images/train/mine.png"}  # stale ones of ours removed, theirs kept
-    assert manifest["seed"] == 3
+    assert pngs == listed | {"images/train/added-by-hand.png"}
+
+
+def test_the_same_command_again_changes_nothing_and_says_nothing(small_cohort, tmp_path,
+                                                                 caplog):
+    out = tmp_path / "ds"
+    args = ["convert", small_cohort.dicom_root, small_cohort.annotation_root, out,
+            "--workers", "1"]
+    assert run_cli(*args).exit_code == 0
+    before = _snapshot(out)
+    with caplog.at_level(logging.WARNING):
+        again = run_cli(*args)
+    assert again.exit_code == 0, again.output
+    assert not [r for r in caplog.records if "replacing" in r.getMessage()]
+    after = _snapshot(out)
+    assert after["dataset.json"] == before["dataset.json"]
+    assert {k for k in after if k.startswith("images/")} == {
+        k for k in before if k.startswith("images/")}
+
+
+def test_changed_inputs_are_a_replacement_too(small_cohort, tmp_path):
+    annotations = tmp_path / "ann"
+    shutil.copytree(small_cohort.annotation_root, annotations)
+    out = tmp_path / "ds"
+    args = ["convert", small_cohort.dicom_root, annotations, out, "--workers", "1"]
+    assert run_cli(*args).exit_code == 0
+    before = _snapshot(out)
+    xml = sorted(annotations.rglob("*.xml"))[0]
+    orphan = xml.parent / "9.9.9.9.9.xml"  # an XML of no slice: a new accounting issue
+    shutil.copyfile(xml, orphan)
+    one_line_error(run_cli(*args), "which this run would change (inputs changed: "
+                                   "dataset.json would differ)", "--overwrite")
+    orphan.unlink()
+    xml.unlink()  # one patient's boxes changed: its images are converted again
+    one_line_error(run_cli(*args), "(inputs changed: 1 patients to convert again)")
+    assert _snapshot(out) == before
+    assert run_cli(*args, "--overwrite").exit_code == 0
+    assert _snapshot(out)["dataset.json"] != before["dataset.json"]
 
 
 def test_a_rerun_removes_only_files_detect_wrote(small_cohort, tmp_path):
@@ -80,7 +156,7 @@ def test_a_rerun_removes_only_files_detect_wrote(small_cohort, tmp_path):
     for path, data in extra.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    done = run_cli(*args, "--seed", "5")
+    done = run_cli(*args, "--seed", "5", "--overwrite")
     assert done.exit_code == 0, done.output
     for path, data in extra.items():
         assert path.read_bytes() == data
@@ -89,7 +165,7 @@ def test_a_rerun_removes_only_files_detect_wrote(small_cohort, tmp_path):
 _HOLD = """
 import sys, time
 from pathlib import Path
-from detect.convert.lock import hold_out_lock
+from detect.io.outlock import hold_out_lock
 with hold_out_lock(Path(sys.argv[1]), shard=False, settings="other"):
     print("held", flush=True)
     sys.stdin.readline()
@@ -118,7 +194,7 @@ def test_a_second_convert_into_the_same_out_fails_at_once(small_cohort, tmp_path
 
 
 def test_shards_with_the_same_options_share_out_but_not_with_other_options(tmp_path):
-    from detect.convert.lock import OutBusy, hold_out_lock
+    from detect.io.outlock import OutBusy, hold_out_lock
 
     out = tmp_path / "ds"
     out.mkdir()
@@ -152,12 +228,13 @@ def test_a_rerun_with_another_recipe_never_leaves_a_mixed_dataset(small_cohort, 
             raise _Stop
 
     with pytest.raises(_Stop):
-        convert(ConvertConfig(*roots, out, recipe=other, workers=1), progress=interrupt)
+        convert(ConvertConfig(*roots, out, recipe=other, workers=1, overwrite=True),
+                progress=interrupt)
     # some PNGs are rendered with the new recipe now: no dataset.json may claim the old one
     if (out / "dataset.json").exists():
         manifest = json.loads((out / "dataset.json").read_text())
         assert manifest["recipe"] == other.to_dict()
-    convert(ConvertConfig(*roots, out, recipe=other, workers=1))
+    convert(ConvertConfig(*roots, out, recipe=other, workers=1))  # continues: no --overwrite
     fresh = tmp_path / "fresh"
     convert(ConvertConfig(*roots, fresh, recipe=other, workers=1))
     ours = {p.relative_to(out): p.read_bytes() for p in (out / "images").rglob("*.png")}
@@ -182,5 +259,5 @@ def test_links_planted_in_out_never_take_a_write_outside(small_cohort, tmp_path)
     elsewhere.mkdir()
     shutil.rmtree(out / "images")
     (out / "images").symlink_to(elsewhere, target_is_directory=True)
-    one_line_error(run_cli(*args, "--channels", "2.5d"), "through a link")
+    one_line_error(run_cli(*args, "--channels", "2.5d", "--overwrite"), "through a link")
     assert list(elsewhere.iterdir()) == []

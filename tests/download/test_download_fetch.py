@@ -30,7 +30,9 @@ def test_progress_counts_every_instance_and_byte(filled) -> None:
     config, selection, sizes = filled
     states: list[FetchProgress] = []
     result = download(config, selection, progress=states.append)
-    assert states[0] == FetchProgress(0, 23, 0, selection.size_bytes)
+    assert states[0] == FetchProgress(0, 23, 0, selection.size_bytes, 0, 4)
+    assert [s.series_done for s in states][-1] == 4
+    assert sorted({s.last_series.split()[0] for s in states[1:] if s.last_series}) == [PATIENT]
     assert [s.instances_done for s in states] == list(range(24))  # one update per file
     assert states[-1].bytes_done == sizes == result.bytes_copied
     assert (result.series, result.series_fetched, result.instances_copied) == (4, 4, 23)

@@ -1,5 +1,6 @@
 """report.md and report.html show data fields (patient IDs, paths) as inert text: no raw
-HTML, no Markdown link or image that a viewer would follow, no broken table."""
+HTML, no Markdown link or image that a viewer would follow, no broken table; report.md is
+plain Markdown (backslash escapes, never an HTML entity)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,12 @@ def _report(tmp_path: Path) -> tuple[str, str]:
 
 def test_a_patient_id_with_markup_is_inert_in_both_reports(tmp_path):
     markdown, page = _report(tmp_path)
-    assert XSS not in markdown and XSS not in page
-    assert "&lt;img src=x onerror=alert(1)&gt;" in markdown
+    assert XSS not in page
+    assert 0 < markdown.count(XSS) == markdown.count("\\" + XSS)  # escaped the Markdown way
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert "<img src=x" not in page and "<" not in markdown  # report.md has no HTML at all
+    assert "<img src=x" not in page
+    assert markdown.count("<") == markdown.count("\\<")  # report.md has no HTML at all
+    assert "&lt;" not in markdown and "&amp;" not in markdown and "&gt;" not in markdown
 
 
 def test_markdown_blocks_escape_html_links_and_table_cells(tmp_path):
@@ -42,9 +45,10 @@ def test_markdown_blocks_escape_html_links_and_table_cells(tmp_path):
         ("table", (["patient", "n"], [[f"{XSS}|x", "1"]])),
     ]
     markdown = to_markdown(blocks, tmp_path)
-    assert "<" not in markdown and ">" not in markdown.replace("> **", "")
+    assert markdown.count("<") == markdown.count("\\<")
     assert "](" not in markdown.replace("\\](", "")  # no live link
     assert "\n# not a heading" not in markdown
-    assert "| &lt;img src=x onerror=alert(1)&gt;\\|x | 1 |" in markdown
+    assert "| \\<img src=x onerror=alert(1)>\\|x | 1 |" in markdown
+    assert "&" not in markdown
     page = to_html(blocks, title=XSS)
     assert XSS not in page

@@ -105,7 +105,10 @@ def test_export_writes_the_model_and_its_model_json_with_parity(family, fmt, exp
     assert set(runs[family].rglob("*")) == before  # nothing written into the run folder
     suffix = ".onnx" if fmt == "onnx" else ".torchscript"
     assert result.file == result.out / f"model{suffix}" and result.file.stat().st_size > 0
-    assert sorted(p.name for p in result.out.iterdir()) == sorted(["model.json", result.file.name])
+    assert sorted(p.name for p in result.out.iterdir()) == sorted(
+        ["model.json", "README.md", result.file.name])
+    readme = (result.out / "README.md").read_text()
+    assert f"--weights {result.file.name}" in readme and "Not for clinical use" in readme
     source = json.loads((runs[family] / "model.json").read_text())
     exported = json.loads(result.model_json.read_text())
     assert exported["weights"] == {"best": result.file.name}
@@ -180,12 +183,13 @@ def test_predict_through_onnxruntime_equals_predict_through_torch(
 
 
 def test_a_wrong_runtime_preprocessing_fails_the_parity_check(runs, tmp_path, monkeypatch):
-    import torch
 
     from detect.models.yolo import runtime as yolo_runtime
+    from detect.models.yolo.decode import letterbox
 
-    def not_normalised(batch: np.ndarray, device: str) -> torch.Tensor:  # forgot the /255
-        return torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float()
+    def not_normalised(images: list[np.ndarray], imgsz: int) -> np.ndarray:  # forgot the /255
+        return np.stack([letterbox(image, imgsz) for image in images]).transpose(
+            0, 3, 1, 2).astype(np.float32)
 
     monkeypatch.setattr(yolo_runtime, "model_input", not_normalised)
     out = tmp_path / "broken"
@@ -265,7 +269,7 @@ def test_bad_inputs_are_one_line_through_the_cli(exports, runs, tmp_path):
     _fails(["export", "--weights", str(onnx_result.file), "--format", "onnx"],
            "already an exported model")
     _fails(["export", "--weights", yolo, "--format", "onnx", "--out", str(onnx_result.out)],
-           "already holds a model")
+           "pass --overwrite to replace it")
     scans = tmp_path / "scans"
     write_ct_series(scans, slices=1)
     alone = tmp_path / "alone" / "model.onnx"

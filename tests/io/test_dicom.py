@@ -7,7 +7,8 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
 from detect.errors import DicomError
-from detect.io.dicom import NotDicomError, read_header, read_hu, sort_slices
+from detect.io.dicom import NotDicomError, read_header, read_hu
+from detect.io.slice_order import sort_slices
 
 
 def _ct_small() -> pydicom.Dataset:

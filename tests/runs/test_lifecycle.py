@@ -4,6 +4,7 @@ a start that failed, a folder with a checkpoint kept for --resume, completion at
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,14 @@ def _manifest() -> dict:
     return {**data, "status": "training", "metrics": None}
 
 
-def test_a_new_run_never_takes_an_existing_folder(tmp_path):
+def test_a_new_run_never_takes_an_existing_folder(tmp_path, caplog):
     first = RunFolder.choose(tmp_path, "yolov8", "exp", resume=False)
     first.start(_manifest())
-    second = RunFolder.choose(tmp_path, "yolov8", "exp", resume=False)
+    with caplog.at_level(logging.WARNING):
+        second = RunFolder.choose(tmp_path, "yolov8", "exp", resume=False)
     assert (first.path.name, second.path.name) == ("exp", "exp-2")
+    assert [r.getMessage() for r in caplog.records] == [  # said, never silently renamed
+        f"{first.path} exists (a run is never replaced): this run is {second.path}"]
     late = RunFolder(first.path, "yolov8", resume=False)  # chosen before the first started
     with pytest.raises(RunFolderError, match="appeared while this run started"):
         late.start(_manifest())
@@ -78,5 +82,5 @@ def test_completion_rewrites_model_json_once(tmp_path):
 def test_a_project_that_cannot_be_written_is_one_line(tmp_path):
     project = tmp_path / "runs"
     project.write_text("a file where the project folder should be")
-    with pytest.raises(OutputFolderError, match="cannot create run folder .* pass --project"):
+    with pytest.raises(OutputFolderError, match=r"cannot create run folder .* pass --project"):
         RunFolder.choose(project, "yolov8", None, resume=False).start(_manifest())

@@ -29,3 +29,23 @@ class SquareFinder:
                 class_scores=np.tile(np.float32([0.6, 0.2, 0.1, 0.1]), (n, 1)),
             ))
         return out
+
+
+class FixedBoxes:
+    """A fake detector: the same boxes (xyxy px, score) on every slice, class A."""
+
+    classes = ("A", "B", "E", "G")
+    device = "cpu"
+
+    def __init__(self, boxes: list[tuple[tuple[float, float, float, float], float]]) -> None:
+        self.boxes = boxes
+
+    def predict(self, images: list[np.ndarray], conf: float) -> list[Detections]:
+        kept = [(xyxy, score) for xyxy, score in self.boxes if score >= conf]
+        n = len(kept)
+        return [Detections(
+            xyxy=np.asarray([xyxy for xyxy, _ in kept], np.float32).reshape(-1, 4),
+            scores=np.asarray([score for _, score in kept], np.float32),
+            classes=np.zeros(n, np.int64),
+            class_scores=np.tile(np.float32([0.7, 0.1, 0.1, 0.1]), (n, 1)),
+        ) for _ in images]

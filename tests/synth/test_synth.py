@@ -20,7 +20,8 @@ import pytest
 from conftest import REALDATA
 
 from detect.errors import ConfigError
-from detect.io.dicom import read_header, read_hu, read_rgb, sort_slices
+from detect.io.dicom import read_header, read_hu, read_rgb
+from detect.io.slice_order import sort_slices
 from detect.io.voc import parse_voc
 from detect.recipe import WINDOW_PRESETS, Window
 from detect.synth.cohort import DEFAULT_LETTER_MIX, SynthConfig, letter_counts, synthesize

@@ -14,13 +14,6 @@ import torch
 from detect.boxes import coco_to_xyxy
 from detect.dataset import load_dataset
 from detect.errors import ConfigError, RunFolderError
-from detect.models.faster_rcnn.network import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    FasterRCNNDetector,
-    build_model,
-    load_pretrained,
-)
 from detect.models.faster_rcnn.config import FasterRCNNConfig
 from detect.models.faster_rcnn.data import (
     BalancedSampler,
@@ -30,6 +23,13 @@ from detect.models.faster_rcnn.data import (
     read_rgb,
 )
 from detect.models.faster_rcnn.engine import FINAL_LR_FACTOR, WARMUP_FACTOR, warmup_cosine
+from detect.models.faster_rcnn.network import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    FasterRCNNDetector,
+    build_model,
+    load_pretrained,
+)
 
 
 def test_sample_is_torchvision_detection_contract(dataset: Path):

@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 
 from detect.cli import app
 from detect.models.base import Detections
+from detect.models.histology.config import HistologyConfig
 from detect.models.histology.crops import CropSpec
 from detect.predict.run import PredictConfig, predict
 from detect.predictions import read_predictions
 from detect.recipe import DEFAULT_RECIPE, ChannelRecipe, Window
 from detect.runs import read_model_json
-from detect.models.histology.config import HistologyConfig
 
 runner = CliRunner()
 LETTERS = ("A", "B", "E", "G")

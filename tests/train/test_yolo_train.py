@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support.runs import check_operating_point
 from support.yolo import NetGuard
 
 from detect.dataset import load_dataset
 from detect.models.yolo.checkpoint import read_yolo_checkpoint
+from detect.models.yolo.run import image_classes, repeat_factors
 from detect.runs import METRIC_COLUMNS, read_model_json
 from detect.train import TrainConfig, train
-from detect.models.yolo.run import image_classes, repeat_factors
 
 MODEL_JSON_KEYS = {
     "format", "version", "status", "family", "size", "backbone", "classes", "class_mode",
@@ -40,7 +41,7 @@ def test_run_folder_is_complete(tiny_run, tiny_dataset):
     assert data["classes"] == ["A", "B", "E", "G"] and data["class_mode"] == "histology"
     assert data["recipe"] == dataset.manifest["recipe"]  # exactly the dataset's windows
     assert data["imgsz"] == 64
-    assert data["thresholds"] == {"conf": 0.25, "iou": 0.7}
+    check_operating_point(data, 0.7)
     assert data["dataset"] == {"path": str(tiny_dataset.resolve()),
                                "fingerprint": dataset.fingerprint, "splits": dataset.splits}
     assert set(data["metrics"]) == {"epoch", "mAP50", "mAP50-95", "precision", "recall"}

@@ -36,18 +36,16 @@ import time
 from multiprocessing import Pool
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut
 from pydicom.tag import Tag
 from record import arguments, record
 
-from detect.convert.images import PNG_PARAMS
+from detect.io.png import encode_png  # the floor encodes exactly as detect does
 
 HERE = Path(__file__).resolve().parent
 WINDOWS = ((1400.0, -700.0), (350.0, 40.0), (1500.0, -400.0))
-PNG = PNG_PARAMS  # the floor encodes exactly as detect does
 #: As tags, not keywords: pydicom resolves keywords again on every dcmread.
 FLOOR_TAGS = [Tag(0x00080018), Tag(0x00280002)]  # SOPInstanceUID, SamplesPerPixel
 
@@ -85,8 +83,7 @@ def window_png(ds: pydicom.Dataset, out: str) -> tuple[float, float]:
     ]
     image = np.stack(channels, axis=-1)
     mid = time.perf_counter()
-    _, buf = cv2.imencode(".png", image[:, :, ::-1], PNG)
-    Path(out).write_bytes(buf.tobytes())
+    Path(out).write_bytes(encode_png(image))
     return mid - start, time.perf_counter() - mid
 
 

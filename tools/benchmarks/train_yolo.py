@@ -14,7 +14,8 @@ AMP is off in both runs (same numerics on CPU and GPU).
 Prints a table, writes tools/benchmarks/results/train_yolo.json and appends to RESULTS.md.
 
 usage: python tools/benchmarks/train_yolo.py [--patients 24] [--slices 32] [--size 256]
-       [--epochs 30] [--model yolov8] [--model-size n] [--weighting none,sampler,loss]
+       [--epochs 30] [--model yolov8[,yolo26]] [--model-size n] [--weighting none,sampler,loss]
+       [--no-direct]
        [--device auto] [--batch 16] [--workers 2] [--repeats 2] [--keep DIR]
 smoke: python tools/benchmarks/train_yolo.py --patients 8 --slices 12 --size 64 --epochs 1 \
        --weighting none,sampler --repeats 1 --no-save
@@ -96,36 +97,44 @@ def run_all(args: argparse.Namespace, data: Path, work: Path) -> dict[str, dict[
     from detect.device import resolve_device
 
     device = resolve_device(args.device)
-    arch = f"{args.model}{args.model_size}.yaml"
     train_images = len(list((data / "images" / "train").glob("*.png")))
     imgsz = str(args.imgsz or args.size)
     rows: dict[str, dict[str, Any]] = {}
-    direct = [sys.executable, "-c", DIRECT, str(data / "data.yaml"), str(work / "direct"), arch,
-              str(args.epochs), imgsz, str(args.batch), device, str(args.workers)]
-    for repeat in range(args.repeats):  # interleaved, best of repeats: same cache state
-        _best(rows, "direct", timed(direct), work / "direct" / "direct")
-        for mode in args.weighting.split(","):
-            name = f"{mode}-{repeat}"
-            command = [sys.executable, "-m", "detect.cli", "train", "--model", args.model,
-                       "--size", args.model_size, "--data", str(data), "--epochs",
-                       str(args.epochs), "--imgsz", imgsz, "--batch", str(args.batch),
-                       "--device", args.device, "--workers", str(args.workers), "--project",
-                       str(work / "runs"), "--name", name, "--class-weighting", mode,
-                       "--amp", "off"]
-            _best(rows, f"detect/{mode}", timed(command), work / "runs" / args.model / name)
+    for model in args.model.split(","):
+        arch = f"{model}{args.model_size}.yaml"
+        direct = [sys.executable, "-c", DIRECT, str(data / "data.yaml"), str(work / "direct"),
+                  arch, str(args.epochs), imgsz, str(args.batch), device, str(args.workers)]
+        for repeat in range(args.repeats):  # interleaved, best of repeats: same cache state
+            if not args.no_direct:
+                _best(rows, f"{model} direct", timed(direct), work / "direct" / "direct")
+            for mode in args.weighting.split(","):
+                name = f"{model}-{mode}-{repeat}"
+                command = [sys.executable, "-m", "detect.cli", "train", "--model", model,
+                           "--size", args.model_size, "--data", str(data), "--epochs",
+                           str(args.epochs), "--imgsz", imgsz, "--batch", str(args.batch),
+                           "--device", args.device, "--workers", str(args.workers),
+                           "--project", str(work / "runs"), "--name", name,
+                           "--class-weighting", mode, "--amp", "off"]
+                _best(rows, f"{model} detect/{mode}", timed(command),
+                      work / "runs" / model / name)
     for name, row in rows.items():
+        direct_row = rows.get(f"{name.split()[0]} direct")
+        is_direct = name.endswith(" direct")
         model_json = Path(row["run"]) / "model.json"
-        sampling = json.loads(model_json.read_text())["args"]["sampling"] if name != "direct" \
-            else {}
+        sampling = {} if is_direct else json.loads(model_json.read_text())["args"]["sampling"]
         row["images_per_s"] = sampling.get("listed", train_images) * args.epochs / row["seconds"]
-        row["overhead"] = row["seconds"] / rows["direct"]["seconds"] - 1.0
-        row.update(score(row["run"], data, args.device) if name != "direct" else {})
+        row["overhead"] = (row["seconds"] / direct_row["seconds"] - 1.0) if direct_row else None
+        row.update(score(row["run"], data, args.device) if not is_direct else {})
         row["run"] = str(row["run"])
     return rows
 
 
 def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _overhead(row: dict[str, Any]) -> str:
+    return "n/a" if row["overhead"] is None else f"{row['overhead'] * 100:+.1f}%"
 
 
 def _per_class(row: dict[str, Any]) -> str:
@@ -138,7 +147,7 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]], data: Path
     counts = {k: v["images"] for k, v in manifest["counts"].items()}
     lines = [
         f"cohort: {args.patients} patients x {args.slices} slices at {args.size} px; images "
-        f"{counts}; {args.model}{args.model_size}, {args.epochs} epochs, imgsz "
+        f"{counts}; {args.model} size {args.model_size}, {args.epochs} epochs, imgsz "
         f"{args.imgsz or args.size}, batch {args.batch}, device {args.device}",
         "| run | seconds | train images/s | overhead vs direct | test mAP50 | test mAP50-95 "
         "| AP50 per class | histology bal. acc. |",
@@ -147,7 +156,7 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]], data: Path
     for name, row in rows.items():
         lines.append(
             f"| {name} | {row['seconds']:.1f} | {row['images_per_s']:.1f} | "
-            f"{row['overhead'] * 100:+.1f}% | {_fmt(row.get('mAP50'))} | "
+            f"{_overhead(row)} | {_fmt(row.get('mAP50'))} | "
             f"{_fmt(row.get('mAP50-95'))} | {_per_class(row)} | "
             f"{_fmt(row.get('histology_balanced_accuracy'))} |"
         )
@@ -166,7 +175,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=256, help="phantom image size, px")
     parser.add_argument("--imgsz", type=int, default=None, help="training size (default --size)")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--model", default="yolov8", choices=("yolov8", "yolo11"))
+    parser.add_argument("--model", default="yolov8",
+                        help="YOLO families, comma list: yolov8, yolo11, yolo26")
+    parser.add_argument("--no-direct", action="store_true",
+                        help="skip ultralytics' own runs (no overhead column)")
     parser.add_argument("--model-size", default="n", choices=tuple("nsmlx"))
     parser.add_argument("--weighting", default="none,sampler,loss")
     parser.add_argument("--device", default="auto")

@@ -50,7 +50,7 @@ Nothing downloads: models are built with ``weights=None, weights_backbone=None``
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,11 @@ from detect.models.faster_rcnn.config import (  # noqa: E402
     DEFAULT_BACKBONE,
     DETECTIONS_PER_IMAGE,
     check_backbone,
+)
+from detect.models.faster_rcnn.runtime import (  # noqa: E402
+    detections_of,
+    image_input,
+    same_size_batches,
 )
 
 log = logging.getLogger(__name__)
@@ -186,45 +191,6 @@ def load_pretrained(model: nn.Module, path: Path) -> dict[str, int]:
     return counts
 
 
-def images_to_tensors(images: Sequence[np.ndarray], device: str) -> list[torch.Tensor]:
-    """H x W x 3 uint8 arrays → float [3, H, W] tensors in [0, 1] on ``device``."""
-    out = []
-    for image in images:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected H x W x 3 uint8 images, got {image.shape} {image.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-        out.append(tensor.to(device).float().div_(255.0))
-    return out
-
-
-def same_size_batches(images: Sequence[np.ndarray]) -> list[list[int]]:
-    """Indices of ``images`` grouped by size (H, W), in first-seen order.
-
-    torchvision's transform pads every image of a batch to the batch's largest size
-    (``GeneralizedRCNNTransform.batch_images``, zeros after normalisation), so an image
-    batched with a larger one is seen with a band of padding and gets other detections
-    near that edge than alone. Running each size as its own batch makes an image's
-    detections depend on the image only: the same in ``detect predict`` whatever else
-    is in the batch, and the same as the exported ONNX graph, which runs one image at a
-    time (a 384 x 512 crop batched with 512 x 512 slices had failed the parity check).
-    """
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for index, image in enumerate(images):
-        groups.setdefault(tuple(image.shape[:2]), []).append(index)
-    return list(groups.values())
-
-
-def to_detections(output: Mapping[str, torch.Tensor], conf: float) -> Detections:
-    """One torchvision output dict → :class:`Detections` (0-based classes, score >= conf)."""
-    keep = output["scores"] >= conf
-    return Detections(
-        xyxy=output["boxes"][keep].detach().float().cpu().numpy().reshape(-1, 4),
-        scores=output["scores"][keep].detach().float().cpu().numpy(),
-        classes=(output["labels"][keep].detach().cpu().numpy() - 1).astype(np.int64),
-        class_scores=None,
-    )
-
-
 class FasterRCNNDetector:
     """A trained Faster R-CNN behind :class:`detect.models.base.Detector`.
 
@@ -297,6 +263,7 @@ class FasterRCNNDetector:
         """Detections per image (channels in recipe order), score >= conf."""
         found: dict[int, Detections] = {}
         for batch in same_size_batches(images):
-            outputs = self.net(images_to_tensors([images[i] for i in batch], self._device))
-            found.update((i, to_detections(o, conf)) for i, o in zip(batch, outputs))
+            outputs = self.net([torch.from_numpy(image_input(images[i])).to(self._device)
+                                for i in batch])
+            found.update((i, detections_of(o, conf)) for i, o in zip(batch, outputs))
         return [found[i] for i in range(len(images))]

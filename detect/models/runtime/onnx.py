@@ -13,15 +13,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from detect.device import torch_device
+from detect.device import check_device_spec
 from detect.errors import EnvironmentProblem, RunFolderError
 
 log = logging.getLogger(__name__)
 
 
 def onnx_session(path: Path, device: str) -> tuple[Any, str]:
-    """An ``onnxruntime.InferenceSession`` of ``path`` and the device it runs on (torch
-    form: ``cpu``, ``cuda:0``).
+    """An ``onnxruntime.InferenceSession`` of ``path`` and the device it runs on (``cpu``,
+    ``cuda:0``): ``cpu``, a GPU index (the first of a list), or ``auto`` (GPU 0 when this
+    onnxruntime has CUDA).
 
     Raises:
         EnvironmentProblem: onnxruntime is not installed.
@@ -33,14 +34,16 @@ def onnx_session(path: Path, device: str) -> tuple[Any, str]:
         raise EnvironmentProblem(
             "onnxruntime is not installed, so .onnx models cannot run; pip install onnxruntime"
         ) from None
-    target = torch_device(device)
+    spec = check_device_spec(device)
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    target = "cpu"
     providers: list[Any] = ["CPUExecutionProvider"]
-    if target.startswith("cuda"):
-        if "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": int(target[5:])}))
-        else:
-            log.warning("this onnxruntime has no CUDA provider; %s runs on the CPU", path.name)
-            target = "cpu"
+    if spec != "cpu" and cuda:
+        index = 0 if spec == "auto" else int(spec.split(",")[0])
+        target = f"cuda:{index}"
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
+    elif spec not in ("cpu", "auto"):
+        log.warning("this onnxruntime has no CUDA provider; %s runs on the CPU", path.name)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only
     try:

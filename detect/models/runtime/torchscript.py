@@ -14,6 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from detect.errors import RunFolderError
+from detect.torch_check import require_working_torch
+
+
+def script_device(spec: str) -> str:
+    """``--device`` as the torch device a TorchScript model runs on (``cpu``, ``cuda:0``).
+
+    Raises:
+        TrainingStackMissing: torch is not installed (the base install).
+        EnvironmentProblem: torch and torchvision do not work together.
+    """
+    require_working_torch("a TorchScript model")
+    from detect.device import torch_device
+
+    return torch_device(spec)
 
 
 def load_script(path: Path, device: str) -> Any:

@@ -18,16 +18,16 @@ from detect.device import torch_device  # noqa: E402
 from detect.errors import RunFolderError  # noqa: E402
 from detect.models.yolo.checkpoint import read_yolo_checkpoint  # noqa: E402
 from detect.models.yolo.config import YoloVariant  # noqa: E402
-from detect.models.yolo.decode import YoloDecoding, letterboxed, model_input  # noqa: E402
+from detect.models.yolo.decode import YoloDecoding, model_input  # noqa: E402
 from detect.models.yolo.network import build_network, load_exactly  # noqa: E402
 
 
 class YoloDetector(YoloDecoding):
     """A trained YOLO detection model behind the :class:`Detector` interface.
 
-    Preprocessing is ultralytics' own predict path (letterbox to ``imgsz``, pad 114, /255);
-    NMS is ultralytics' ``non_max_suppression`` with the per-class scores carried through
-    as extra channels, so each box keeps its class-score vector.
+    Preprocessing and decoding are :mod:`detect.models.yolo.decode`'s, the same numpy code
+    every YOLO runtime uses (ultralytics' letterbox and NMS rules), so an exported model
+    gives the same boxes.
     """
 
     def __init__(
@@ -75,11 +75,13 @@ class YoloDetector(YoloDecoding):
         return cls(net, tuple(classes), imgsz, iou, target, end2end=variant.end2end)
 
     @torch.inference_mode()
-    def head(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple[int, int]]:
-        """The head output (B, 4 + nc, anchors) and the letterboxed input's (H, W) px."""
-        x = model_input(letterboxed(images, self.imgsz, self.stride), self._device)
+    def head(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, tuple[int, int]]:
+        """The head output ((B, 4 + nc, anchors), or (B, k, 6) NMS-free) and the letterboxed
+        input's (H, W) px."""
+        x = torch.from_numpy(model_input(images, self.imgsz)).to(self._device)
         raw = self.net(x)
-        return (raw[0] if isinstance(raw, (list, tuple)) else raw), (x.shape[2], x.shape[3])
+        raw = raw[0] if isinstance(raw, (list, tuple)) else raw
+        return raw.float().cpu().numpy(), (x.shape[2], x.shape[3])
 
 
 def names_of(mapping: Mapping[int, str]) -> list[str]:

@@ -10,7 +10,10 @@
   ``YOLO_OFFLINE=1`` (no online check, no
   pip-update check, no analytics), ``YOLO_AUTOINSTALL=false`` (ultralytics' requirement
   checks, e.g. in its exporter, never pip-install) and
-  ``YOLO_CONFIG_DIR=<config home>/detect``, so detect
+  ``YOLO_VERBOSE=false`` unless detect logs at DEBUG (``detect -v``): ultralytics' argument
+  dump, layer table, progress bars and "Overriding model.yaml nc=80" lines stay out of
+  detect's output, which prints its own progress; ``YOLO_CONFIG_DIR=<config home>/detect``,
+  so detect
   keeps its own ultralytics settings file (integrations such as MLflow/Comet/ClearML off,
   ``sync`` off, set through ``ultralytics.settings.update``) and never edits the user's.
   Set ``YOLO_CONFIG_DIR`` yourself to train with your own ultralytics settings.
@@ -53,6 +56,8 @@ def prepare_ultralytics() -> None:
         os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"  # read once, at ultralytics' import
         os.environ.setdefault("YOLO_OFFLINE", "1")
         os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install at run time
+        verbose = logging.getLogger("detect").isEnabledFor(logging.DEBUG)
+        os.environ.setdefault("YOLO_VERBOSE", "true" if verbose else "false")
         os.environ.setdefault("YOLO_CONFIG_DIR", str(detect_config_home()))
     from ultralytics import settings
     from ultralytics.utils import USER_CONFIG_DIR

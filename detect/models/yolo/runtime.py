@@ -1,9 +1,10 @@
 """A YOLO exported by ``detect export`` (ONNX or TorchScript) behind the
 :class:`~detect.models.base.Detector` interface, with the pre- and post-processing of the
-PyTorch path itself: :func:`detect.models.yolo.decode.letterboxed` +
+PyTorch path itself (:mod:`detect.models.yolo.decode`, numpy):
 :func:`~detect.models.yolo.decode.model_input` (ultralytics' letterbox to ``imgsz``, pad
 114, /255), the graph (ONNX: dynamic batch and size; TorchScript: traced at ``imgsz``),
-then :func:`~detect.models.yolo.decode.decode_output`."""
+then :func:`~detect.models.yolo.decode.decode_output`. The ONNX path imports neither torch
+nor ultralytics (the base install has neither); TorchScript needs torch."""
 
 from __future__ import annotations
 
@@ -14,20 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from detect.torch_check import require_working_torch
-
-require_working_torch()
-
-import torch  # noqa: E402
-
-from detect.device import torch_device  # noqa: E402
-from detect.errors import RunFolderError  # noqa: E402
-from detect.models.base import Detector  # noqa: E402
-from detect.models.runtime.onnx import onnx_session  # noqa: E402
-from detect.models.runtime.torchscript import load_script  # noqa: E402
-from detect.models.yolo.config import YoloVariant  # noqa: E402
-from detect.models.yolo.decode import YoloDecoding, letterboxed, model_input  # noqa: E402
-from detect.runs import ModelInfo  # noqa: E402
+from detect.errors import RunFolderError
+from detect.models.base import Detector
+from detect.models.runtime.onnx import onnx_session
+from detect.models.runtime.torchscript import load_script, script_device
+from detect.models.yolo.config import YoloVariant
+from detect.models.yolo.decode import YoloDecoding, model_input
+from detect.runs import ModelInfo
 
 
 def _check_names(session: Any, path: Path, classes: Sequence[str]) -> None:
@@ -64,11 +58,11 @@ class OnnxYoloDetector(_Exported):
         self.session = session
         self.input_name = session.get_inputs()[0].name
 
-    def head(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple[int, int]]:
+    def head(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, tuple[int, int]]:
         """The graph's output and the letterboxed input's (H, W) px."""
-        x = model_input(letterboxed(images, self.imgsz, self.stride), "cpu")
-        raw = self.session.run(None, {self.input_name: x.numpy()})[0]
-        return torch.from_numpy(np.asarray(raw)), (x.shape[2], x.shape[3])
+        x = model_input(images, self.imgsz)
+        raw = self.session.run(None, {self.input_name: x})[0]
+        return np.asarray(raw), (x.shape[2], x.shape[3])
 
 
 class TorchScriptYoloDetector(_Exported):
@@ -79,12 +73,15 @@ class TorchScriptYoloDetector(_Exported):
         super().__init__(info, variant, stride, device)
         self.net = net
 
-    @torch.inference_mode()
-    def head(self, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, tuple[int, int]]:
+    def head(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, tuple[int, int]]:
         """The traced head output and the input's (H, W) px."""
-        x = model_input(letterboxed(images, self.imgsz, self.stride), self._device)
-        raw = self.net(x)
-        return (raw[0] if isinstance(raw, (list, tuple)) else raw), (x.shape[2], x.shape[3])
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(model_input(images, self.imgsz)).to(self._device)
+            raw = self.net(x)
+            raw = raw[0] if isinstance(raw, (list, tuple)) else raw
+            return raw.float().cpu().numpy(), (x.shape[2], x.shape[3])
 
 
 def open_exported_yolo(fmt: str, variant: YoloVariant, info: ModelInfo, path: Path,
@@ -101,5 +98,5 @@ def open_exported_yolo(fmt: str, variant: YoloVariant, info: ModelInfo, path: Pa
         session, target = onnx_session(path, device)
         _check_names(session, path, info.classes)
         return OnnxYoloDetector(session, info, variant, stride, target)
-    target = torch_device(device)
+    target = script_device(device)
     return TorchScriptYoloDetector(load_script(path, target), info, variant, stride, target)
