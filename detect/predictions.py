@@ -39,6 +39,9 @@ MAX_PREDICTIONS_BYTES = 2_000_000_000  # ~8 million detections at 250 bytes each
 #: The operating threshold assumed when neither a model nor the records say theirs: the
 #: detector families' default (model.json ``thresholds.conf``).
 DEFAULT_CONF = 0.25
+#: The score down to which the evaluator wants every box (``eval --weights`` predicts at
+#: it): records cut at a higher threshold miss the low end of the PR and FROC curves.
+SCORING_CONF = 0.001
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ from detect.errors import DetectError
 
 SAMPLE_PARTS = ("datasets", "lung-pet-ct-dx", "sample")
 REAL_WEIGHTS_PARTS = ("weights", "real-yolov8n")
+PHANTOM_WEIGHTS_PARTS = ("weights", "demo-yolov8n-phantom")
+#: ``detect train --weights NAME``: the shipped run folders a name stands for.
+SHIPPED_CHECKPOINTS = {"phantom": PHANTOM_WEIGHTS_PARTS, "real": REAL_WEIGHTS_PARTS}
 #: The sample's DICOM root and annotation root, inside the sample folder.
 SAMPLE_DICOM = "Lung-PET-CT-Dx"
 SAMPLE_ANNOTATION = "Annotation"
@@ -76,5 +79,26 @@ def real_weights(explicit: Path | None = None) -> Path:
             f"real model not found: expected {root}/model.json and weights/best.pt (a clone "
             f"of the repository has them in {'/'.join(REAL_WEIGHTS_PARTS)}); run from a "
             f"clone, pass --real-weights DIR, or --no-real to skip the real-CT stage"
+        )
+    return root
+
+
+def shipped_checkpoint(name: str) -> Path | None:
+    """The run folder a shipped checkpoint's name stands for (``phantom``:
+    ``weights/demo-yolov8n-phantom``, ``real``: ``weights/real-yolov8n``), or None when
+    ``name`` is not one.
+
+    Raises:
+        ShippedFileMissing: a known name whose files are not in the source tree.
+    """
+    parts = SHIPPED_CHECKPOINTS.get(name)
+    if parts is None:
+        return None
+    root = source_tree().joinpath(*parts)
+    if not (root / "model.json").is_file() or not (root / "weights" / "best.pt").is_file():
+        raise ShippedFileMissing(
+            f"--weights {name} names the shipped checkpoint {'/'.join(parts)}, not found at "
+            f"{root} (a clone of the repository has it); run from a clone, or pass the "
+            f"path of a .pt file"
         )
     return root

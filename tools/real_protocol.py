@@ -14,11 +14,13 @@ the same:
    every training patient in train;
 3. validation from train: with two patients there is no patient to spare for a val
    split (and the held-out patient must not choose the epoch), so images/val holds every
-   4th training image that is not an HU-jittered copy (hard links, listed in
-   ``val-from-train.txt``). ultralytics picks
-   best.pt by its fitness on them, i.e. the epoch that fits the training slices best; the
-   epoch count is fixed in advance. ``dataset.json`` is left as convert wrote it (val: no
-   patients);
+   4th training image in name order that is not an HU-jittered copy. ``detect convert``
+   now does this itself for a val split without a patient (dataset.json
+   ``val_from_train``, the same images, and coco/val.json too, so Faster R-CNN trains as
+   well); ``val-from-train`` below is kept for datasets converted before (it fills only
+   the YOLO folders, listed in ``val-from-train.txt``, and leaves a dataset that has val
+   images alone). The model picks best.pt by its fitness on them, i.e. the epoch that fits
+   the training slices best; the epoch count is fixed in advance;
 4. ``detect train --model yolov8 --size n --data DS --epochs E --imgsz S --batch 16
    --nbs N --optimizer O --lr0 L --seed 0 [--weights PHANTOM.pt]``;
 5. score a patient: ``detect predict <its DICOM folder> --conf 0.001`` over every slice of

@@ -14,7 +14,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from typer.core import TyperCommand
 
 from detect import __version__
@@ -99,6 +106,30 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
 
         def update(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@contextmanager
+def epoch_bars() -> Iterator[Callable[[int, int, int, int, float], None]]:
+    """One rich progress bar per training epoch, driven by
+    ``callback(epoch, epochs, step, steps, images_per_s)`` (a family's ``on_batch``)."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    ) as bar:
+        tasks: dict[int, TaskID] = {}
+
+        def update(epoch: int, epochs: int, step: int, steps: int, rate: float) -> None:
+            if epoch not in tasks:
+                tasks[epoch] = bar.add_task(f"epoch {epoch}/{epochs}", total=steps, rate="")
+            bar.update(tasks[epoch], completed=step, total=steps, rate=f"{rate:.1f} img/s")
 
         yield update
 

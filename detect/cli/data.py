@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from detect.cli.app import (
     Command,
     app,
+    console,
     out,
     print_table,
     progress_bar,
@@ -135,6 +137,21 @@ def convert(
                      "it would no longer match); the same command again continues or "
                      "changes nothing."),
     ] = False,
+    val_patients: Annotated[
+        str | None,
+        typer.Option(help="Patients to put in val, comma list of IDs as in dataset.json "
+                          "(A0002) or the header's (Lung_Dx-A0002); the others are split by "
+                          "--split."),
+    ] = None,
+    test_patients: Annotated[
+        str | None, typer.Option(help="Patients to put in test (comma list, as --val-patients).")
+    ] = None,
+    folds: Annotated[
+        int | None,
+        typer.Option(help="Write K datasets OUT/fold-1..K, each testing one group of "
+                          "patients (K = the number of patients: leave one out); the images "
+                          "are rendered once and shared."),
+    ] = None,
 ) -> None:
     """Convert DICOM slices + PASCAL VOC boxes into PNG datasets in COCO and YOLO form.
     An OUT that holds a dataset another run would change is refused unless --overwrite.
@@ -143,7 +160,7 @@ def convert(
     """
     from detect.convert import convert as run_convert
     from detect.convert.augment import HuJitter
-    from detect.convert.config import ConvertConfig, Shard, parse_fractions
+    from detect.convert.config import ConvertConfig, Shard, parse_fractions, parse_patients
     from detect.device import default_workers
     from detect.io.dicom_limits import DEFAULT_MAX_PIXELS
     from detect.recipe import parse_channels
@@ -165,6 +182,11 @@ def convert(
             max_pixels=max_pixels if max_pixels is not None else DEFAULT_MAX_PIXELS,
             overwrite=overwrite,
             hu_jitter=HuJitter.parse(hu_jitter),
+            val_patients=parse_patients(val_patients, "--val-patients") if val_patients
+            else (),
+            test_patients=parse_patients(test_patients, "--test-patients") if test_patients
+            else (),
+            folds=folds,
         )
         with progress_bar("convert") as update:
             summary = run_convert(config, progress=lambda stage, d, t: update(d, t))
@@ -182,9 +204,23 @@ def _report_convert(summary: Any) -> None:
         + [(f"issue {k}", v) for k, v in summary.issue_counts.items()]
     )
     if summary.merged:
-        out.print(f"dataset written: {summary.out / 'dataset.json'}")
+        for dataset in summary.datasets:
+            _report_dataset(dataset)
     else:
         out.print(
             "shard done; the dataset is written when every shard has finished "
             "(or re-run without --shard)"
         )
+
+
+def _report_dataset(dataset: Any) -> None:
+    """Each split's patients, images and boxes, then a warning per empty split."""
+    out.print(f"dataset written: {dataset.out / 'dataset.json'}", soft_wrap=True)
+    for split, count in dataset.counts.items():
+        who = f"{count['patients']} patients"
+        if split == "val" and dataset.val_from_train:
+            who = "training images"
+        out.print(f"  {split.ljust(5)}  {who}, {count['images']} images, {count['boxes']} "
+                  f"boxes", highlight=False)
+    for text in dataset.warnings.values():
+        console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True, highlight=False)

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from detect.cli.app import (
     Command,
     app,
     console,
+    epoch_bars,
     number,
     out,
     print_epoch,
@@ -34,95 +36,6 @@ _MODEL_HELP = (", ".join(family_names()[:-1]) + f" or {family_names()[-1]} (the 
                f"head on detected boxes).")
 
 
-@app.command("eval", cls=Command)
-def eval_command(
-    data: Annotated[Path, typer.Option("--data", help="Converted dataset folder.")],
-    predictions: Annotated[
-        Path | None, typer.Option("--predictions", help="Prediction records (COCO results JSON).")
-    ] = None,
-    weights: Annotated[
-        Path | None, typer.Option("--weights", help="Trained weights (predicts the split first).")
-    ] = None,
-    split: Annotated[str, typer.Option(help="Split to score: train, val or test.")] = "test",
-    out_dir: Annotated[
-        Path | None,
-        typer.Option("--out", help="Report folder (default: eval-<split> beside the input)."),
-    ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help=OVERWRITE_HELP)] = False,
-    allow_leak: Annotated[
-        bool, typer.Option("--allow-leak", help="Score even if trained-on patients are in split.")
-    ] = False,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates for 95% CIs.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
-    iou_froc: Annotated[float, typer.Option(help="IoU of a lesion hit (FROC, patients).")] = 0.1,
-    conf: Annotated[
-        float | None,
-        typer.Option(help="Operating score threshold (default: the model's, model.json "
-                          "thresholds.conf; with --predictions, the one they were cut at)."),
-    ] = None,
-    device: Annotated[str, typer.Option(help="Device for --weights: auto, cpu, 0.")] = "auto",
-    histology: Annotated[
-        Path | None,
-        typer.Option(help="Histology head run: its A/B/E/G for --weights' detections."),
-    ] = None,
-) -> None:
-    """Score detections against a dataset split: COCO mAP, AP@0.1, FROC, per-patient
-    sensitivity, histology, bootstrap CIs; writes metrics.json, report.md, report.html.
-    A report folder that holds a report is refused unless --overwrite.
-
-    Example: detect eval --predictions preds.json --data dataset --split test --out eval
-    """
-    from detect.eval import EvalConfig, run_eval
-
-    with user_errors():
-        config = EvalConfig(
-            data=data,
-            split=split,
-            out=out_dir,
-            predictions=predictions,
-            weights=weights,
-            allow_leak=allow_leak,
-            bootstrap=bootstrap,
-            seed=seed,
-            iou_froc=iou_froc,
-            conf=conf,
-            device=device,
-            histology=histology,
-            overwrite=overwrite,
-        )
-        run = run_eval(config, predict_split=_split_predictor(config.weights))
-    result = run.result
-    if result.leaked:
-        console.print(f"[bold red]LEAKAGE allowed:[/] {len(result.leak['patients'])} patients")
-    rows: list[tuple[str, Any]] = [
-        ("mAP50", number(result.map50)),
-        ("mAP50-95", number(result.map50_95)),
-        ("AP@0.1", number(result.ap10)),
-        ("FROC mean", number(result.froc_mean)),
-        (f"patient sensitivity @ {result.settings['conf']:g}",
-         number(result.patient_sensitivity)),
-        ("lesion FROC mean", number(result.lesions.get("mean"))),
-        (f"lesion sensitivity @ {result.settings['conf']:g}",
-         number(result.lesions.get("sensitivity_at_conf"))),
-        ("predictions outside split", result.counts["predictions_outside_split"]),
-    ]
-    for source, section in result.histology.items():
-        if section.get("available"):
-            value = section["patient"]["balanced_accuracy"]
-            rows.append((f"histology ({source}) patient bal. acc.", number(value)))
-    print_table(rows)
-    out.print(f"report: {run.files['report_html']}")
-
-
-def _split_predictor(weights: Path | None) -> Any:
-    """``detect.predict.predict_split`` when a model is to be run (it imports torch)."""
-    if weights is None:
-        return None
-    from detect.predict.split import predict_split
-
-    return predict_split
-
-
 @app.command("train", cls=Command)
 def train_command(
     model: Annotated[str, typer.Option("--model", help=_MODEL_HELP)],
@@ -144,7 +57,10 @@ def train_command(
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, 0, or 0,1 (DDP on two GPUs).")] = "auto",
     weights: Annotated[
-        Path | None, typer.Option(help="Local .pt to fine-tune (default: train from scratch).")
+        Path | None,
+        typer.Option(help="Initial weights: a local .pt, or a shipped checkpoint by name: "
+                          "phantom (weights/demo-yolov8n-phantom) or real "
+                          "(weights/real-yolov8n), both yolov8n. Default: from scratch."),
     ] = None,
     project: Annotated[Path, typer.Option(help="Runs go to PROJECT/<model>/<name>.")] = Path(
         "runs"
@@ -211,7 +127,7 @@ def train_command(
     """
     with user_errors():
         require_training_packages("detect train")
-        from detect.train import TrainConfig, train
+        from detect.train import TrainConfig, scratch_warning, train
 
         config = TrainConfig(
             model=model, data=data, size=size, epochs=epochs, imgsz=imgsz, batch=batch,
@@ -220,8 +136,13 @@ def train_command(
             optimizer=optimizer, lr0=lr0, mosaic=mosaic, workers=workers,
             operating_point=operating_point,
         )
+        warning = scratch_warning(config)
+        if warning:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True,
+                          highlight=False)
         try:
-            result = train(config, on_epoch=print_epoch)
+            with epoch_bars() as on_batch:
+                result = train(config, on_epoch=print_epoch, on_batch=on_batch)
         except KeyboardInterrupt:
             console.print(
                 "interrupted: a run that finished an epoch keeps weights/last.pt; continue "
@@ -251,7 +172,8 @@ def predict_command(
     conf: Annotated[
         float | None,
         typer.Option(help="Keep detections with score >= conf (default: the model's operating "
-                          "threshold, model.json thresholds.conf; 0 keeps every box)."),
+                          "threshold, model.json thresholds.conf; 0 keeps every box, which "
+                          "is what scoring with detect eval needs)."),
     ] = None,
     save: Annotated[
         str, typer.Option(help="What to write: json, voc, png, sr (DICOM SR; comma list).")

@@ -11,7 +11,7 @@ from detect.convert.augment import HuJitter
 from detect.dataset import DEFAULT_SPLIT
 from detect.device import default_workers
 from detect.errors import ConfigError
-from detect.histology import LETTERS
+from detect.histology import LETTERS, short_patient_id
 from detect.io.dicom_limits import DEFAULT_MAX_PIXELS, check_max_pixels
 from detect.recipe import DEFAULT_RECIPE, ChannelRecipe
 
@@ -63,6 +63,19 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     return (parts[0], parts[1], parts[2])
 
 
+def parse_patients(text: str, option: str) -> tuple[str, ...]:
+    """``"A0002,Lung_Dx-B0021"`` → ``("A0002", "B0021")``: patient IDs as dataset.json
+    writes them (the header's ``Lung_Dx-`` form is accepted), in order, each once.
+
+    Raises:
+        ConfigError: the list names no patient.
+    """
+    ids = [short_patient_id(part) for part in text.split(",") if part.strip()]
+    if not ids:
+        raise ConfigError(f"{option} takes patient IDs like A0002,B0021, got {text!r}")
+    return tuple(dict.fromkeys(ids))
+
+
 @dataclass(frozen=True)
 class ConvertConfig:
     """Options of ``detect convert`` (see its --help)."""
@@ -89,6 +102,11 @@ class ConvertConfig:
     overwrite: bool = False
     #: HU-jittered copies of the training images (detect.convert.augment; copies 0: off).
     hu_jitter: HuJitter = field(default_factory=HuJitter)
+    #: Patients placed in val / test by name (dataset.json's short IDs, e.g. A0002).
+    val_patients: tuple[str, ...] = ()
+    test_patients: tuple[str, ...] = ()
+    #: Write ``folds`` datasets OUT/fold-1..K, each testing one group of patients.
+    folds: int | None = None
 
     def __post_init__(self) -> None:
         if not self.dicom_root.is_dir():
@@ -113,6 +131,17 @@ class ConvertConfig:
         if self.workers < 1:
             raise ConfigError(f"--workers must be >= 1, got {self.workers}")
         check_max_pixels(self.max_pixels)
+        both = sorted(set(self.val_patients) & set(self.test_patients))
+        if both:
+            raise ConfigError(f"--val-patients and --test-patients both name {', '.join(both)}; "
+                              f"a patient is in one split only")
+        if self.folds is not None:
+            if self.folds < 2:
+                raise ConfigError(f"--folds must be >= 2 (one test group per fold), got "
+                                  f"{self.folds}")
+            if self.test_patients:
+                raise ConfigError("--folds chooses the test patients of every fold; drop "
+                                  "--test-patients (--val-patients stay val in every fold)")
         out = self.out.resolve()
         for root in (self.dicom_root.resolve(), self.annotation_root.resolve()):
             if out == root or root in out.parents:

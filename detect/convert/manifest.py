@@ -20,7 +20,7 @@ from detect.dataset import DATASET_FORMAT, DATASET_VERSION
 from detect.io.atomic import write_bytes
 
 
-def _sort_key(record: dict[str, Any]) -> tuple[str, str, str, int, str, str]:
+def sort_key(record: dict[str, Any]) -> tuple[str, str, str, int, str, str]:
     return (
         record["split"],
         record["patient_id"],
@@ -35,7 +35,7 @@ def coco_split(records: Sequence[dict[str, Any]], classes: Sequence[str]) -> dic
     """The COCO dict of one split's records (ids from 1 in sorted order)."""
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    for image_id, record in enumerate(sorted(records, key=_sort_key), start=1):
+    for image_id, record in enumerate(sorted(records, key=sort_key), start=1):
         images.append(
             {
                 "id": image_id,
@@ -82,25 +82,36 @@ def coco_split(records: Sequence[dict[str, Any]], classes: Sequence[str]) -> dic
     }
 
 
+def members(records: Sequence[dict[str, Any]], assignment: dict[str, str]
+            ) -> dict[str, list[str]]:
+    """The patients of each split: those assigned to it, and those with images in it (a val
+    split made of training images holds training patients)."""
+    found: dict[str, set[str]] = {s: set() for s in SPLIT_NAMES}
+    for patient, split in assignment.items():
+        found[split].add(patient)
+    for record in records:
+        found[record["split"]].add(record["patient_id"])
+    return {split: sorted(patients) for split, patients in found.items()}
+
+
 def _counts(
     records: Sequence[dict[str, Any]], assignment: dict[str, str], letters: dict[str, str]
 ) -> dict[str, Any]:
     counts: dict[str, Any] = {}
-    for split in SPLIT_NAMES:
+    for split, patients in members(records, assignment).items():
         in_split = [r for r in records if r["split"] == split]
         by_letter: dict[str, dict[str, int]] = {}
-        for patient, name in assignment.items():
-            if name == split:
-                entry = by_letter.setdefault(
-                    letters[patient], {"patients": 0, "images": 0, "boxes": 0}
-                )
-                entry["patients"] += 1
+        for patient in patients:
+            entry = by_letter.setdefault(
+                letters[patient], {"patients": 0, "images": 0, "boxes": 0}
+            )
+            entry["patients"] += 1
         for record in in_split:
             entry = by_letter[record["histology"]]
             entry["images"] += 1
             entry["boxes"] += len(record["boxes"])
         counts[split] = {
-            "patients": sum(1 for s in assignment.values() if s == split),
+            "patients": len(patients),
             "images": len(in_split),
             "negative_images": sum(1 for r in in_split if not r["boxes"]),
             "boxes": sum(len(r["boxes"]) for r in in_split),
@@ -170,12 +181,15 @@ def build_manifest(
 ) -> dict[str, Any]:
     """dataset.json content (see docs/contracts.md, contract 2)."""
     sizes = [max(r["width"], r["height"]) for r in records]
+    # a patient's images in its own split (a val split of training images repeats some)
     patients = {
         patient: {
             "letter": letters[patient],
             "split": split,
-            "images": sum(1 for r in records if r["patient_id"] == patient),
-            "boxes": sum(len(r["boxes"]) for r in records if r["patient_id"] == patient),
+            "images": sum(1 for r in records
+                          if r["patient_id"] == patient and r["split"] == split),
+            "boxes": sum(len(r["boxes"]) for r in records
+                         if r["patient_id"] == patient and r["split"] == split),
         }
         for patient, split in sorted(assignment.items())
     }
@@ -184,7 +198,7 @@ def build_manifest(
         "version": DATASET_VERSION,
         **base,
         "image_size": max(sizes) if sizes else 0,
-        "splits": {s: sorted(p for p, n in assignment.items() if n == s) for s in SPLIT_NAMES},
+        "splits": members(records, assignment),
         "patients": patients,
         "counts": _counts(records, assignment, letters),
         "accounting": accounting(xml_files, records, issues, sr_files),

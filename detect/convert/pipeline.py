@@ -12,6 +12,12 @@ writes it at a time (:mod:`detect.io.outlock`), a finished dataset is replaced o
 re-renders images first removes dataset.json, so no dataset.json ever names a recipe
 other than its PNGs' (an interrupted re-run leaves no dataset until it is finished, and
 the same command continues it).
+
+Patients are split by :mod:`.split` (fractions, or by name with ``--val-patients`` /
+``--test-patients``; unknown names are refused) and the dataset is written by
+:mod:`.merge`; ``--folds K`` renders the images once into ``OUT/.pool`` and writes K
+datasets ``OUT/fold-k`` of hard links (:mod:`.folds`; the replacement rule then reads
+the first fold's dataset.json).
 """
 
 from __future__ import annotations
@@ -30,26 +36,25 @@ from detect import __version__
 from detect.convert.annotations import reconcile_index_issues
 from detect.convert.augment import augmentation_section, draw
 from detect.convert.config import ConvertConfig, Shard
+from detect.convert.folds import POOL, existing_folds, plan_folds, write_folds
 from detect.convert.images import TaskResult, WorkerSettings, process_task
 from detect.convert.index import CACHE_NAME, build_index
-from detect.convert.issues import Issue
-from detect.convert.manifest import build_manifest, manifest_bytes, write_dataset
+from detect.convert.merge import Merged, Published, collect, publish
 from detect.convert.negatives import negatives_rule
 from detect.convert.outdir import (
     Ledger,
     check_ownership,
     claim,
-    foreign_images,
     seed_from_parts,
     written_path,
 )
+from detect.convert.parts import part_key, part_path, read_part, write_part
 from detect.convert.plan import ConversionPlan, ImageTask, PatientPlan, plan_conversion
 from detect.convert.replace import Replacement
-from detect.convert.split import split_patients
+from detect.convert.split import SplitPlan, split_patients
 from detect.convert.usable import require_annotations, require_boxes, require_slices
-from detect.io.atomic import write_bytes
+from detect.errors import ConfigError
 from detect.io.outlock import hold_out_lock
-from detect.io.paths import inside, safe_component
 from detect.io.write_errors import output_errors
 from detect.workers import worker_pool
 
@@ -70,6 +75,8 @@ class ConvertSummary:
     boxes: int
     issue_counts: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: The dataset folders written (one, or one per fold; none for an unfinished shard).
+    datasets: list[Published] = field(default_factory=list)
 
 
 def _in_shard(patient: str, shard: Shard | None) -> bool:
@@ -95,26 +102,9 @@ def _settings_hash(config: ConvertConfig) -> str:
 
 def _lock_key(config: ConvertConfig, settings_hash: str) -> str:
     """What shards must agree on to share OUT: every option that shapes the dataset."""
-    text = json.dumps([settings_hash, list(config.split), config.seed, config.max_pixels])
+    text = json.dumps([settings_hash, list(config.split), config.seed, config.max_pixels,
+                       config.val_patients, config.test_patients, config.folds])
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _part_path(parts: Path, patient_id: str) -> Path:
-    return inside(parts, f"{safe_component(patient_id)}.json")
-
-
-def _part_key(plan: PatientPlan, split: str, settings_hash: str) -> str:
-    tasks = sorted((t.name, t.annotation_key, t.dicom_rel) for t in plan.tasks)
-    text = json.dumps([settings_hash, split, tasks])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _read_part(path: Path, key: str) -> dict[str, Any] | None:
-    try:
-        part = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return part if part.get("key") == key else None
 
 
 def _results(
@@ -147,7 +137,7 @@ def _convert_patients(
     by_patient = {plan.patient_id: (plan, key) for plan, _, key in todo}
     for plan, _, key in todo:
         if not plan.tasks:
-            _write_part(parts, plan, key, [])
+            write_part(parts, plan, key, [])
     pool = worker_pool(workers) if workers > 1 and len(tasks) > 1 else None
     try:
         for done, ((task, _), result) in enumerate(
@@ -157,23 +147,12 @@ def _convert_patients(
             remaining[task.patient_id] -= 1
             if remaining[task.patient_id] == 0:
                 plan, key = by_patient[task.patient_id]
-                _write_part(parts, plan, key, collected.pop(task.patient_id))
+                write_part(parts, plan, key, collected.pop(task.patient_id))
             if progress:
                 progress("images", done, len(tasks))
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _write_part(parts: Path, plan: PatientPlan, key: str, results: list[TaskResult]) -> None:
-    part = {
-        "key": key,
-        "patient_id": plan.patient_id,
-        "records": [r.record for r in results if r.record is not None],
-        "issues": [i.to_json() for i in plan.issues]
-        + [i.to_json() for r in results for i in r.issues],
-    }
-    write_bytes(_part_path(parts, plan.patient_id), json.dumps(part).encode())
 
 
 def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertSummary:
@@ -194,14 +173,79 @@ def convert(config: ConvertConfig, progress: Progress | None = None) -> ConvertS
         return _convert_locked(config, progress, settings_hash)
 
 
+def _named_patients(config: ConvertConfig, letters: dict[str, str]) -> None:
+    """Every patient ``--val-patients`` / ``--test-patients`` names must be in the data.
+
+    Raises:
+        ConfigError: one line naming the unknown IDs and some that exist.
+    """
+    for option, ids in (("--val-patients", config.val_patients),
+                        ("--test-patients", config.test_patients)):
+        unknown = [p for p in ids if p not in letters]
+        if unknown:
+            known = sorted(letters)
+            raise ConfigError(
+                f"{option} names {', '.join(unknown)}, not a patient with a converted "
+                f"annotation under {config.annotation_root}; its patients are "
+                f"{', '.join(known[:12])}{' ...' if len(known) > 12 else ''}"
+            )
+
+
+def _splits(config: ConvertConfig, letters: dict[str, str]
+            ) -> tuple[SplitPlan, list[SplitPlan]]:
+    """The split the images are rendered with, and with ``--folds`` each fold's (the
+    images then all go to the pool's train folder).
+
+    Raises:
+        ConfigError: a named patient is not in the data, or too few patients to fold.
+    """
+    _named_patients(config, letters)
+    if config.folds:
+        folds = plan_folds(letters, config.folds, config.split, config.seed,
+                           config.val_patients)
+        return SplitPlan(assignment=dict.fromkeys(letters, "train"), notes={}), folds
+    return split_patients(letters, config.split, config.seed,
+                          val_patients=config.val_patients,
+                          test_patients=config.test_patients), []
+
+
+def _finished(out: Path) -> Path:
+    """The folder whose dataset.json a re-run would replace: OUT's, else (``--folds``) the
+    first fold's."""
+    if (out / "dataset.json").is_file():
+        return out
+    folds = [f for f in existing_folds(out) if (f / "dataset.json").is_file()]
+    return folds[0] if folds else out
+
+
+def _publish(config: ConvertConfig, merged: Merged, split: SplitPlan,
+             folds: list[SplitPlan], base: dict[str, Any], replacing: Replacement
+             ) -> list[Published]:
+    """Write the dataset (or each fold's, after the pool dropped images no longer listed);
+    the dataset.json that would replace a finished one is checked first (:mod:`.replace`)."""
+    rendered = not (replacing.out / "dataset.json").is_file()  # removed: images re-rendered
+
+    def check(folder: Path, data: bytes) -> None:
+        if folder == replacing.out:
+            replacing.check_manifest(data, rendered=rendered)
+
+    if not folds:
+        return [publish(config.out, merged, split, base, check=check)]
+    Ledger(config.out / POOL).remove_stale({written_path(kind, "train", r["name"])
+                                            for r in merged.records
+                                            for kind in ("images", "labels")})
+    return write_folds(config.out, merged, folds, base, check=check)
+
+
 def _convert_locked(
     config: ConvertConfig, progress: Progress | None, settings_hash: str
 ) -> ConvertSummary:
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     out = config.out
-    replacing = Replacement.of(out, config.overwrite)
-    replacing.check_options(_base(config, {}, {}))
+    rendered = out / POOL if config.folds else out  # where the images are rendered
+    replacing = Replacement.of(_finished(out), config.overwrite)
+    replacing.check_options(_base(config, {}))
     index = build_index(
         config.dicom_root,
         workers=config.workers,
@@ -225,26 +269,27 @@ def _convert_locked(
         negatives_from=config.negatives_from,
     )
     require_annotations(plan, config.annotation_root)
-    letters = {p: plan.patients[p].letter for p in plan.patients}
-    split = split_patients(letters, config.split, config.seed)
+    split, folds = _splits(config, {p: plan.patients[p].letter for p in plan.patients})
     _add_hu_copies(plan, split.assignment, config)
-    parts = out / ".parts"
+    parts = rendered / ".parts"
     todo, reused = [], 0
     for patient_id, patient_plan in sorted(plan.patients.items()):
-        key = _part_key(patient_plan, split.assignment[patient_id], settings_hash)
+        key = part_key(patient_plan, split.assignment[patient_id], settings_hash)
         if not _in_shard(patient_id, config.shard):
             continue
-        if _read_part(_part_path(parts, patient_id), key) is not None:
+        if read_part(part_path(parts, patient_id), key) is not None:
             reused += 1
             continue
         todo.append((patient_plan, split.assignment[patient_id], key))
     seconds["plan"] = time.perf_counter() - start - seconds["index"]
-    ledger = Ledger(out)
+    rendered.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(rendered)
     seed_from_parts(ledger, parts)
-    replacing.check_inputs(sum(replacing.changed(p.patient_id, _part_path(parts, p.patient_id))
+    replacing.check_inputs(sum(replacing.changed(p.patient_id, part_path(parts, p.patient_id))
                                for p, _, _ in todo))
-    if todo:
-        (out / "dataset.json").unlink(missing_ok=True)  # stale until this run merges
+    if todo:  # stale until this run merges
+        for folder in [out, *existing_folds(out)]:
+            (folder / "dataset.json").unlink(missing_ok=True)
         ledger.record(
             written_path(kind, split_name, task.name)
             for plan_, split_name, _ in todo
@@ -252,13 +297,26 @@ def _convert_locked(
             for kind in ("images", "labels")
         )
     settings = WorkerSettings(
-        str(out.resolve()), config.recipe.to_dict(), config.classes, config.max_pixels
+        str(rendered.resolve()), config.recipe.to_dict(), config.classes, config.max_pixels
     )
     _convert_patients(todo, settings, parts, config.workers, progress)
     seconds["images"] = time.perf_counter() - start - seconds["index"] - seconds["plan"]
     index_issues = reconcile_index_issues(index.issues, config.dicom_root, plan.sr_paths)
-    summary = _merge(config, plan, split.assignment, split.notes, index_issues, settings_hash,
-                     len(todo), reused, replacing)
+    merged, missing = collect(plan, split.assignment, parts, settings_hash, index_issues)
+    summary = ConvertSummary(
+        out, not missing, len(plan.patients), len(todo), reused, len(merged.records),
+        sum(len(r["boxes"]) for r in merged.records),
+        {k: sum(1 for i in merged.issues if i.kind == k)
+         for k in sorted({i.kind for i in merged.issues})},
+    )
+    if missing:
+        log.info("%d patients still to convert (other shards); not merging", len(missing))
+    else:
+        require_boxes(merged.records, merged.issues, len(plan.xml_files),
+                      config.annotation_root, len(plan.sr_files))
+        summary.datasets = _publish(config, merged, split, folds,
+                                    _base(config, plan.lungs_unavailable, merged.records),
+                                    replacing)
     seconds["merge"] = time.perf_counter() - start - sum(seconds.values())
     summary.seconds = seconds
     return summary
@@ -266,8 +324,9 @@ def _convert_locked(
 
 def _add_hu_copies(plan: ConversionPlan, assignment: dict[str, str],
                    config: ConvertConfig) -> None:
-    """Append ``--hu-jitter``'s copies to the tasks of the training patients (not of fused
-    screenshots, which carry no HU)."""
+    """Append ``--hu-jitter``'s copies to the tasks of the patients rendered into train
+    (with ``--folds`` every patient of the pool: :func:`.merge.publish` keeps a copy only
+    where its patient trains). Fused screenshots carry no HU and get none."""
     rule = config.hu_jitter
     if not rule.copies:
         return
@@ -280,72 +339,10 @@ def _add_hu_copies(plan: ConversionPlan, assignment: dict[str, str],
             for copy in range(1, rule.copies + 1)]
 
 
-def _merge(
-    config: ConvertConfig,
-    plan: ConversionPlan,
-    assignment: dict[str, str],
-    notes: dict[str, str],
-    index_issues: list[Issue],
-    settings_hash: str,
-    converted: int,
-    reused: int,
-    replacing: Replacement,
-) -> ConvertSummary:
-    """Join all patients' parts into the dataset, if every patient has one."""
-    out, parts = config.out, config.out / ".parts"
-    records: list[dict[str, Any]] = []
-    issues: list[Issue] = list(index_issues) + list(plan.issues)
-    missing = []
-    for patient_id, patient_plan in sorted(plan.patients.items()):
-        key = _part_key(patient_plan, assignment[patient_id], settings_hash)
-        part = _read_part(_part_path(parts, patient_id), key)
-        if part is None:
-            missing.append(patient_id)
-            continue
-        records.extend(part["records"])
-        issues.extend(Issue.from_json(i) for i in part["issues"])
-    counts = {k: sum(1 for i in issues if i.kind == k) for k in sorted({i.kind for i in issues})}
-    summary = ConvertSummary(
-        out,
-        not missing,
-        len(plan.patients),
-        converted,
-        reused,
-        len(records),
-        sum(len(r["boxes"]) for r in records),
-        counts,
-    )
-    if missing:
-        log.info("%d patients still to convert (other shards); not merging", len(missing))
-        return summary
-    require_boxes(records, issues, len(plan.xml_files), config.annotation_root,
-                  len(plan.sr_files))
-    letters = {p: plan.patients[p].letter for p in plan.patients}
-    manifest = build_manifest(
-        records=records,
-        issues=issues,
-        assignment=assignment,
-        letters=letters,
-        base=_base(config, notes, plan.lungs_unavailable, records),
-        xml_files=plan.xml_files,
-        sr_files=plan.sr_files,
-    )
-    replacing.check_manifest(manifest_bytes(manifest), rendered=converted > 0
-                             or not (out / "dataset.json").is_file())
-    ledger = Ledger(out)
-    ledger.remove_stale({written_path(kind, r["split"], r["name"])
-                         for r in records for kind in ("images", "labels")})
-    foreign = foreign_images(out, ledger)
-    if foreign:
-        log.warning("%d files in %s/images and labels were not written by detect convert; "
-                    "left alone (ultralytics reads whole folders)", foreign, out)
-    write_dataset(out, manifest, records, config.classes)
-    return summary
-
-
-def _base(config: ConvertConfig, notes: dict[str, str], lungs_unavailable: dict[str, str],
+def _base(config: ConvertConfig, lungs_unavailable: dict[str, str],
           records: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    """dataset.json's option fields (without ``records``: no copies listed yet)."""
+    """dataset.json's option fields (the split's notes are added by :func:`.merge.publish`;
+    without ``records`` no HU copy is listed yet)."""
     augmentation = ({"augmentation": augmentation_section(config.hu_jitter, config.seed, records)}
                     if config.hu_jitter.copies else {})  # absent when off, as before
     return {
@@ -363,6 +360,9 @@ def _base(config: ConvertConfig, notes: dict[str, str], lungs_unavailable: dict[
                 "shard": None
                 if config.shard is None
                 else f"{config.shard.index}/{config.shard.count}",
+                "val_patients": list(config.val_patients),
+                "test_patients": list(config.test_patients),
+                "folds": config.folds,
             },
         },
         "sources": {
@@ -374,7 +374,6 @@ def _base(config: ConvertConfig, notes: dict[str, str], lungs_unavailable: dict[
         "class_mode": config.class_mode,
         "split_fractions": list(config.split),
         "seed": config.seed,
-        "split_notes": notes,
         "negatives_per_patient": config.negatives,
         "negatives_rule": {**negatives_rule(config.negatives_from),
                            **({"no_lung_field": dict(sorted(lungs_unavailable.items()))}

@@ -37,7 +37,7 @@ MARKER_NAME = ".detect-eval.json"
 #: Every file ``detect eval`` writes, all at the top of its folder.
 FILES = ("metrics.json", "report.md", "report.html", "predictions.json", "pr_curves.png",
          "froc.png", "confusion_detector.png", "confusion_head.png", "false_positives.png",
-         "missed.png")
+         "missed.png", "series.json")
 _BOOKKEEPING = frozenset({MARKER_NAME, LEDGER_NAME, LOCK_NAME, GUARD_NAME})
 
 
@@ -64,6 +64,8 @@ def _state(out: Path) -> str | None:
 
 def _report(out: Path) -> str:
     """The report a folder holds, in words: its date, split and dataset."""
+    if not (out / "metrics.json").is_file() and (out / "series.json").is_file():
+        return f"the whole-series report of {written_on(out / 'series.json')}"
     metrics = _json(out / "metrics.json")
     dataset = metrics.get("dataset") if isinstance(metrics.get("dataset"), dict) else {}
     fingerprint = str((dataset or {}).get("fingerprint") or "")[:12]

@@ -259,6 +259,7 @@ def report_blocks(result: EvalResult, drawn: dict[str, tuple[Path | None, str]]
               f"{counts['images']} slices, {counts['gt_boxes']} gt boxes, "
               f"{counts['patients']} patients, {counts['scans']} scans."),
         *_leak_blocks(result),
+        *(("note", f"Warning: {text}") for text in result.warnings),
         ("p", f"Predictions: {counts['predictions']} read, {counts['predictions_in_split']} on "
               f"slices of the split, {counts['predictions_outside_split']} on slices outside "
               f"it (excluded), {counts['predictions_unmapped_label']} with a label that is no "

@@ -33,6 +33,8 @@ class EvalResult:
     ci: dict[str, Any]
     leak: dict[str, Any] = field(default_factory=dict)
     gallery: dict[str, Any] = field(default_factory=dict)
+    #: What may make the figures misleading (e.g. records cut at a high threshold).
+    warnings: tuple[str, ...] = ()
     lesions: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,4 +79,5 @@ class EvalResult:
             "histology": self.histology,
             "ci": self.ci,
             "gallery": self.gallery,
+            "warnings": list(self.warnings),
         }

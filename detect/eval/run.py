@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from detect.dataset import SPLITS, DatasetInfo, load_dataset
-from detect.errors import ConfigError, RunFolderError
+from detect.errors import ConfigError, DatasetError, RunFolderError
 from detect.eval.leak import check_leakage, model_train_patients
 from detect.eval.outdir import check_out, eval_output
 from detect.eval.report import Report, build_report
@@ -119,6 +119,7 @@ def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None)
             someone else's files.
     """
     dataset = load_dataset(config.data)
+    require_images(dataset, config.split)
     out = config.out_dir
     check_out(out, config.overwrite)
     train: list[str] | None = None
@@ -154,6 +155,24 @@ def run_eval(config: EvalConfig, *, predict_split: SplitPredictor | None = None)
         files["predictions"] = out / "predictions.json"
     logger.debug("eval written: %s", json.dumps({k: str(v) for k, v in files.items()}))
     return EvalRun(result, out, files, report)
+
+
+def require_images(dataset: DatasetInfo, split: str) -> None:
+    """Scoring needs images: an empty split is refused before any model runs.
+
+    Raises:
+        DatasetError: the split has no images (one line: why, from dataset.json, and what
+            to do).
+    """
+    if dataset.load_coco(split).get("images"):
+        return
+    why = (dataset.manifest.get("empty_splits") or {}).get(split)
+    advice = "pass another --split"
+    if split != "train":
+        advice += (f", or convert with --{split}-patients naming patients for it (or --folds K "
+                   f"for leave-out datasets)")
+    raise DatasetError(f"{dataset.root}: the {split} split has no images"
+                       f"{f' ({why})' if why else ''}; nothing to score: {advice}")
 
 
 def _operating_threshold(config: EvalConfig, model_json: dict[str, Any] | None,

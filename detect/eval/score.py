@@ -48,7 +48,7 @@ from detect.eval.truth import (
     load_truth,
 )
 from detect.lesions import LinkRule
-from detect.predictions import DEFAULT_CONF, Prediction
+from detect.predictions import DEFAULT_CONF, SCORING_CONF, Prediction, recorded_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,20 @@ def check_options(bootstrap: int, iou_froc: float, conf: float | None) -> None:
         raise ConfigError(f"--iou-froc must be in (0, 1], got {iou_froc}")
     if conf is not None and not 0.0 <= conf <= 1.0:
         raise ConfigError(f"--conf must be in [0, 1], got {conf}")
+
+
+def cut_warning(predictions: Sequence[Prediction]) -> str | None:
+    """A warning when the records say they were cut at a score above
+    :data:`~detect.predictions.SCORING_CONF` (predict's operating threshold by default):
+    the boxes below the cut are missing, so AP and FROC are measured on part of the
+    curve only and come out lower than the model's."""
+    cut = recorded_threshold(predictions)
+    if cut is None or cut <= SCORING_CONF:
+        return None
+    return (f"the predictions were cut at score {cut:g} (their score_threshold): the boxes "
+            f"below it are missing, so mAP, AP@0.1 and FROC measure only the curve above "
+            f"{cut:g} and come out lower than the model's; for scoring, predict with --conf 0 "
+            f"(or score the model itself with eval --weights)")
 
 
 def evaluate_predictions(
@@ -118,6 +132,7 @@ def evaluate_predictions(
         leak={"checked": train_patients is not None, "allowed": allow_leak,
               "patients": overlap},
         gallery=gallery_section(truth, assignment.by_image, matches, conf),
+        warnings=tuple(w for w in (cut_warning(predictions),) if w),
         lesions=lesion_section(truth, assignment.by_image, iou=iou_froc, conf=conf,
                                rule=link or LinkRule()),
     )

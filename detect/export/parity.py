@@ -231,7 +231,7 @@ def _match(ref: Detections, exp: Detections, floor: float, rules: _Rules, tally:
     return used, missing, pairs
 
 
-def _compare_image(index: int, ref: Detections, exp: Detections, rules: _Rules,
+def _compare_image(index: str, ref: Detections, exp: Detections, rules: _Rules,
                    tally: _Tally) -> list[str]:
     floor = max(_floor(ref, rules.conf, rules.cap), _floor(exp, rules.conf, rules.cap))
     required = floor + rules.score_tol
@@ -268,18 +268,20 @@ def compare_detections(
     nms_iou: float | None = None,
     box_tol_px: float = BOX_TOL_PX,
     score_tol: float = SCORE_TOL,
+    names: Sequence[str] | None = None,
 ) -> ParityResult:
     """Match exported detections to the reference ones, image by image (module doc).
 
     ``cap`` is the model's maximum number of detections per image; ``nms_iou`` its NMS
-    IoU (None: no NMS ties are excused).
+    IoU (None: no NMS ties are excused); ``names`` describe the images in failures.
     """
     if len(reference) != len(exported):
         raise ValueError(f"{len(reference)} reference images but {len(exported)} exported")
     rules = _Rules(conf, cap, box_tol_px, score_tol, nms_iou)
     tally, failures = _Tally(), []
     for index, (ref, exp) in enumerate(zip(reference, exported)):
-        failures += _compare_image(index, ref, exp, rules, tally)
+        name = f"{index} ({names[index]})" if names else str(index)
+        failures += _compare_image(name, ref, exp, rules, tally)
     return ParityResult(
         images=len(reference), reference=tally.reference, exported=tally.exported,
         matched=tally.matched, ties=tally.ties, max_box_diff_px=tally.box,
@@ -348,7 +350,7 @@ def check_parity(
     batch = list(images)
     result = compare_detections(
         reference.predict(batch, conf), exported.predict(batch, conf), conf=conf, cap=cap,
-        nms_iou=nms_iou,
+        nms_iou=nms_iou, names=[f"{im.shape[0]} x {im.shape[1]} px" for im in batch],
     )
     heads = _heads(reference, exported, batch) if compare_head else None
     if heads is not None:

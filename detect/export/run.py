@@ -182,27 +182,50 @@ def export_model(config: ExportConfig) -> ExportResult:
     require_training_packages("detect export")
     info, weights, family = _source(config.weights, config.format)
     _check_tools(config.format, family)
+    created = config.out is None or not config.out.exists()  # a failed export removes it
     out = choose_export_out(config.out, config.format, config.overwrite)
-    reference = load_detector(info, weights, "cpu")
     target = out / f"model{SUFFIX[config.format]}"
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     try:
-        family.export(config.format, info, weights, work, config.opset).replace(target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    record = _record(info, weights, reference, config, target, family)
-    exported = _exported_info(info, out, record)
-    opened = family.open_exported(config.format, exported, target, record, "cpu")
-    parity = _parity(info, family, reference, opened)
-    record["parity"] = parity.to_dict()
-    if not parity.passed:
+        reference = load_detector(info, weights, "cpu")
+        record, parity = _export_and_check(info, weights, family, config, reference, target)
+    except BaseException:
         target.unlink(missing_ok=True)
-        raise ExportError(
-            f"parity check failed, {target.name} removed: {parity.summary()}; first "
-            f"difference: {parity.failures[0]}"
-        )
+        if created:
+            shutil.rmtree(out, ignore_errors=True)  # everything in it was written here
+        raise
     path = write_model_json(out, _exported_info(info, out, record).manifest)
     write_readme(out, info, record, parity.summary())
     log.info("exported %s to %s (%s)", info.root, target, parity.summary())
     return ExportResult(out=out, file=target, model_json=path, parity=parity,
                         seconds=time.monotonic() - start)
+
+
+def _export_and_check(info: ModelInfo, weights: Path, family: Family, config: ExportConfig,
+                      reference: Detector, target: Path) -> tuple[dict[str, Any], ParityResult]:
+    """Export into ``target``, read it back and run the parity check; the record of
+    model.json's ``export`` section.
+
+    Raises:
+        ExportError: parity failed (what differs, where, and what to do).
+    """
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        family.export(config.format, info, weights, work, config.opset).replace(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    record = _record(info, weights, reference, config, target, family)
+    exported = _exported_info(info, target.parent, record)
+    opened = family.open_exported(config.format, exported, target, record, "cpu")
+    parity = _parity(info, family, reference, opened)
+    record["parity"] = parity.to_dict()
+    if not parity.passed:
+        versions = ", ".join(f"{k} {v}" for k, v in record["versions"].items()
+                             if k in ("torch", "torchvision", "ultralytics", "onnxruntime"))
+        raise ExportError(
+            f"parity check failed, {target.name} removed: on the same {parity.images} phantom "
+            f"images the exported model does not find what PyTorch finds ({parity.summary()}; "
+            f"{len(parity.failures)} differences, the first: {parity.failures[0]}); the "
+            f"export is not usable: keep predicting with the run folder, try the other "
+            f"--format, and report it with the versions ({versions})"
+        )
+    return record, parity

@@ -26,7 +26,7 @@ from detect.models.training import SHARED_OPTIONS, RunOptions, training_imgsz
 
 if TYPE_CHECKING:
     from detect.models.base import Detector
-    from detect.models.training import EpochProgress, TrainResult, TrainServices
+    from detect.models.training import BatchProgress, EpochProgress, TrainResult, TrainServices
     from detect.runs import ModelInfo
 
 DETECTOR = "detector"
@@ -104,8 +104,10 @@ class Family:
     # -- training ---------------------------------------------------------------------------
 
     def train(self, config: RunOptions, services: TrainServices,
-              on_epoch: EpochProgress | None) -> TrainResult:
-        """Train (or resume) into a run folder (contract 3)."""
+              on_epoch: EpochProgress | None,
+              on_batch: BatchProgress | None = None) -> TrainResult:
+        """Train (or resume) into a run folder (contract 3); ``on_epoch`` after every
+        epoch, ``on_batch`` after every training step where the family reports steps."""
         raise NotImplementedError(f"{self.name} has no trainer")
 
     # -- inference --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from detect.errors import ConfigError, RunFolderError
 from detect.models.families import FAMILIES
 from detect.models.family import DETECTOR, FAMILY_OPTIONS, Family, flag
 from detect.models.training import RunOptions
+from detect.shipped import shipped_checkpoint
 
 if TYPE_CHECKING:
     from detect.runs import ModelInfo
@@ -99,7 +100,36 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.class_weighting == AUTO:  # the CLI's spelling of "the family's default"
             object.__setattr__(self, "class_weighting", None)
+        self._shipped_weights()
         self.resolve()  # every check now, before any work
+
+    def _shipped_weights(self) -> None:
+        """``--weights phantom`` / ``real``: the shipped checkpoint of that name (an
+        existing path of that name wins), which must fit ``--model`` (and ``--size``; an
+        unset size becomes the checkpoint's).
+
+        Raises:
+            ConfigError: the checkpoint is of another family or size.
+            ShippedFileMissing: its files are not in the source tree.
+        """
+        if self.weights is None or self.weights.exists():
+            return
+        root = shipped_checkpoint(str(self.weights))
+        if root is None:
+            return
+        from detect.runs import read_model_json
+
+        info = read_model_json(root)
+        size = info.manifest.get("size")
+        made = f"{info.family}{size or ''}"
+        if info.family != self.model or (self.size is not None and self.size != size):
+            wanted = f"--model {info.family}" + (f" --size {size}" if size else "")
+            raise ConfigError(f"--weights {self.weights} is the shipped {made} checkpoint "
+                              f"({root}); it fits {wanted}, not --model {self.model}"
+                              + (f" --size {self.size}" if self.size else ""))
+        object.__setattr__(self, "weights", root / "weights" / "best.pt")
+        if self.size is None and size is not None:
+            object.__setattr__(self, "size", str(size))
 
     def given(self) -> dict[str, Any]:
         """The family's options that were set (not None)."""

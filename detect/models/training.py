@@ -3,7 +3,8 @@
 :class:`RunOptions` whose field defaults are that family's defaults.
 
 - :class:`RunOptions`: the options every family's config shares, checked on construction.
-- :class:`TrainResult`, :data:`EpochProgress`: the result and the per-epoch callback.
+- :class:`TrainResult`, :data:`EpochProgress`, :data:`BatchProgress`: the result, the
+  per-epoch callback and the per-step one.
 - :class:`TrainServices`: what a family's trainer needs from the stages above
   ``models/`` (scoring lives in ``eval``, which never imports a model); ``detect.train``
   hands it down.
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EpochProgress = Callable[[int, int, Mapping[str, Any]], None]
+#: ``on_batch(epoch, epochs, step, steps, images_per_s)`` after each training step of an
+#: epoch (the families that report within an epoch; YOLO shows ultralytics' own bar).
+BatchProgress = Callable[[int, int, int, int, float], None]
 
 
 def check_training_options(

@@ -29,7 +29,9 @@ from detect.lesions import LinkRule
 from detect.lung import LungFieldRule
 from detect.predictions import DEFAULT_CONF
 from detect.recipe import ChannelRecipe
+from detect.runs.board import tensorboard_available
 from detect.runs.fields import check_fields, parse_model_json
+from detect.runs.provenance import provenance
 
 if TYPE_CHECKING:
     from detect.dataset import DatasetInfo
@@ -201,7 +203,10 @@ def new_manifest(
     """model.json at the start of training (``status`` training, metrics null), for every
     family. ``classes`` and ``class_mode`` default to the dataset's (the histology head
     predicts letters whatever the detector dataset's mode, and then the dataset's own mode
-    is kept under ``dataset``); ``extra`` adds family keys."""
+    is kept under ``dataset``); ``extra`` adds family keys. ``provenance`` (git commit,
+    hardware, the initial weights ``args.weights`` and their SHA-256):
+    :mod:`detect.runs.provenance`."""
+    weights = args.get("weights")
     source = {
         "path": str(dataset.root.resolve()),
         "fingerprint": dataset.fingerprint,
@@ -224,6 +229,8 @@ def new_manifest(
         "dataset": source,
         "metrics": None,
         "versions": software_versions(),
+        "provenance": provenance(Path(weights) if weights else None,
+                                 tensorboard=tensorboard_available()),
         "weights": {"best": "weights/best.pt", "last": "weights/last.pt"},
         "args": dict(args),
         "created": now_iso(),

@@ -9,7 +9,8 @@ from typing import Any
 from detect.errors import RunFolderError
 from detect.io.csvfile import write_csv
 
-#: metrics.csv columns; losses are the family's own (YOLO: box, cls, dfl), time in s.
+#: metrics.csv columns; losses are the family's own (YOLO: box, cls, dfl); ``time_s`` is the
+#: wall seconds of that epoch (training and validation), in every family.
 METRIC_COLUMNS = (
     "epoch",
     "train_box_loss",

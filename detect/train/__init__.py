@@ -4,6 +4,7 @@
 
 from detect.models.registry import TrainConfig
 from detect.models.training import EpochProgress, TrainResult
-from detect.train.run import SERVICES, train, train_config
+from detect.train.run import SERVICES, scratch_warning, train, train_config
 
-__all__ = ["SERVICES", "EpochProgress", "TrainConfig", "TrainResult", "train", "train_config"]
+__all__ = ["SERVICES", "EpochProgress", "TrainConfig", "TrainResult", "scratch_warning", "train",
+           "train_config"]

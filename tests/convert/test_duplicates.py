@@ -25,7 +25,9 @@ def _convert(dicom_root: Path, annotation_root: Path, out: Path) -> dict:
 
 def _sops(out: Path) -> list[str]:
     sops = []
-    for split in ("train", "val", "test"):
+    # a val split of training images (no val patient: val_from_train) repeats them
+    filled = json.loads((out / "dataset.json").read_text()).get("val_from_train")
+    for split in ("train", "test") if filled else ("train", "val", "test"):
         coco = json.loads((out / "coco" / f"{split}.json").read_text())
         sops += [image["sop_instance_uid"] for image in coco["images"]]
     return sops

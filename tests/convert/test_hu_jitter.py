@@ -81,6 +81,13 @@ def test_copies_of_training_images_only_with_the_same_boxes(jittered):
     assert manifest["counts"]["train"]["images"] == 9
 
 
+def _rounded_sd(mean: float, sd: float) -> float:
+    """The spread of grey levels ``rint(mean + N(0, sd))``: with a small ``sd`` the rounding
+    to whole levels dominates (up to 0.5 when ``mean`` sits half-way between two)."""
+    rng = np.random.default_rng(0)
+    return float(np.rint(mean + sd * rng.standard_normal(200_000)).std())
+
+
 def test_a_copy_is_its_windows_and_noise(jittered):
     """Soft tissue (40 HU) of the copy: its mean where the recorded window puts 40 HU, its
     spread the recorded noise through that window (wide: W1500/L-400)."""
@@ -96,8 +103,8 @@ def test_a_copy_is_its_windows_and_noise(jittered):
         for channel in range(3):
             region = image[BODY][..., channel]
             assert region.mean() == pytest.approx(expected, abs=1.0)
-            assert region.std() == pytest.approx(draw["noise_sd_hu"] * 255 / width,
-                                                 rel=0.1, abs=0.35)
+            assert region.std() == pytest.approx(
+                _rounded_sd(expected, draw["noise_sd_hu"] * 255 / width), rel=0.1, abs=0.05)
         checked += 1
     assert checked == 6
 
@@ -165,3 +172,30 @@ def test_a_rerun_is_refused_when_the_rule_changes_and_its_copies_replaced(chest,
     manifest = json.loads((out / "dataset.json").read_text())
     assert "augmentation" not in manifest and manifest["counts"]["train"]["images"] == 3
     assert not any("_hu" in p.name for p in (out / "images").rglob("*.png"))
+
+
+def test_each_fold_keeps_the_copies_of_its_own_training_patients(chest, tmp_path):
+    """--folds renders every patient's copies once into the pool; a fold's test patient and
+    its val images (every 4th training original) carry none, and dataset.json lists only
+    the copies the fold has."""
+    out = tmp_path / "loo"
+    convert(ConvertConfig(*chest, out, recipe=parse_channels("wide,wide,wide"), negatives=1,
+                          workers=1, folds=2, hu_jitter=RULE))
+    folds = sorted(out.glob("fold-*"))
+    assert len(folds) == 2
+    tested = set()
+    for fold in folds:
+        manifest = json.loads((fold / "dataset.json").read_text())
+        train_patients = set(manifest["splits"]["train"])
+        tested |= set(manifest["splits"]["test"])
+        train = _coco(fold, "train")
+        copies = [i for i in train if "hu_jitter" in i]
+        assert len(copies) == 2 * (len(train) - len(copies)) == 6
+        assert {i["patient_id"] for i in copies} == train_patients
+        for split in ("val", "test"):
+            assert _coco(fold, split), split
+            assert not any("hu_jitter" in i or "_hu" in Path(i["file_name"]).stem
+                           for i in _coco(fold, split)), split
+        assert {c["name"] for c in manifest["augmentation"]["copies"]} == {
+            Path(i["file_name"]).stem for i in copies}
+    assert tested == {"A0001", "A0002"}

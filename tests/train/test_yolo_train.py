@@ -181,7 +181,7 @@ def test_cli_train_prints_the_run_and_ctrl_c_says_how_to_resume(tiny_dataset, tm
     info = read_model_json(tmp_path / "runs" / "yolo11" / "cli")
     assert (info.family, info.status) == ("yolo11", "complete")
 
-    def interrupted(config: object, on_epoch: object = None) -> None:
+    def interrupted(config: object, on_epoch: object = None, on_batch: object = None) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr("detect.train.train", interrupted)

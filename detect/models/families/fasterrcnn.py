@@ -14,7 +14,13 @@ from detect.models.faster_rcnn.config import BACKBONES, DETECTIONS_PER_IMAGE, Fa
 
 if TYPE_CHECKING:
     from detect.models.base import Detector
-    from detect.models.training import EpochProgress, RunOptions, TrainResult, TrainServices
+    from detect.models.training import (
+        BatchProgress,
+        EpochProgress,
+        RunOptions,
+        TrainResult,
+        TrainServices,
+    )
     from detect.runs import ModelInfo
 
 
@@ -36,12 +42,13 @@ class FasterRCNNFamily(Family):
                                  f"{self.name}, found {data.get('backbone')!r}")
 
     def train(self, config: RunOptions, services: TrainServices,
-              on_epoch: EpochProgress | None) -> TrainResult:
+              on_epoch: EpochProgress | None,
+              on_batch: BatchProgress | None = None) -> TrainResult:
         from detect.models.faster_rcnn.launch import train_fasterrcnn
 
         if not isinstance(config, FasterRCNNConfig):
             raise TypeError(f"expected a FasterRCNNConfig, got {type(config).__name__}")
-        return train_fasterrcnn(config, services, on_epoch, self.thresholds)
+        return train_fasterrcnn(config, services, on_epoch, self.thresholds, on_batch)
 
     def load_detector(self, info: ModelInfo, weights: Path, device: str) -> Detector:
         from detect.models.faster_rcnn.network import FasterRCNNDetector

@@ -17,7 +17,13 @@ from detect.models.histology.crops import DEFAULT_CROP_SIZE, CropSpec
 
 if TYPE_CHECKING:
     from detect.models.histology.network import HistologyHead
-    from detect.models.training import EpochProgress, RunOptions, TrainResult, TrainServices
+    from detect.models.training import (
+        BatchProgress,
+        EpochProgress,
+        RunOptions,
+        TrainResult,
+        TrainServices,
+    )
     from detect.runs import ModelInfo
 
 #: model.json ``crop`` fields and their largest values.
@@ -68,7 +74,8 @@ class HistologyFamily(Family):
             raise _fail(where, "geometry", "true or false", data.get("geometry"))
 
     def train(self, config: RunOptions, services: TrainServices,
-              on_epoch: EpochProgress | None) -> TrainResult:
+              on_epoch: EpochProgress | None,
+              on_batch: BatchProgress | None = None) -> TrainResult:
         from detect.models.histology.loop import train_histology
 
         if not isinstance(config, HistologyConfig):

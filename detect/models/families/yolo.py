@@ -14,7 +14,13 @@ from detect.models.yolo.config import SIZES, YoloConfig, YoloVariant
 
 if TYPE_CHECKING:
     from detect.models.base import Detector
-    from detect.models.training import EpochProgress, RunOptions, TrainResult, TrainServices
+    from detect.models.training import (
+        BatchProgress,
+        EpochProgress,
+        RunOptions,
+        TrainResult,
+        TrainServices,
+    )
     from detect.runs import ModelInfo
 
 #: Most boxes per image after NMS, as ultralytics' predictor keeps.
@@ -43,7 +49,8 @@ class YoloFamily(Family):
                                  f"{self.name}, found {data.get('size')!r}")
 
     def train(self, config: RunOptions, services: TrainServices,
-              on_epoch: EpochProgress | None) -> TrainResult:
+              on_epoch: EpochProgress | None,
+              on_batch: BatchProgress | None = None) -> TrainResult:
         from detect.models.yolo.run import train_yolo
 
         if not isinstance(config, YoloConfig):

@@ -175,8 +175,10 @@ def train_one_epoch(
     precision: Precision,
     scaler: torch.amp.GradScaler,
     steps: int,
+    on_step: Callable[[int, int, float], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``steps`` batches; returns mean losses, last lr, images, seconds.
+    ``on_step(step, steps, images_per_s)`` after each step (images of every process).
 
     Raises:
         NonFiniteLoss: a loss is NaN or infinite (names epoch, iteration and losses).
@@ -203,6 +205,8 @@ def train_one_epoch(
         for name, value in reduced.items():
             sums[name] += value
         seen, done = seen + len(images), step
+        if on_step is not None:
+            on_step(step, steps, seen * world()[1] / max(time.perf_counter() - start, 1e-9))
     counts = mean_over_ranks({"images": torch.tensor(float(seen))})
     out = {name: sums[name] / max(done, 1) for name in LOSS_NAMES}
     out["loss"] = sum(out.values())

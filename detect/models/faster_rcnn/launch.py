@@ -39,7 +39,12 @@ from detect.errors import DetectError  # noqa: E402
 from detect.models.faster_rcnn.config import FasterRCNNConfig  # noqa: E402
 from detect.models.faster_rcnn.loop import fit  # noqa: E402
 from detect.models.faster_rcnn.run import FAMILY, RunPlan, prepare_run, result  # noqa: E402
-from detect.models.training import EpochProgress, TrainResult, TrainServices  # noqa: E402
+from detect.models.training import (  # noqa: E402
+    BatchProgress,
+    EpochProgress,
+    TrainResult,
+    TrainServices,
+)
 from detect.runs import RunFolder  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -47,26 +52,28 @@ log = logging.getLogger(__name__)
 
 def train_fasterrcnn(
     config: FasterRCNNConfig, services: TrainServices, on_epoch: EpochProgress | None,
-    thresholds: Mapping[str, float],
+    thresholds: Mapping[str, float], on_batch: BatchProgress | None = None,
 ) -> TrainResult:
     """Train (or ``resume``) a Faster R-CNN into ``project/fasterrcnn/<name>``.
 
     ``on_epoch(epoch, epochs, row)`` is called after each epoch's files are written (with
     several spawned processes: as this process sees rank 0's metrics.csv grow; under
-    torchrun: on rank 0 only).
+    torchrun: on rank 0 only); ``on_batch(epoch, epochs, step, steps, images_per_s)``
+    after each training step, in one process or on torchrun's rank 0 (spawned processes
+    cannot call back into this one).
 
     Raises:
         DetectError: dataset, option, resume or divergence problems (one line each).
         KeyboardInterrupt: passed on; weights/last.pt keeps the last finished epoch.
     """
     if _under_torchrun():
-        return _torchrun_main(config, services, on_epoch, thresholds)
+        return _torchrun_main(config, services, on_epoch, thresholds, on_batch)
     start = time.monotonic()
     run = RunFolder.choose(config.project, FAMILY, config.name, config.resume)
     with run.guarded():
         plan = prepare_run(run, config, resolve_device(config.device), services, thresholds)
         if plan.world_size == 1:
-            epochs = run_process(0, plan, on_epoch)
+            epochs = run_process(0, plan, on_epoch, on_batch)
         else:
             _spawn(plan, on_epoch)
             epochs = plan.config.epochs
@@ -130,8 +137,8 @@ def _report_rows(plan: RunPlan, reported: int, on_epoch: EpochProgress | None) -
 
 
 def _torchrun_main(config: FasterRCNNConfig, services: TrainServices,
-                   on_epoch: EpochProgress | None, thresholds: Mapping[str, float]
-                   ) -> TrainResult:
+                   on_epoch: EpochProgress | None, thresholds: Mapping[str, float],
+                   on_batch: BatchProgress | None) -> TrainResult:
     start, local = time.monotonic(), int(os.environ["LOCAL_RANK"])
     cuda = torch.cuda.is_available() and config.device != "cpu"
     device = torch.device("cuda", local) if cuda else torch.device("cpu")
@@ -150,14 +157,17 @@ def _torchrun_main(config: FasterRCNNConfig, services: TrainServices,
         dist.broadcast_object_list(box, src=0)
         plan = replace(box[0], devices=(str(device),) * size, init_method=None)
         with deterministic(plan.config.deterministic, device):
-            epochs = fit(plan, device, on_epoch if dist.get_rank() == 0 else None)
+            first = dist.get_rank() == 0
+            epochs = fit(plan, device, on_epoch if first else None,
+                         on_batch if first else None)
         dist.barrier()
         return result(plan.run_dir, epochs, time.monotonic() - start)
     finally:
         dist.destroy_process_group()
 
 
-def run_process(rank: int, plan: RunPlan, on_epoch: EpochProgress | None) -> int:
+def run_process(rank: int, plan: RunPlan, on_epoch: EpochProgress | None,
+                on_batch: BatchProgress | None = None) -> int:
     """Train as process ``rank`` of the plan (joins the process group when there are
     several); returns the last epoch trained."""
     spec = plan.devices[rank]
@@ -173,7 +183,7 @@ def run_process(rank: int, plan: RunPlan, on_epoch: EpochProgress | None) -> int
                                 world_size=plan.world_size)
     try:
         with deterministic(plan.config.deterministic, device):
-            return fit(plan, device, on_epoch)
+            return fit(plan, device, on_epoch, on_batch)
     finally:
         if distributed:
             dist.destroy_process_group()

@@ -57,8 +57,9 @@ from detect.models.faster_rcnn.engine import (  # noqa: E402
 )
 from detect.models.faster_rcnn.network import CHECKPOINT_FORMAT, build_model, load_pretrained  # noqa: E402
 from detect.models.faster_rcnn.run import RunPlan, complete  # noqa: E402
-from detect.models.training import EpochProgress, seed_everything  # noqa: E402
+from detect.models.training import BatchProgress, EpochProgress, seed_everything  # noqa: E402
 from detect.runs import write_metrics_csv  # noqa: E402
+from detect.runs.board import EpochBoard  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +174,11 @@ def _restore(trainer: _Trainer, checkpoint: Mapping[str, Any], device: torch.dev
     log.info("resumed after epoch %d (best mAP50 %.4f)", trainer.epoch, trainer.best_map50)
 
 
-def fit(plan: RunPlan, device: torch.device, on_epoch: EpochProgress | None) -> int:
+def fit(plan: RunPlan, device: torch.device, on_epoch: EpochProgress | None,
+        on_batch: BatchProgress | None = None) -> int:
     """The epochs of one process: train, validate, and on rank 0 write the run folder;
-    returns the last epoch trained (see the module docstring)."""
+    returns the last epoch trained (see the module docstring). ``on_batch`` follows the
+    steps of each epoch (:data:`detect.models.training.BatchProgress`)."""
     config, (rank, size) = plan.config, world()
     seed_everything(config.seed + rank)
     dataset = load_dataset(config.data)
@@ -184,12 +187,32 @@ def fit(plan: RunPlan, device: torch.device, on_epoch: EpochProgress | None) -> 
     if steps < 1:
         raise ConfigError(f"--batch {config.batch} leaves no training step on {size} processes")
     trainer = _trainer(plan, dataset, device, steps)
+    board = EpochBoard(plan.run_dir, after=trainer.epoch)
+    try:
+        _epochs(plan, device, (dataset, data), trainer, steps, on_epoch, on_batch, board)
+    finally:
+        board.close()
+    if rank == 0 and trainer.history:
+        complete(plan.run_dir, trainer.best_epoch, trainer.history[trainer.best_epoch - 1])
+    return trainer.epoch
+
+
+def _epochs(plan: RunPlan, device: torch.device, inputs: tuple[DatasetInfo, _Data],
+            trainer: _Trainer, steps: int, on_epoch: EpochProgress | None,
+            on_batch: BatchProgress | None, board: EpochBoard) -> None:
+    """Train and validate the remaining epochs; rank 0 writes each one's files."""
+    config, (rank, size) = plan.config, world()
+    dataset, data = inputs
     precision = precision_for(device, config.amp)
     for epoch in range(trainer.epoch + 1, config.epochs + 1):
         data.set_epoch(epoch)
+        on_step = None
+        if on_batch is not None:
+            def on_step(step: int, total: int, rate: float, epoch: int = epoch) -> None:
+                on_batch(epoch, config.epochs, step, total, rate)
         stats = train_one_epoch(trainer.wrapped, trainer.optimizer, trainer.scheduler,
                                 data.train_loader, device, epoch, precision=precision,
-                                scaler=trainer.scaler, steps=steps)
+                                scaler=trainer.scaler, steps=steps, on_step=on_step)
         started = time.perf_counter()
         records = evaluate(trainer.model, data.val, data.val_loader, device, dataset.classes,
                            precision)
@@ -198,13 +221,11 @@ def fit(plan: RunPlan, device: torch.device, on_epoch: EpochProgress | None) -> 
         if rank == 0:
             stats["seconds_val"] = time.perf_counter() - started
             row = _end_epoch(plan, dataset, trainer, epoch, stats, records, rngs)
+            board.log(trainer.history)
             if on_epoch is not None:
                 on_epoch(epoch, config.epochs, row)
         if size > 1:
             dist.barrier()
-    if rank == 0 and trainer.history:
-        complete(plan.run_dir, trainer.best_epoch, trainer.history[trainer.best_epoch - 1])
-    return trainer.epoch
 
 
 def _end_epoch(plan: RunPlan, dataset: DatasetInfo, trainer: _Trainer, epoch: int,

@@ -76,7 +76,11 @@ from detect.models.faster_rcnn.config import (  # noqa: E402
     DETECTIONS_PER_IMAGE,
     check_backbone,
 )
-from detect.models.faster_rcnn.runtime import detections_of, image_input  # noqa: E402
+from detect.models.faster_rcnn.runtime import (  # noqa: E402
+    detections_of,
+    image_input,
+    same_size_batches,
+)
 
 log = logging.getLogger(__name__)
 __all__ = [
@@ -192,7 +196,8 @@ class FasterRCNNDetector:
 
     Preprocessing is the model's own transform (resize to ``imgsz``, ImageNet
     normalisation); boxes come back in the input image's px. ``class_scores`` is None:
-    torchvision's box head keeps one class per box.
+    torchvision's box head keeps one class per box. Images of different sizes run in
+    separate batches (:func:`same_size_batches`).
     """
 
     def __init__(self, net: FasterRCNN, classes: tuple[str, ...], device: str) -> None:
@@ -256,8 +261,9 @@ class FasterRCNNDetector:
     @torch.inference_mode()
     def predict(self, images: Sequence[np.ndarray], conf: float) -> list[Detections]:
         """Detections per image (channels in recipe order), score >= conf."""
-        if not images:
-            return []
-        outputs = self.net([torch.from_numpy(image_input(image)).to(self._device)
-                            for image in images])
-        return [detections_of(output, conf) for output in outputs]
+        found: dict[int, Detections] = {}
+        for batch in same_size_batches(images):
+            outputs = self.net([torch.from_numpy(image_input(images[i])).to(self._device)
+                                for i in batch])
+            found.update((i, detections_of(o, conf)) for i, o in zip(batch, outputs))
+        return [found[i] for i in range(len(images))]

@@ -1,9 +1,12 @@
 """A Faster R-CNN exported by ``detect export`` behind the
 :class:`~detect.models.base.Detector` interface. The graph holds torchvision's own
 transform (resize to ``imgsz``, ImageNet normalisation), RPN, box head and NMS; it takes a
-float [3, H, W] image in [0, 1] and returns boxes in the image's px, 1-based labels and
-scores. ONNX runs one image per call, in numpy alone (the base install has no torch); a
-scripted torchvision detector (TorchScript, needs torch) returns ``(losses, detections)``.
+float [3, H, W] image in [0, 1] (:func:`image_input`) and returns boxes in the image's px,
+1-based labels and scores (:func:`detections_of`). ONNX runs one image per call, in numpy
+alone (the base install has no torch); a scripted torchvision detector (TorchScript, needs
+torch) returns ``(losses, detections)`` and, like the PyTorch model, runs images of
+different sizes in separate batches (torchvision pads a batch to its largest image:
+:func:`same_size_batches`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,23 @@ def image_input(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected H x W x 3 uint8 images, got {image.shape} {image.dtype}")
     return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / np.float32(255)
+
+
+def same_size_batches(images: Sequence[np.ndarray]) -> list[list[int]]:
+    """Indices of ``images`` grouped by size (H, W), in first-seen order.
+
+    torchvision's transform pads every image of a batch to the batch's largest size
+    (``GeneralizedRCNNTransform.batch_images``, zeros after normalisation), so an image
+    batched with a larger one is seen with a band of padding and gets other detections
+    near that edge than alone. Running each size as its own batch makes an image's
+    detections depend on the image only: the same in ``detect predict`` whatever else
+    is in the batch, and the same as the exported ONNX graph, which runs one image at a
+    time (a 384 x 512 crop batched with 512 x 512 slices had failed the parity check).
+    """
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(tuple(image.shape[:2]), []).append(index)
+    return list(groups.values())
 
 
 def detections_of(output: Mapping[str, Any], conf: float) -> Detections:
@@ -83,12 +103,14 @@ class TorchScriptFasterRCNNDetector(_Exported):
         """Detections per image (channels in recipe order), score >= conf."""
         import torch
 
-        if not images:
-            return []
+        found: dict[int, Detections] = {}
         with torch.inference_mode():
-            tensors = [torch.from_numpy(image_input(image)).to(self._device) for image in images]
-            _, outputs = self.net(tensors)
-        return [detections_of(output, conf) for output in outputs]
+            for batch in same_size_batches(images):
+                tensors = [torch.from_numpy(image_input(images[i])).to(self._device)
+                           for i in batch]
+                _, outputs = self.net(tensors)
+                found.update((i, detections_of(o, conf)) for i, o in zip(batch, outputs))
+        return [found[i] for i in range(len(images))]
 
 
 def open_exported_faster_rcnn(fmt: str, info: ModelInfo, path: Path, device: str) -> Detector:

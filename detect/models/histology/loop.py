@@ -79,6 +79,7 @@ from detect.runs import (  # noqa: E402
     RunFolder,
     write_metrics_csv,
 )
+from detect.runs.board import EpochBoard  # noqa: E402
 
 #: ``balanced_accuracy(truth letters, predicted letters)``, the evaluator's (TrainServices).
 BalancedAccuracy = Callable[[Sequence[str], Sequence[str]], float]
@@ -276,18 +277,23 @@ def fit(setup: _Setup, net: HistologyNet, run_dir: Path, loss_weights: Sequence[
     criterion = nn.CrossEntropyLoss(weight=weight if config.class_weighting == "loss" else None)
     optimizer = _optimizer(net, config)
     state = _restore(run_dir, net, optimizer, config) if config.resume else _State()
-    for epoch in range(state.epoch + 1, config.epochs + 1):
-        train_set.epoch = sampler.epoch = epoch
-        began = time.perf_counter()
-        stats = train_one_epoch(net, optimizer, train_loader, criterion, device, state, steps,
-                                steps * config.epochs, config.lr)
-        row = {"epoch": epoch, **stats,
-               **validate(net, val_loader, setup.val, device, setup.services.balanced_accuracy)}
-        row["time_s"] = time.perf_counter() - began
-        state.epoch = epoch
-        _end_epoch(run_dir, net, optimizer, config, state, row)
-        if on_epoch is not None:
-            on_epoch(epoch, config.epochs, row)
+    board = EpochBoard(run_dir, after=state.epoch)
+    try:
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            train_set.epoch = sampler.epoch = epoch
+            began = time.perf_counter()
+            stats = train_one_epoch(net, optimizer, train_loader, criterion, device, state,
+                                    steps, steps * config.epochs, config.lr)
+            row = {"epoch": epoch, **stats, **validate(net, val_loader, setup.val, device,
+                                                       setup.services.balanced_accuracy)}
+            row["time_s"] = time.perf_counter() - began
+            state.epoch = epoch
+            _end_epoch(run_dir, net, optimizer, config, state, row)
+            board.log(state.history)
+            if on_epoch is not None:
+                on_epoch(epoch, config.epochs, row)
+    finally:
+        board.close()
     return state
 
 

@@ -13,25 +13,18 @@ describe, so a model only ever runs with the preprocessing its parity check was 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from detect.errors import RunFolderError
 from detect.runs import ModelInfo
+from detect.runs.provenance import file_sha256
+
+__all__ = ["EXPORT_SUFFIXES", "export_record", "file_sha256"]
 
 #: Suffix of an exported file → its format.
 EXPORT_SUFFIXES = {".onnx": "onnx", ".torchscript": "torchscript"}
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_record(info: ModelInfo, weights: Path) -> Mapping[str, Any]:

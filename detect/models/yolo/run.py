@@ -36,6 +36,7 @@ from detect.io.atomic import write_text
 from detect.models.training import EpochProgress, TrainResult, training_imgsz
 from detect.models.yolo.config import LOSS_CLS_PW, YoloConfig, YoloVariant
 from detect.runs import RunFolder, best_epoch, config_args, new_manifest, write_metrics_csv
+from detect.runs.board import EpochBoard
 from detect.torch_check import require_working_torch
 
 if TYPE_CHECKING:
@@ -140,7 +141,8 @@ def train_yolo(variant: YoloVariant, config: YoloConfig, thresholds: Mapping[str
                                            previous["args"].get("ultralytics") or {})
             weighting = previous["args"]["sampling"]["mode"]
         start = time.monotonic()
-        hook = _epoch_hook(run.path, engine.read_results, on_epoch)
+        board = EpochBoard(run.path, after=len(engine.read_results(run.path)) if previous else 0)
+        hook = _epoch_hook(run.path, engine.read_results, on_epoch, board)
         if previous is None:
             spec = _yolo_spec(variant, config, dataset, run.path, device)
             manifest = new_manifest(
@@ -152,11 +154,17 @@ def train_yolo(variant: YoloVariant, config: YoloConfig, thresholds: Mapping[str
             )
             run.start(manifest)
             write_run_data(run.path, dataset, weighting)
-            engine.train_yolo(model, spec, hook)
+            try:
+                engine.train_yolo(model, spec, hook)
+            finally:
+                board.close()
         else:
             run.mark_resumed()
             data_yaml = write_run_data(run.path, dataset, weighting)
-            engine.resume_yolo(model, run.path, data_yaml, device, config.workers, hook)
+            try:
+                engine.resume_yolo(model, run.path, data_yaml, device, config.workers, hook)
+            finally:
+                board.close()
         return _finish(run, engine.read_results(run.path), time.monotonic() - start)
 
 
@@ -177,11 +185,13 @@ def _yolo_spec(
 
 
 def _epoch_hook(
-    run_dir: Path, read: Callable[[Path], list[dict[str, Any]]], on_epoch: EpochProgress | None
+    run_dir: Path, read: Callable[[Path], list[dict[str, Any]]], on_epoch: EpochProgress | None,
+    board: EpochBoard,
 ) -> Callable[[int, int], None]:
     def hook(epoch: int, epochs: int) -> None:
         rows = read(run_dir)
         write_metrics_csv(run_dir / "metrics.csv", rows)
+        board.log(rows)
         if on_epoch is not None:
             on_epoch(epoch, epochs, rows[-1] if rows else {})
 

@@ -275,7 +275,13 @@ def resume_yolo(
 
 
 def read_results(run_dir: Path) -> list[dict[str, Any]]:
-    """ultralytics' ``results.csv`` as rows of :data:`detect.runs.METRIC_COLUMNS`."""
+    """ultralytics' ``results.csv`` as rows of :data:`detect.runs.METRIC_COLUMNS`.
+
+    ``time_s`` is the seconds of that epoch (training and validation), as every family
+    writes it: ultralytics' ``time`` counts from the start of training (and from 0 again
+    after a resume), so each epoch's is its difference to the previous row's, or the
+    value itself where the clock restarted.
+    """
     path = run_dir / "results.csv"
     if not path.is_file():
         return []
@@ -288,4 +294,10 @@ def read_results(run_dir: Path) -> list[dict[str, Any]]:
                 if value:
                     row[target] = int(float(value)) if target == "epoch" else float(value)
             rows.append(row)
+    clock = 0.0
+    for row in rows:
+        if "time_s" in row:
+            since_start = row["time_s"]
+            row["time_s"] = since_start - clock if since_start >= clock else since_start
+            clock = since_start
     return rows
