@@ -3,12 +3,11 @@
 (:func:`publish`): images placed, COCO files, data.yaml and dataset.json.
 
 A val split without a patient (a cohort too small to spare one) is filled with every
-:data:`VAL_EVERY`-th training image (never an HU-jittered copy), so every family can train; dataset.json says so
-(``val_from_train``; ``empty_splits`` says why each split has no patient of its own) and
-lists those patients under ``splits.val`` too, so the leakage guard refuses to score val
-as held out. Images that already exist
-under another split or in another folder (``--folds``) are hard-linked, not rendered
-again.
+:data:`VAL_EVERY`-th training image (never an HU-jittered copy), so every family can
+train; dataset.json says so (``val_from_train``; ``empty_splits`` says why each split has
+no patient of its own) and lists those patients under ``splits.val`` too, so the leakage
+guard refuses to score val as held out. Images that already exist under another split or
+in another folder (``--folds``) are hard-linked, not rendered again.
 """
 
 from __future__ import annotations
