@@ -11,7 +11,7 @@ On disk, a list of COCO results objects with extra keys::
      "xyxy": [x1, y1, x2, y2], "label": "A",
      "sop_instance_uid": "...", "series_instance_uid": "...", "patient_id": "A0002",
      "histology": {"A": 0.7, "B": 0.1, "E": 0.05, "G": 0.15} | null,
-     "score_threshold": 0.25, "dicom_patient_id": "Lung_Dx-A0002"}
+     "score_threshold": 0.25, "dicom_patient_id": "Lung_Dx-A0002", "model_threshold": 0.4}
 
 ``category_id`` is 1-based (COCO); ``label`` is the class name of the model's classes.
 ``patient_id`` is the short ID the dataset and the annotation archive use (``A0002``);
@@ -20,6 +20,9 @@ PatientID (0010,0020), as the SR and a PACS show it.
 ``score_threshold`` (present when known) is the operating threshold of the run that wrote
 the record: that run kept no detection below it, so a file cut at 0.25 cannot give the
 precision-recall curve below 0.25 (``detect predict --conf 0`` keeps every box).
+``model_threshold`` (present when the run's ``--conf`` differed from it) is the model's own
+operating threshold (model.json ``thresholds.conf``): what a figure "at the operating
+point" is taken at when the file was written with every box.
 """
 
 from __future__ import annotations
@@ -59,12 +62,15 @@ class Prediction:
     image_id: int | None = None
     score_threshold: float | None = None
     dicom_patient_id: str | None = None
+    model_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.score <= 1.0) or math.isnan(self.score):
             raise ValueError(f"score must be in [0, 1], got {self.score}")
         if self.score_threshold is not None and not 0.0 <= self.score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {self.score_threshold}")
+        if self.model_threshold is not None and not 0.0 <= self.model_threshold <= 1.0:
+            raise ValueError(f"model_threshold must be in [0, 1], got {self.model_threshold}")
         if self.category_id < 1:
             raise ValueError(f"category_id is 1-based (COCO), got {self.category_id}")
         x1, y1, x2, y2 = self.xyxy
@@ -95,6 +101,8 @@ class Prediction:
             record["score_threshold"] = self.score_threshold
         if self.dicom_patient_id is not None:
             record["dicom_patient_id"] = self.dicom_patient_id
+        if self.model_threshold is not None:
+            record["model_threshold"] = self.model_threshold
         return record
 
     @classmethod
@@ -117,6 +125,7 @@ class Prediction:
             histology = record.get("histology")
             image_id = record.get("image_id")
             threshold = record.get("score_threshold")
+            model_threshold = record.get("model_threshold")
             dicom_patient = record.get("dicom_patient_id")
             if dicom_patient is not None and not isinstance(dicom_patient, str):
                 raise ValueError(f"dicom_patient_id must be a string, got "
@@ -133,6 +142,7 @@ class Prediction:
                 image_id=None if image_id is None else _integer(image_id, "image_id"),
                 score_threshold=None if threshold is None else float(threshold),
                 dicom_patient_id=dicom_patient,
+                model_threshold=None if model_threshold is None else float(model_threshold),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a prediction record ({exc}): {_short(record)}") from None
@@ -208,6 +218,17 @@ def recorded_threshold(predictions: Sequence[Prediction]) -> float | None:
     disagree), or None when none says."""
     found = {p.score_threshold for p in predictions if p.score_threshold is not None}
     return max(found) if found else None
+
+
+def operating_threshold_of(predictions: Sequence[Prediction]) -> float:
+    """The operating point a file of records is judged at: the model's own threshold they
+    carry (``model_threshold``; the highest when they disagree), else the one they were cut
+    at when it is one (above :data:`SCORING_CONF`), else :data:`DEFAULT_CONF`."""
+    found = {p.model_threshold for p in predictions if p.model_threshold is not None}
+    if found:
+        return max(found)
+    cut = recorded_threshold(predictions)
+    return cut if cut is not None and cut > SCORING_CONF else DEFAULT_CONF
 
 
 def histology_argmax(probabilities: Mapping[str, float] | None) -> str | None:

@@ -19,8 +19,8 @@ from detect.eval.score import check_options, evaluate_predictions
 from detect.predictions import (
     DEFAULT_CONF,
     Prediction,
+    operating_threshold_of,
     read_predictions,
-    recorded_threshold,
     write_predictions,
 )
 from detect.runs import read_model_json
@@ -45,8 +45,9 @@ class EvalConfig:
     is the IoU at which a detection hits a lesion for FROC, per-patient sensitivity and
     histology (0.1, the medical-detection convention); ``conf`` the operating score
     threshold for per-patient sensitivity and histology: None = the model's (model.json
-    ``thresholds.conf``) with ``weights``, the one the records say they were cut at with
-    ``predictions``, else :data:`detect.predictions.DEFAULT_CONF`. ``histology``: a histology head
+    ``thresholds.conf``) with ``weights``; with ``predictions`` the model's threshold the
+    records carry, else the one they were cut at (when above 0.001), else
+    :data:`detect.predictions.DEFAULT_CONF`. ``histology``: a histology head
     run (with ``weights`` only) whose probabilities fill the report's ``head`` section.
     ``overwrite``: replace a report already in the folder (:mod:`detect.eval.outdir`;
     without it, refused).
@@ -177,13 +178,12 @@ def require_images(dataset: DatasetInfo, split: str) -> None:
 
 def _operating_threshold(config: EvalConfig, model_json: dict[str, Any] | None,
                          predictions: Sequence[Prediction]) -> float:
-    """``--conf``, else the model's, else the records', else the default (EvalConfig)."""
+    """``--conf``, else the model's, else the records' (:func:`operating_threshold_of`)."""
     if config.conf is not None:
         return config.conf
     if model_json is not None:
         return float(model_json.get("thresholds", {}).get("conf", DEFAULT_CONF))
-    recorded = recorded_threshold(predictions)
-    return DEFAULT_CONF if recorded is None else recorded
+    return operating_threshold_of(predictions)
 
 
 def _read_model_json(weights: Path) -> dict[str, Any]:

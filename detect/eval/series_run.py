@@ -23,7 +23,7 @@ from detect.eval.report import Block, series_blocks, write_documents
 from detect.eval.score import cut_warning
 from detect.eval.series import SeriesScore, read_predicted_series
 from detect.io.atomic import write_text
-from detect.predictions import DEFAULT_CONF, SCORING_CONF, recorded_threshold
+from detect.predictions import operating_threshold_of, recorded_threshold
 
 SERIES_FORMAT = "detect-eval-series"
 
@@ -33,9 +33,10 @@ class SeriesEvalConfig:
     """Options of ``detect eval --series``: ``series`` is a ``detect predict`` output
     folder, ``annotations`` the VOC XML root (``<ann>/<patient>/<SOPInstanceUID>.xml``);
     ``out`` defaults to ``<series>/eval-series``. ``conf`` is the operating threshold of
-    "patient found" (None: the records' cut when it is above SCORING_CONF, else
-    :data:`~detect.predictions.DEFAULT_CONF`); ``iou`` the hit IoU; ``near_slices`` how
-    far from an annotated slice an overlapping detection is ignored (0: strict)."""
+    "patient found" (None: the model's threshold the records carry, else their cut when it
+    is above SCORING_CONF, else :data:`~detect.predictions.DEFAULT_CONF`); ``iou`` the hit
+    IoU; ``near_slices`` how far from an annotated slice an overlapping detection is
+    ignored (0: strict)."""
 
     series: Path
     annotations: Path
@@ -90,7 +91,7 @@ def run_series_eval(config: SeriesEvalConfig) -> SeriesEvalRun:
     cut = recorded_threshold(read.predictions)
     conf = config.conf
     if conf is None:
-        conf = cut if cut is not None and cut > SCORING_CONF else DEFAULT_CONF
+        conf = operating_threshold_of(read.predictions)
     score = read.score(conf=conf, near_slices=config.near_slices, iou=config.iou)
     warnings = tuple(w for w in (cut_warning(read.predictions),) if w)
     if read.annotations.skipped:

@@ -24,10 +24,12 @@ def to_predictions(
     image_id: int | None = None,
     score_threshold: float | None = None,
     dicom_patient: str | None = None,
+    model_threshold: float | None = None,
 ) -> list[Prediction]:
     """Contract-4 records of one image's detections (module docstring: histology);
     ``score_threshold``: the operating threshold they were cut at, recorded in each;
-    ``patient``: the short patient ID, ``dicom_patient``: the header's PatientID."""
+    ``patient``: the short patient ID, ``dicom_patient``: the header's PatientID;
+    ``model_threshold``: the model's own threshold, when the run cut at another."""
     out = []
     for i in range(len(det)):
         cls = int(det.classes[i])
@@ -48,6 +50,7 @@ def to_predictions(
                 image_id=image_id,
                 score_threshold=score_threshold,
                 dicom_patient_id=dicom_patient,
+                model_threshold=model_threshold,
             )
         )
     return out

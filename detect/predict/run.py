@@ -169,7 +169,8 @@ class _Runner:
         predictions = to_predictions(
             det, self.info.classes, self.info.class_mode, sop=header.sop_instance_uid,
             series=series.uid, patient=patient, score_threshold=self.conf,
-            dicom_patient=header.patient_id)
+            dicom_patient=header.patient_id,
+            model_threshold=self.info.conf if self.info.conf != self.conf else None)
         if self.head is not None:
             predictions = self.head.attach(series, rendered, predictions)
         result = SliceResult(

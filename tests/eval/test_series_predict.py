@@ -71,3 +71,35 @@ def test_a_second_series_eval_needs_overwrite(predicted):
     assert "holds the whole-series report" in line
     run_series_eval(SeriesEvalConfig(out, annotations, near_slices=0, overwrite=True))
     assert json.loads(report.read_text())["settings"]["near_slices"] == 0
+
+
+@pytest.mark.parametrize(("model_conf", "found"), [(0.95, False), (0.5, True)])
+def test_a_file_written_at_conf_0_is_judged_at_the_models_threshold(
+        tmp_path, monkeypatch, model_conf, found):
+    """predict --conf 0 keeps every box for scoring and records the model's own threshold
+    beside it; "patient found" is then taken there, not at the cut (0) nor at 0.25. The
+    stand-in's boxes score 0.9: missed at a model threshold of 0.95, found at 0.5."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(RUN, run)
+    manifest = json.loads((run / "model.json").read_text())
+    manifest["thresholds"]["conf"] = model_conf
+    (run / "model.json").write_text(json.dumps(manifest))
+    paths = write_ct_series(tmp_path / "scan", slices=3, patient_id="Lung_Dx-A0001")
+    monkeypatch.setattr("detect.predict.run.load_detector", lambda *a, **k: SquareFinder())
+    out = tmp_path / "pred"
+    predict(PredictConfig(sources=(tmp_path / "scan",), weights=run, out=out, device="cpu",
+                          workers=1, conf=0.0, save=("json",)))
+    records = json.loads((out / "predictions.json").read_text())
+    assert records and all(r["score_threshold"] == 0.0 for r in records)
+    assert all(r["model_threshold"] == pytest.approx(model_conf) for r in records)
+    sop = str(dcmread(paths[1], stop_before_pixels=True).SOPInstanceUID)
+    root = tmp_path / "Annotation" / "A0001"
+    root.mkdir(parents=True)
+    (root / f"{sop}.xml").write_bytes(voc_xml_bytes(
+        [VocObject(name="A", xyxy=(X, Y, X + SQUARE, Y + SQUARE))], 64, 64, 1))
+    run_series_eval(SeriesEvalConfig(out, root.parent))
+    written = json.loads((out / "eval-series" / "series.json").read_text())
+    assert written["settings"]["conf"] == pytest.approx(model_conf)
+    assert written["patients_found"] == {"A0001": found}
