@@ -4,16 +4,17 @@ The slow learning tests (test_yolo_learns.py, test_frcnn_learns.py) train for mi
 are deselected by default; these guard the same thing on 8 patients (5 train / 3 val; 39 /
 25 slices, one class), seed 0 of training.
 
-Measured 2026-12-07 on the shared 2-core machine under a load average of 5-9 (other
-trainings running; the slow tests' figures suggest idle is several times faster):
+Measured 2026-12-07 on the shared 2-core machine, mostly under a load average of 5-9
+(other trainings running; YOLO seed 2 ran at load 2 in 75 s):
 
-- yolov8n, 20 epochs: val mAP50 0.761 (best = last epoch; 0.23 at epoch 15, 0.00-0.03
-  before epoch 12), 492 s. Threshold 0.2.
+- yolov8n, 20 epochs, seeds 0 / 1 / 2: val mAP50 0.761 / 0.981 / 0.995 (seed 0: best =
+  last epoch, 0.23 at epoch 15, 0.00-0.03 before epoch 12), 492 / 165 / 75 s (load about
+  6 / 6.6 / 2). Threshold 0.2: 0.56 below the worst seed.
 - Faster R-CNN (mobilenet), 10 epochs: val mAP50 0.604 (best epoch 9; 0.000 at epochs 1-2,
   0.16 at 4, 0.50 at 6), 2300 s. Threshold 0.25.
 
-Only one training seed per family was measured (the machine's load left no time for 3),
-so the thresholds sit at a third (YOLO) and 40 % (Faster R-CNN) of the measured value;
+Faster R-CNN was measured for one training seed only (the machine's load left no time for
+3), so its threshold sits at 40 % of the measured value, YOLO's at a quarter of its worst;
 chance is ~0 (a box must overlap a 14-42 px tumour by IoU >= 0.5). With learning broken
 on purpose, YOLO at lr0 1e-9 scored val mAP50 0.000 (so its test fails); Faster R-CNN was
 not rerun broken (no time), but its first two epochs scored 0.000. Not included: yolo26
