@@ -10,11 +10,12 @@ Measured 2026-12-07 on the shared 2-core machine, mostly under a load average of
 - yolov8n, 20 epochs, seeds 0 / 1 / 2: val mAP50 0.761 / 0.981 / 0.995 (seed 0: best =
   last epoch, 0.23 at epoch 15, 0.00-0.03 before epoch 12), 492 / 165 / 75 s (load about
   6 / 6.6 / 2). Threshold 0.2: 0.56 below the worst seed.
-- Faster R-CNN (mobilenet), 10 epochs: val mAP50 0.604 (best epoch 9; 0.000 at epochs 1-2,
-  0.16 at 4, 0.50 at 6), 2300 s. Threshold 0.25.
+- Faster R-CNN (mobilenet), 10 epochs: seed 0 val mAP50 0.604 (best epoch 9; 0.000 at
+  epochs 1-2, 0.16 at 4, 0.50 at 6), 2300 s at load 5-9; seed 1 0.571 at epoch 9 (0.28 at
+  5, 0.50 at 8; 15-20 s an epoch at load 0-2, so about 3 minutes idle). Threshold 0.25.
 
-Faster R-CNN was measured for one training seed only (the machine's load left no time for
-3), so its threshold sits at 40 % of the measured value, YOLO's at a quarter of its worst;
+Faster R-CNN was measured for two training seeds only (the machine's load left no time
+for 3), so its threshold sits below half the worst, YOLO's at a quarter of its worst;
 chance is ~0 (a box must overlap a 14-42 px tumour by IoU >= 0.5). With learning broken
 on purpose, YOLO at lr0 1e-9 scored val mAP50 0.000 (so its test fails); Faster R-CNN was
 not rerun broken (no time), but its first two epochs scored 0.000. Not included: yolo26
