@@ -12,7 +12,8 @@ Measured 2026-12-07 on the shared 2-core machine, mostly under a load average of
   6 / 6.6 / 2). Threshold 0.2: 0.56 below the worst seed.
 - Faster R-CNN (mobilenet), 10 epochs: seed 0 val mAP50 0.604 (best epoch 9; 0.000 at
   epochs 1-2, 0.16 at 4, 0.50 at 6), 2300 s at load 5-9; seed 1 0.571 at epoch 9 (0.28 at
-  5, 0.50 at 8; 15-20 s an epoch at load 0-2, so about 3 minutes idle). Threshold 0.25.
+  5, 0.50 at 8; cut by a time limit during epoch 10; 15-20 s an epoch at load 0-2, so
+  about 3 minutes idle). Threshold 0.25.
 
 Faster R-CNN was measured for two training seeds only (the machine's load left no time
 for 3), so its threshold sits below half the worst, YOLO's at a quarter of its worst;
