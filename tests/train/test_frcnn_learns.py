@@ -7,6 +7,13 @@ Measured (2026-11-24, 2 cores): 298 s; best epoch 13, val mAP50 0.26, mAP50-95 0
 the RPN threshold, anchors and mobilenet FPN were fitted to CT (checkpoint version 1), the
 same kind of run stayed at 0.000. The threshold sits below the measured value because the
 run is deterministic on one machine but not bit-identical across CPUs.
+
+Those figures predate the BatchNorm re-estimate before each validation
+(:func:`detect.models.faster_rcnn.engine.precise_bn`), the fix for the score that moved
+between machines (0.26 there, 0.12 elsewhere): validation normalised with stale running
+averages, so tiny numeric differences decided what the RPN proposed. Not yet measured with
+it at this size (2026-12-07: the shared 2-core machine ran at a load of 6-9,
+about 8x slower than idle).
 """
 
 from __future__ import annotations

@@ -12,6 +12,22 @@ Schedule, per iteration: linear warmup from 0.1 % of the base LR over the first
 ``min(1000, first epoch)`` iterations, then cosine decay to 1 % of the base LR at the last
 iteration. Gradients are clipped to a global L2 norm of 10 (after unscaling under AMP).
 
+BatchNorm statistics are recomputed before every validation (:func:`precise_bn`): the
+running averages BatchNorm keeps during training (an exponential average with momentum
+0.1 over batches seen with *earlier* weights) lag far behind a network that trains from
+scratch for a few hundred iterations, and in eval mode those stale averages are what
+normalises every feature. Measured on the phantom of ``tests/train/test_frcnn_learns.py``
+(mobilenet, 256 px, 49 training slices, epoch 10 of 20): with the running averages the
+RPN's 300 proposals held 0 of 13 val tumours at IoU 0.5 (val mAP50 0.000); the same
+weights with statistics recomputed over the training slices held 5 of 13 and detected 4.
+Running variances were up to 16x the recomputed ones in the last blocks. This is the
+"PreciseBN" of Wu & Johnson, "Rethinking 'Batch' in BatchNorm" (2021), as in fvcore and
+Detectron2: the statistics become the average of per-batch statistics over up to
+:data:`PRECISE_BN_IMAGES` un-augmented training images (spread evenly over the split),
+computed with the current weights; training itself is unchanged (it normalises with batch
+statistics). The recomputed statistics are saved in ``best.pt`` and ``last.pt``, so
+``detect predict`` sees what validation saw.
+
 Mixed precision (CUDA only; CPU trains in fp32): ``fp16`` autocast with a GradScaler, or
 ``bf16`` autocast without one. A non-finite loss (averaged over processes, so every rank
 sees the same value) stops training with :class:`NonFiniteLoss`.
@@ -48,6 +64,9 @@ WARMUP_ITERS = 1000
 WARMUP_FACTOR = 0.001
 FINAL_LR_FACTOR = 0.01
 CLIP_NORM = 10.0
+#: Training images (un-augmented, spread over the split) whose batch statistics replace
+#: BatchNorm's running averages before each validation; 0 keeps the running averages.
+PRECISE_BN_IMAGES = 256
 LOSS_NAMES = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
 Batch = tuple[list[torch.Tensor], list[Target]]
 
@@ -213,6 +232,61 @@ def train_one_epoch(
     out.update(lr=optimizer.param_groups[0]["lr"], steps=done,
                images=counts["images"] * world()[1], seconds=time.perf_counter() - start)
     return out
+
+
+def _norm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@torch.no_grad()
+def precise_bn(
+    model: nn.Module, loader: Iterable[Batch], device: torch.device, precision: Precision
+) -> int:
+    """Replace every BatchNorm layer's running mean and variance by the average of its batch
+    statistics over ``loader``, with the current weights (module docstring); returns the
+    number of batches seen. Only the backbone runs when the heads have no BatchNorm
+    (mobilenet); otherwise the whole inference path does (resnet50_fpn_v2's box head), so
+    the box head's statistics come from test-time proposals. Every process must see the
+    same number of batches (SyncBatchNorm reduces inside the forward); with plain
+    BatchNorm the estimates are averaged over processes afterwards.
+    """
+    norms = _norm_layers(model)
+    if not norms:
+        return 0
+    heads = [getattr(model, name) for name in ("rpn", "roi_heads") if hasattr(model, name)]
+    backbone_only = hasattr(model, "backbone") and not any(_norm_layers(h) for h in heads)
+    momenta = [norm.momentum for norm in norms]
+    was_training = model.training
+    batches = 0
+    try:
+        for batch in loader:
+            if batches == 0:  # reset only when there is a batch to estimate from
+                model.eval()
+                for norm in norms:
+                    norm.reset_running_stats()
+                    norm.momentum = None  # cumulative average of the batches' statistics
+                    norm.train()
+            images, _ = _to_device(batch, device)
+            with torch.autocast(precision.device_type, precision.dtype,
+                                enabled=precision.enabled):
+                if backbone_only:
+                    net: Any = model  # a torchvision GeneralizedRCNN
+                    net.backbone(net.transform(images)[0].tensors)
+                else:
+                    model(images)
+            batches += 1
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+            norm.eval()
+        model.train(was_training)
+    if batches and is_distributed():
+        for norm in norms:
+            for buffer in (norm.running_mean, norm.running_var):
+                if buffer is not None:
+                    dist.all_reduce(buffer)
+                    buffer /= dist.get_world_size()
+    return batches
 
 
 def records_of(

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from detect.torch_check import require_working_torch
 
 require_working_torch()
@@ -47,10 +49,12 @@ from detect.models.faster_rcnn.data import (  # noqa: E402
 )
 from detect.models.faster_rcnn.engine import (  # noqa: E402
     LOSS_NAMES,
+    PRECISE_BN_IMAGES,
     evaluate,
     gather,
     make_optimizer,
     make_scheduler,
+    precise_bn,
     precision_for,
     train_one_epoch,
     world,
@@ -72,6 +76,7 @@ class _Data:
     train_loader: DataLoader[Any]
     val: CocoSplit
     val_loader: DataLoader[Any]
+    bn_loader: DataLoader[Any]
 
     def set_epoch(self, epoch: int) -> None:
         self.train.set_epoch(epoch)
@@ -98,7 +103,22 @@ def _data(config: FasterRCNNConfig, dataset: DatasetInfo, device: torch.device) 
                               **common)
     val = CocoSplit(dataset, "val")
     val_loader = DataLoader(Subset(val, range(rank, len(val), size)), **common)
-    return _Data(train, sampler, train_loader, val, val_loader)
+    plain = CocoSplit(dataset, "train")
+    # Its own generator: the global random stream (the RPN and ROI samplers draw from it)
+    # stays as it was, so training is the same with or without the re-estimate.
+    bn_loader = DataLoader(Subset(plain, _bn_indices(len(plain), rank, size, per)),
+                           generator=torch.Generator().manual_seed(config.seed), **common)
+    return _Data(train, sampler, train_loader, val, val_loader, bn_loader)
+
+
+def _bn_indices(count: int, rank: int, size: int, per: int) -> list[int]:
+    """This process's share of the images that re-estimate BatchNorm statistics: up to
+    PRECISE_BN_IMAGES spread evenly over the split, as many full batches as fit, and the
+    same number of images on every process (SyncBatchNorm reduces inside each forward)."""
+    total = min(count, PRECISE_BN_IMAGES)
+    unit = per * size if total >= per * size else size
+    picked = np.linspace(0, count - 1, total // unit * unit).round().astype(int).tolist()
+    return picked[rank::size]
 
 
 @dataclass
@@ -214,6 +234,7 @@ def _epochs(plan: RunPlan, device: torch.device, inputs: tuple[DatasetInfo, _Dat
                                 data.train_loader, device, epoch, precision=precision,
                                 scaler=trainer.scaler, steps=steps, on_step=on_step)
         started = time.perf_counter()
+        precise_bn(trainer.model, data.bn_loader, device, precision)
         records = evaluate(trainer.model, data.val, data.val_loader, device, dataset.classes,
                            precision)
         rngs = gather([rng_state(device)])
