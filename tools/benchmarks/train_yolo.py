@@ -15,7 +15,7 @@ Prints a table, writes tools/benchmarks/results/train_yolo.json and appends to R
 
 usage: python tools/benchmarks/train_yolo.py [--patients 24] [--slices 32] [--size 256]
        [--epochs 30] [--model yolov8[,yolo26]] [--model-size n] [--weighting none,sampler,loss]
-       [--no-direct]
+       [--no-direct] [--train-args "--nbs 16 --optimizer AdamW --lr0 0.004 --mosaic 0"]
        [--device auto] [--batch 16] [--workers 2] [--repeats 2] [--keep DIR]
 smoke: python tools/benchmarks/train_yolo.py --patients 8 --slices 12 --size 64 --epochs 1 \
        --weighting none,sampler --repeats 1 --no-save
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -114,7 +115,8 @@ def run_all(args: argparse.Namespace, data: Path, work: Path) -> dict[str, dict[
                            str(args.epochs), "--imgsz", imgsz, "--batch", str(args.batch),
                            "--device", args.device, "--workers", str(args.workers),
                            "--project", str(work / "runs"), "--name", name,
-                           "--class-weighting", mode, "--amp", "off"]
+                           "--class-weighting", mode, "--amp", "off",
+                           *shlex.split(args.train_args)]
                 _best(rows, f"{model} detect/{mode}", timed(command),
                       work / "runs" / model / name)
     for name, row in rows.items():
@@ -185,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="best of N wall times")
+    parser.add_argument("--train-args", default="",
+                        help="more `detect train` options for the detect runs, one string, "
+                             "e.g. \"--nbs 16 --optimizer AdamW --lr0 0.004 --mosaic 0\" "
+                             "(the demo's short recipe)")
     parser.add_argument("--no-save", action="store_true", help="print only (smoke runs)")
     parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the cohort here")
     args = parser.parse_args(argv)
