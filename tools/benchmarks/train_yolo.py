@@ -166,7 +166,8 @@ def report(args: argparse.Namespace, rows: dict[str, dict[str, Any]], data: Path
     print(text)
     if args.no_save:
         return
-    record("train_yolo", "train_yolo", text,
+    name = "train_yolo" if args.model == "yolov8" else f"train_yolo-{args.model.replace(',', '-')}"
+    record(name, name, text,
            {"args": arguments(args), "rows": rows, "counts": counts})
 
 
