@@ -18,8 +18,8 @@ Measured 2026-12-07 on the shared 2-core machine, mostly under a load average of
 Faster R-CNN was measured for two training seeds only (the machine's load left no time
 for 3), so its threshold sits below half the worst, YOLO's at a quarter of its worst;
 chance is ~0 (a box must overlap a 14-42 px tumour by IoU >= 0.5). With learning broken
-on purpose, YOLO at lr0 1e-9 scored val mAP50 0.000 (so its test fails); Faster R-CNN was
-not rerun broken (no time), but its first two epochs scored 0.000. Not included: yolo26
+on purpose, YOLO at lr0 1e-9 scored val mAP50 0.000 and Faster R-CNN at lr 1e-9 0.0003
+(10 epochs, 172 s at load 2), so each test fails when learning does. Not included: yolo26
 (unmeasured; its per-epoch cost is about yolov8n's, so it would add about as much again).
 """
 
