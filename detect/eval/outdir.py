@@ -29,16 +29,22 @@ from detect import __version__
 from detect.errors import OutputFolderError
 from detect.eval.result import EVAL_FORMAT
 from detect.io.atomic import write_json
-from detect.io.ledger import LEDGER_NAME, Ledger
-from detect.io.outlock import GUARD_NAME, LOCK_NAME, hold_out_lock
-from detect.io.replacing import announce_replacement, refuse_existing, written_on
+from detect.io.ledger import Ledger
+from detect.io.outlock import hold_out_lock
+from detect.io.replacing import (
+    announce_replacement,
+    bookkeeping,
+    refuse_existing,
+    remove_if_unused,
+    written_on,
+)
 
 MARKER_NAME = ".detect-eval.json"
 #: Every file ``detect eval`` writes, all at the top of its folder.
 FILES = ("metrics.json", "report.md", "report.html", "predictions.json", "pr_curves.png",
          "froc.png", "confusion_detector.png", "confusion_head.png", "false_positives.png",
          "missed.png", "series.json")
-_BOOKKEEPING = frozenset({MARKER_NAME, LEDGER_NAME, LOCK_NAME, GUARD_NAME})
+_BOOKKEEPING = bookkeeping(MARKER_NAME)
 
 
 def valid_path(rel: str) -> bool:
@@ -120,7 +126,7 @@ def eval_output(out: Path, overwrite: bool) -> Iterator[Ledger]:
             yield from _owned(out, overwrite)
     except BaseException:
         if created:
-            _remove_if_unused(out)
+            remove_if_unused(out, MARKER_NAME)
         raise
 
 
@@ -146,13 +152,3 @@ def _owned(out: Path, overwrite: bool) -> Iterator[Ledger]:
         raise
     write_json(out / MARKER_NAME, {**about, "state": "finished"})
 
-
-def _remove_if_unused(out: Path) -> None:
-    try:
-        names = set(os.listdir(out))
-        if names <= _BOOKKEEPING:
-            for name in names:
-                (out / name).unlink()
-            out.rmdir()
-    except OSError:
-        pass

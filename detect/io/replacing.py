@@ -17,16 +17,38 @@ The wording lives here so every command says it the same way.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
 from detect.errors import OutputFolderError
+from detect.io.ledger import LEDGER_NAME
+from detect.io.outlock import GUARD_NAME, LOCK_NAME
 
 log = logging.getLogger(__name__)
 
 #: ``--overwrite``'s help, the same in every command.
 OVERWRITE_HELP = ("Replace the result already in the output folder (only files detect wrote "
                   "there are deleted; a folder of other files is never used).")
+
+
+def bookkeeping(marker: str) -> frozenset[str]:
+    """The files a command keeps at the top of its OUT besides its results: its marker
+    (``marker``), the ledger and the lock."""
+    return frozenset({marker, LEDGER_NAME, LOCK_NAME, GUARD_NAME})
+
+
+def remove_if_unused(out: Path, marker: str) -> None:
+    """Remove a folder a run created when it holds nothing but that command's bookkeeping
+    (a run that failed before writing a result); anything else keeps the folder."""
+    try:
+        names = set(os.listdir(out))
+        if names <= bookkeeping(marker):
+            for name in names:
+                (out / name).unlink()
+            out.rmdir()
+    except OSError:
+        pass
 
 
 def written_on(path: Path) -> str:

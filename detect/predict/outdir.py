@@ -39,10 +39,15 @@ from typing import Any
 from detect import __version__
 from detect.errors import OutputFolderError
 from detect.io.atomic import write_json
-from detect.io.ledger import LEDGER_NAME, Ledger
-from detect.io.outlock import GUARD_NAME, LOCK_NAME, hold_out_lock
+from detect.io.ledger import Ledger
+from detect.io.outlock import hold_out_lock
 from detect.io.paths import SAFE_NAME
-from detect.io.replacing import announce_replacement, refuse_existing, written_on
+from detect.io.replacing import (
+    announce_replacement,
+    bookkeeping,
+    refuse_existing,
+    written_on,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +58,7 @@ TOP_FILES = ("predictions.json", "summary.csv", "slices.csv", "skipped.csv", "le
 #: Per-slice and per-series folders and the suffixes of their files (a VOC XML and the
 #: image it names; an overlay; an SR).
 FOLDERS = {"voc": (".xml", ".png"), "png": (".png",), "sr": (".dcm",)}
-_BOOKKEEPING = frozenset({MARKER_NAME, LEDGER_NAME, LOCK_NAME, GUARD_NAME})
+_BOOKKEEPING = bookkeeping(MARKER_NAME)
 
 
 def _safe(name: str) -> bool:
@@ -187,15 +192,3 @@ def predict_output(out: Path, overwrite: bool = False, model: str = "") -> Itera
             discard_failed_run(out, ledger)
             raise
         write_json(out / MARKER_NAME, {**about, "state": "finished"})
-
-
-def remove_if_unused(out: Path) -> None:
-    """Remove a folder a run created when it holds nothing but bookkeeping files."""
-    try:
-        names = set(os.listdir(out))
-        if names <= _BOOKKEEPING:
-            for name in names:
-                (out / name).unlink()
-            out.rmdir()
-    except OSError:
-        pass

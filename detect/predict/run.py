@@ -46,6 +46,7 @@ from detect.errors import DicomError
 from detect.histology import short_patient_id
 from detect.io.dicom import SliceHeader
 from detect.io.ledger import Ledger
+from detect.io.replacing import remove_if_unused
 from detect.io.write_errors import output_errors
 from detect.models.base import Detections, Detector
 from detect.models.detector import load_detector
@@ -57,7 +58,7 @@ from detect.predict.config import (
 from detect.predict.histology import HeadOnSlices, load_head
 from detect.predict.lesions import link_results
 from detect.predict.lungs import FieldPlan, PendingSeries, SeriesCollector, apply_field, plan_field
-from detect.predict.outdir import choose_out, predict_output, remove_if_unused
+from detect.predict.outdir import MARKER_NAME, choose_out, predict_output
 from detect.predict.outputs import Collected, OutputRules, write_outputs
 from detect.predict.records import to_predictions
 from detect.predict.sources import (
@@ -283,7 +284,7 @@ def predict(config: PredictConfig, progress: Progress | None = None) -> PredictS
                 log.info("model %s (%s) wrote %s", info.family, info.root, out)
         except BaseException:
             if created:  # a refused model or a failed run leaves no folder of bookkeeping
-                remove_if_unused(out)
+                remove_if_unused(out, MARKER_NAME)
             raise
         pushed = None
         if config.dicomweb is not None and config.dicomweb.push:
