@@ -21,9 +21,7 @@ from detect.errors import AnnotationError, DicomError
 from detect.io.atomic import write_bytes
 from detect.io.dicom import (
     DEFAULT_MAX_PIXELS,
-    ImageTooLargeError,
-    ImplausibleValueError,
-    MissingRescaleError,
+    decode_issue_kind,
     read_hu,
     read_rgb,
 )
@@ -141,15 +139,9 @@ class NeighbourMismatch(DicomError):
 
 
 def _pixel_issue_kind(exc: DicomError) -> str:
-    if isinstance(exc, ImageTooLargeError):
-        return "image-too-large"
-    if isinstance(exc, MissingRescaleError):
-        return "missing-rescale"
-    if isinstance(exc, ImplausibleValueError):
-        return "implausible-value"
     if isinstance(exc, NeighbourMismatch):
         return "neighbour-mismatch"
-    return "unreadable-dicom"
+    return decode_issue_kind(exc, "unreadable-dicom")
 
 
 def _yolo_text(boxes: list[dict[str, Any]], classes: tuple[str, ...], w: int, h: int) -> str:

@@ -97,6 +97,18 @@ class MissingRescaleError(DicomError):
     """A CT slice without RescaleSlope/RescaleIntercept: its HU cannot be known."""
 
 
+def decode_issue_kind(exc: DicomError, default: str) -> str:
+    """The kind a slice that failed to decode is reported as (convert's issues, predict's
+    skipped.csv): a size over the limit, no rescale, an implausible header value, else
+    ``default``."""
+    for error, kind in ((ImageTooLargeError, "image-too-large"),
+                        (MissingRescaleError, "missing-rescale"),
+                        (ImplausibleValueError, "implausible-value")):
+        if isinstance(exc, error):
+            return kind
+    return default
+
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageTooLargeError",
@@ -104,6 +116,7 @@ __all__ = [
     "MissingRescaleError",
     "NotDicomError",
     "SliceHeader",
+    "decode_issue_kind",
     "read_header",
     "read_hu",
     "read_rgb",

@@ -37,11 +37,9 @@ import numpy as np
 from detect.errors import DicomError
 from detect.io.dicom import (
     DEFAULT_MAX_PIXELS,
-    ImageTooLargeError,
-    ImplausibleValueError,
-    MissingRescaleError,
     NotDicomError,
     SliceHeader,
+    decode_issue_kind,
     read_header,
     read_hu,
 )
@@ -263,23 +261,13 @@ def slice_jobs(
     ]
 
 
-def _reason(exc: DicomError) -> str:
-    if isinstance(exc, ImageTooLargeError):
-        return "image-too-large"
-    if isinstance(exc, MissingRescaleError):
-        return "missing-rescale"
-    if isinstance(exc, ImplausibleValueError):
-        return "implausible-value"
-    return "pixel-error"
-
-
 def render_job(job: SliceJob) -> Rendered:
     """Decode HU and apply the recipe (a neighbour that fails is replaced by the slice)."""
     paths = dict(job.neighbours)
     try:
         centre = read_hu(Path(paths[0]), max_pixels=job.max_pixels)
     except DicomError as exc:
-        return Rendered(job.index, None, None, str(exc), _reason(exc))
+        return Rendered(job.index, None, None, str(exc), decode_issue_kind(exc, "pixel-error"))
     by_offset = {}
     for offset, path in job.neighbours:
         try:
