@@ -9,41 +9,21 @@ loopback, so the local endpoint still works) and no cloud metadata lookups.
 from __future__ import annotations
 
 import logging
-import socket
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+from support.dicomweb import loopback_only
 from support.idc import BUCKET, LocalS3
 
 pytest.importorskip("duckdb", reason="the IDC extra is not installed: pip install -e '.[idc]'")
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Refuse every connection and DNS lookup that is not loopback (in this process),
     and send s5cmd's non-loopback traffic to a closed port."""
-    attempts: list[str] = []
-    real_connect = socket.socket.connect
-    real_getaddrinfo = socket.getaddrinfo
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        if isinstance(address, tuple) and address[0] not in LOOPBACK:
-            attempts.append(f"connect {address!r}")
-            raise OSError(f"network disabled in tests: connect {address!r}")
-        return real_connect(self, address)
-
-    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in LOOPBACK:
-            attempts.append(f"dns {host!r}")
-            raise OSError(f"network disabled in tests: dns {host!r}")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    attempts = loopback_only(monkeypatch)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")  # discard port: refused
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
