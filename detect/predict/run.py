@@ -66,9 +66,9 @@ from detect.predict.sources import (
     Rendered,
     Series,
     SliceJob,
+    SliceRenderer,
     SourceScan,
     bounded_map,
-    render_job,
     scan_sources,
     slice_jobs,
 )
@@ -227,7 +227,8 @@ def _rendered(config: PredictConfig, info: ModelInfo, series: Sequence[Series],
     air_hu = rule.air_hu if rule is not None else 0.0
     grey = "png" in config.save or "voc" in config.save  # overlays; the image a VOC names
     jobs = _jobs(series, info, grey, config.max_pixels, plans, air_hu)
-    return Prefetch(bounded_map(render_job, jobs, workers, 2 * config.batch), 2 * config.batch)
+    render = SliceRenderer(info.recipe)
+    return Prefetch(bounded_map(render, jobs, workers, 2 * config.batch), 2 * config.batch)
 
 
 def _run(runner: _Runner, series: Sequence[Series], rendered_stream: Iterator[Rendered],

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -261,19 +262,62 @@ def slice_jobs(
     ]
 
 
-def render_job(job: SliceJob) -> Rendered:
-    """Decode HU and apply the recipe (a neighbour that fails is replaced by the slice)."""
+class RecentSlices:
+    """The last ``size`` slices decoded by one stream of jobs, by path: with a 2.5D recipe
+    the neighbours of slice i are slices i-1 and i+1, so a stream in slice order decodes
+    each file once instead of three times. Arrays are handed out read-only (shared)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def read(self, path: str, max_pixels: int) -> np.ndarray:
+        """HU of ``path`` (decoded now, or kept from a recent job).
+
+        Raises:
+            DicomError: as :func:`detect.io.dicom.read_hu` (failures are not kept).
+        """
+        hu = self._items.get(path)
+        if hu is not None:
+            self._items.move_to_end(path)
+            return hu
+        hu = read_hu(Path(path), max_pixels=max_pixels)
+        hu.setflags(write=False)
+        self._items[path] = hu
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return hu
+
+
+class SliceRenderer:
+    """:func:`render_job` with a :class:`RecentSlices` of its own: one per stream of jobs
+    in slice order (a process worker gets its own copy, empty, and decodes as before)."""
+
+    def __init__(self, recipe: ChannelRecipe) -> None:
+        offsets = recipe.neighbours
+        self.recent = RecentSlices(max(offsets) - min(offsets) + 2)
+
+    def __call__(self, job: SliceJob) -> Rendered:
+        return render_job(job, self.recent)
+
+
+def render_job(job: SliceJob, recent: RecentSlices | None = None) -> Rendered:
+    """Decode HU and apply the recipe (a neighbour that fails is replaced by the slice);
+    ``recent``: decoded slices to reuse (see :class:`RecentSlices`)."""
+    def read(path: str) -> np.ndarray:
+        if recent is None:
+            return read_hu(Path(path), max_pixels=job.max_pixels)
+        return recent.read(path, job.max_pixels)
+
     paths = dict(job.neighbours)
     try:
-        centre = read_hu(Path(paths[0]), max_pixels=job.max_pixels)
+        centre = read(paths[0])
     except DicomError as exc:
         return Rendered(job.index, None, None, str(exc), decode_issue_kind(exc, "pixel-error"))
     by_offset = {}
     for offset, path in job.neighbours:
         try:
-            by_offset[offset] = (
-                centre if offset == 0 else read_hu(Path(path), max_pixels=job.max_pixels)
-            )
+            by_offset[offset] = centre if offset == 0 else read(path)
         except DicomError:
             by_offset[offset] = centre
         if by_offset[offset].shape != centre.shape:

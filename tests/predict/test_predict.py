@@ -212,6 +212,34 @@ def test_parallel_scan_and_render_give_the_serial_results(tmp_path):
         assert np.array_equal(a.image, b.image) and np.array_equal(a.lung, b.lung)
 
 
+def test_a_25d_stream_decodes_each_slice_once_with_the_same_images(tmp_path, monkeypatch):
+    from detect.predict import sources
+    from detect.recipe import parse_channels
+
+    write_ct_series(tmp_path / "in", slices=6)
+    series = sources.scan_sources([tmp_path / "in"], workers=1).series[0]
+    jobs = sources.slice_jobs(series, parse_channels("2.5d:wide"), lung=True)
+    plain = [sources.render_job(job) for job in jobs]
+    decoded: list[str] = []
+    real_read = sources.read_hu
+
+    def counting_read(path, **kwargs):
+        decoded.append(str(path))
+        return real_read(path, **kwargs)
+
+    monkeypatch.setattr(sources, "read_hu", counting_read)
+    render = sources.SliceRenderer(parse_channels("2.5d:wide"))
+    cached = list(sources.bounded_map(render, iter(jobs), workers=1, window=2))
+    assert sorted(decoded) == sorted(str(s.path) for s in series.slices)  # once each
+    for a, b in zip(plain, cached, strict=True):
+        assert a.index == b.index
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.lung, b.lung)
+    # without the renderer, every slice also decodes its two neighbours
+    decoded.clear()
+    [sources.render_job(job) for job in jobs]
+    assert len(decoded) == 3 * len(jobs)
+
+
 def test_names_from_headers_cannot_leave_the_output_folder(tiny_run, tmp_path, monkeypatch):
     from detect.predict.writers import safe_name
 
