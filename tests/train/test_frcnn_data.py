@@ -42,7 +42,7 @@ def test_sample_is_torchvision_detection_contract(dataset: Path):
     assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
     png = read_rgb(dataset / first["file_name"])  # channel order: recipe (RGB) order
     as_uint8 = (image * 255).round().to(torch.uint8)
-    assert torch.equal(as_uint8, torch.from_numpy(png).permute(2, 0, 1))
+    assert torch.equal(as_uint8, torch.from_numpy(png.copy()).permute(2, 0, 1))
     anns = [a for a in coco["annotations"] if a["image_id"] == first["id"]]
     expected = torch.tensor([coco_to_xyxy(a["bbox"]) for a in anns], dtype=torch.float32)
     assert target["boxes"].dtype == torch.float32 and torch.equal(target["boxes"], expected)
@@ -283,3 +283,18 @@ def test_anchors_scale_with_imgsz_and_both_backbones_see_stride_8():
         assert 128 // max(f.shape[-1] for f in features.values()) == finest, backbone
         assert len(model.rpn.anchor_generator.sizes) == len(features)
         assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 128
+
+
+def test_a_read_only_image_becomes_its_own_tensor_without_a_warning():
+    import warnings
+
+    from detect.models.faster_rcnn.data import to_tensors
+
+    image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    image.setflags(write=False)
+    target = {"boxes": np.array([[0, 0, 2, 2]], np.float32), "labels": np.array([1])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tensor, _ = to_tensors(image, target, 7)
+    assert tensor.shape == (3, 4, 5)
+    assert torch.allclose(tensor * 255, torch.from_numpy(image.copy()).permute(2, 0, 1).float())

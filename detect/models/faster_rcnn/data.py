@@ -172,7 +172,8 @@ def to_tensors(
     image: np.ndarray, target: dict[str, np.ndarray], image_id: int
 ) -> tuple[torch.Tensor, Target]:
     """uint8 H x W x 3 + numpy target → the torchvision sample (module docstring)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    # a copy: the image may be read-only (from_numpy would warn and share it)
+    tensor = torch.tensor(image, dtype=torch.uint8).permute(2, 0, 1).float().div_(255.0)
     boxes = torch.as_tensor(target["boxes"], dtype=torch.float32).reshape(-1, 4)
     return tensor, {
         "boxes": boxes,
