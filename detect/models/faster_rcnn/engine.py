@@ -2,7 +2,7 @@
 mixed precision, and the few torch.distributed helpers they need.
 
 Optimiser: SGD, momentum 0.9, weight decay 1e-4 (not on norm layers and biases), base LR
-``frcnn_config.BASE_LR_PER_16`` (0.04) per 16 images, scaled linearly with the total
+``frcnn_config.BASE_LR_PER_16`` (0.08) per 16 images, scaled linearly with the total
 batch. Every published Faster R-CNN recipe (Detectron2, torchvision's references,
 MMDetection) is tuned on SGD; with BatchNorm, warmup and gradient clipping it is stable
 from scratch, and it uses less memory than AdamW (one buffer per weight, not two), which
