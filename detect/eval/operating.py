@@ -3,11 +3,17 @@ split for a stated target, from the lesion-level curve (:mod:`detect.eval.lesion
 
 Targets (``detect train --operating-point``):
 
-- ``sensitivity@2fp`` (default): the highest lesion sensitivity reached before the false
-  positive lesions per scan (CT series) first exceed 2, at the highest threshold that
-  reaches it (the fewest false positives for that sensitivity). ``sensitivity@Nfp`` takes
-  any rate N > 0. A radiologist reads a handful of candidate lesions per scan; two false
-  ones per scan is the usual budget of lung-nodule CAD (LUNA16's FROC runs to 8).
+- ``sensitivity@2fp`` (default): the point of the lesion FROC curve at 2 false-positive
+  lesions per scan (CT series): the lowest threshold before the false positives per scan
+  first exceed 2, so the highest sensitivity the budget buys, with the budget used.
+  ``sensitivity@Nfp`` takes any rate N > 0. A radiologist reads a handful of candidate
+  lesions per scan; two false ones per scan is the usual budget of lung-nodule CAD
+  (LUNA16's FROC runs to 8). Until 2026-12-07 ties went to the highest threshold that
+  reached the same sensitivity (fewer false positives on the validation split), which
+  puts the threshold at the score of the weakest validation lesion, with no margin for a
+  scanner whose scores run lower: on real CT, chosen on one GE patient's curve that rule
+  gave 0.928 and missed one of the other GE patient's two lesions, where this one gave
+  0.295 and found both, with no false positive there (tools/real_folds.py folds).
 - ``max-f1``: the threshold of the highest lesion-level F1 = 2 hits / (2 hits + false
   positives + missed), ties to the higher threshold.
 
@@ -53,11 +59,12 @@ def _choose(target: str, thresholds: np.ndarray, fp_rate: np.ndarray,
     match = _SENSITIVITY.match(target)
     if match is not None:
         over = np.nonzero(fp_rate > float(match.group(1)))[0]
-        end = over[0] if len(over) else len(fp_rate)
-        allowed = sensitivity[1:end]
-        if not len(allowed):
-            return 1
-        return 1 + int(np.flatnonzero(allowed == allowed.max())[0])  # highest threshold
+        end = int(over[0]) if len(over) else len(fp_rate)
+        last = end - 1  # the lowest threshold within the budget (the curve only gains FPs)
+        if end < len(fp_rate):  # boxes tied with the first one over the budget come with it
+            while last >= 1 and thresholds[last] == thresholds[end]:
+                last -= 1
+        return max(last, 1)
     hits = sensitivity[1:] * lesions
     f1 = 2 * hits / np.maximum(2 * hits + fp_rate[1:] * scans + (lesions - hits), 1e-12)
     return 1 + int(np.flatnonzero(f1 == f1.max())[0])

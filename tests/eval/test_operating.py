@@ -38,11 +38,12 @@ def split(tmp_path):
 def test_the_highest_sensitivity_within_the_false_positive_budget(split):
     dataset, records = split
     # walking down: 0.9 hit (FP 0), 0.85 FP, 0.8 FP, 0.7 FP (3 FP / 2 scans = 1.5),
-    # 0.6 FP (2.0), 0.5 FP (2.5 > 2: stop); sensitivity 0.5 all along, the 0.4 hit too late
+    # 0.6 FP (2.0), 0.5 FP (2.5 > 2: stop); sensitivity 0.5 all along, the 0.4 hit too
+    # late. The budget is used: 0.6, not 0.9 (the weakest hit's score, no margin)
     point = operating_point(dataset, "val", records, target="sensitivity@2fp",
                             rule=LinkRule(), default=0.25)
-    assert point["conf"] == pytest.approx(0.9) and point["sensitivity"] == 0.5
-    assert point["fp_per_scan"] == 0.0 and point["lesions"] == 2 and point["scans"] == 2
+    assert point["conf"] == pytest.approx(0.6) and point["sensitivity"] == 0.5
+    assert point["fp_per_scan"] == 2.0 and point["lesions"] == 2 and point["scans"] == 2
     loose = operating_point(dataset, "val", records, target="sensitivity@3fp",
                             rule=LinkRule(), default=0.25)
     assert loose["conf"] == pytest.approx(0.4) and loose["sensitivity"] == 1.0
@@ -73,3 +74,20 @@ def test_training_records_the_operating_point(tiny_run):
     assert manifest["thresholds"]["conf"] == point["conf"] == result.metrics["conf"]
     assert manifest["postprocess"]["lesions"]["rule"] == "link-overlapping-slices"
     assert manifest["postprocess"]["lung_field"]["rule"] == "hu-air-inside-body"
+
+
+def test_boxes_tied_with_the_first_one_over_the_budget_are_over_it_too():
+    import numpy as np
+
+    from detect.eval.operating import choose_point
+
+    # two false positives at 0.5 take the rate from 1 to 3 per scan: 0.5 as a threshold
+    # keeps both, so the point is 0.9, not the 0.5 the first of them reaches alone
+    point = choose_point(np.array([np.inf, 0.9, 0.5, 0.5]), np.array([0.0, 0.0, 1.0, 3.0]),
+                         np.array([0.0, 1.0, 1.0, 1.0]), target="sensitivity@2fp",
+                         lesions=1, scans=1, default=0.25)
+    assert point["conf"] == pytest.approx(0.9) and point["fp_per_scan"] == 0.0
+    within = choose_point(np.array([np.inf, 0.9, 0.6, 0.5]), np.array([0.0, 0.0, 1.0, 3.0]),
+                          np.array([0.0, 1.0, 1.0, 1.0]), target="sensitivity@2fp",
+                          lesions=1, scans=1, default=0.25)
+    assert within["conf"] == pytest.approx(0.6) and within["fp_per_scan"] == 1.0

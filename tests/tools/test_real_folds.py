@@ -52,8 +52,8 @@ def test_pooled_series_hold_both_patients(folds) -> None:
 
 
 @pytest.mark.parametrize(("target", "conf", "sensitivity", "fp"), [
-    ("sensitivity@2fp", 0.6, 1.0, 1.5),   # every point stays <= 2 FP per series
-    ("sensitivity@1fp", 0.9, 0.5, 0.0),   # 1.5 FP at 0.7 ends the walk: 0.5, first at 0.9
+    ("sensitivity@2fp", 0.5, 1.0, 2.0),   # every point stays <= 2 FP per series: the last
+    ("sensitivity@1fp", 0.8, 0.5, 1.0),   # 1.5 FP at 0.7 ends the walk: the point before it
     ("max-f1", 0.9, 0.5, 0.0),            # F1 = 2 / (2 + 0 + 1) at 0.9 beats 4 / (4 + 3 + 0)
 ])
 def test_threshold_chosen_on_the_pooled_curve(folds, target, conf, sensitivity, fp) -> None:
@@ -65,9 +65,11 @@ def test_threshold_chosen_on_the_pooled_curve(folds, target, conf, sensitivity, 
 
 
 def test_one_patient_alone_gives_its_own_point(folds) -> None:
-    # E alone: FP at 0.85 (1 per series), hit at 0.6 (1 FP): sensitivity 1 at <= 2 FP.
+    # E alone: FP at 0.85 (1 per series), hit at 0.6 (1 FP), FP at 0.5 (2): sensitivity 1
+    # at <= 2 FP, the budget used down to 0.5
     point = folds.choose_conf([E], ["E0001"], target="sensitivity@2fp")
-    assert point["conf"] == pytest.approx(0.6) and point["fp_per_scan"] == pytest.approx(1.0)
+    assert point["conf"] == pytest.approx(0.5) and point["fp_per_scan"] == pytest.approx(2.0)
+    assert point["sensitivity"] == 1.0
     # nothing predicted: the default threshold is kept, and the record says why
     empty = PredictedSeries(E.slices, [], E.annotations)
     kept = folds.choose_conf([empty], ["E0001"], default=0.25)
