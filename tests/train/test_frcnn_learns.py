@@ -13,8 +13,8 @@ Those figures predate two changes. (1) The BatchNorm re-estimate before each val
 between machines (0.26 there, 0.12 elsewhere): validation normalised with stale running
 averages, so tiny numeric differences decided what the RPN proposed. With it alone (seed
 0, 2026-12-07, 1161 s at load 2-4): 0.000 to epoch 7, best 0.131 at epoch 16, below 0.15.
-(2) The base learning rate doubled (``BASE_LR_PER_16`` 0.04 -> 0.08, lr 0.02 -> 0.04 at
-batch 8): 140 iterations from scratch were too few at the old rate. Measured with both
+(2) mobilenet's base learning rate doubled (``BASE_LR_PER_16`` 0.04 -> 0.08, lr 0.02 ->
+0.04 at batch 8): 140 iterations from scratch were too few at the old rate. Measured with both
 (2026-12-07, one thread each beside other trainings, load about 4):
 
 - seed 0: best val mAP50 0.419 at epoch 16 (0.29 at epoch 10, 0.41 at 20), 1230 s;

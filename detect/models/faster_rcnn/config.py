@@ -18,14 +18,16 @@ DEFAULT_BACKBONE = "resnet50_fpn_v2"
 CLASS_WEIGHTING = ("none", "sampler")
 #: Most detections per image the model returns (torchvision's box_detections_per_img).
 DETECTIONS_PER_IMAGE = 100
-#: Base SGD learning rate per 16 images of the total batch (scaled linearly). Four times the
-#: 0.02 of torchvision's fine-tuning recipe, because detect trains from scratch (BatchNorm,
-#: warmup and gradient clipping keep it stable). Measured on the slow learning test's
-#: phantom (tests/train/test_frcnn_learns.py: mobilenet, 256 px, batch 8, 20 epochs, 140
+#: Base SGD learning rate per 16 images of the total batch (scaled linearly), per backbone.
+#: detect trains from scratch, so both are above torchvision's fine-tuning 0.02 (BatchNorm,
+#: warmup and gradient clipping keep them stable). mobilenet, measured on the slow learning
+#: test's phantom (tests/train/test_frcnn_learns.py: 256 px, batch 8, 20 epochs, 140
 #: iterations): at 0.04 per 16 (lr 0.02) val mAP50 stayed 0.000 to epoch 7 and peaked at
-#: 0.131; at 0.08 (lr 0.04) it passed 0.29 at epoch 10 and peaked at 0.39 (2026-12-07); at
-#: 0.02 per 16 no lesion was found in 15 epochs (an earlier phantom).
-BASE_LR_PER_16 = 0.08
+#: 0.131; at 0.08 (lr 0.04) it peaked at 0.419 / 0.346 / 0.397 over three seeds
+#: (2026-12-07). resnet50 keeps 0.04: on the same phantom at 0.08 its box classifier's loss
+#: sat at ln 2 (0.693, chance) through epochs 2-3, at 0.04 it stayed below (0.44-0.51);
+#: neither found a lesion in 4 epochs, so nothing measured argues for raising it.
+BASE_LR_PER_16: dict[str, float] = {"resnet50_fpn_v2": 0.04, "mobilenet_v3_large_fpn": 0.08}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,9 +35,9 @@ class FasterRCNNConfig(RunOptions):
     """Everything one Faster R-CNN run needs.
 
     ``batch`` is the total over all processes (``--batch``, as for YOLO); ``lr`` None is
-    :data:`BASE_LR_PER_16` x batch / 16. ``world_size`` runs that many CPU processes on the
-    gloo backend with ``device="cpu"`` (for tests of the distributed path; GPUs come from
-    ``--device 0,1``). ``max_steps`` caps the iterations per epoch (smoke tests,
+    the backbone's :data:`BASE_LR_PER_16` x batch / 16. ``world_size`` runs that many CPU
+    processes on the gloo backend with ``device="cpu"`` (for tests of the distributed path;
+    GPUs come from ``--device 0,1``). ``max_steps`` caps the iterations per epoch (smoke tests,
     benchmarks). ``deterministic`` turns on ``torch.use_deterministic_algorithms`` on the CPU
     (GPU runs are seeded but not bit-exact: roi_align's CUDA backward adds atomically).
     """

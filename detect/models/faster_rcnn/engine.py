@@ -2,11 +2,11 @@
 mixed precision, and the few torch.distributed helpers they need.
 
 Optimiser: SGD, momentum 0.9, weight decay 1e-4 (not on norm layers and biases), base LR
-``frcnn_config.BASE_LR_PER_16`` (0.08) per 16 images, scaled linearly with the total
-batch. Every published Faster R-CNN recipe (Detectron2, torchvision's references,
-MMDetection) is tuned on SGD; with BatchNorm, warmup and gradient clipping it is stable
-from scratch, and it uses less memory than AdamW (one buffer per weight, not two), which
-matters on a modest GPU.
+``frcnn_config.BASE_LR_PER_16`` (resnet50 0.04, mobilenet 0.08) per 16 images, scaled
+linearly with the total batch. Every published Faster R-CNN recipe (Detectron2,
+torchvision's references, MMDetection) is tuned on SGD; with BatchNorm, warmup and
+gradient clipping it is stable from scratch, and it uses less memory than AdamW (one
+buffer per weight, not two), which matters on a modest GPU.
 
 Schedule, per iteration: linear warmup from 0.1 % of the base LR over the first
 ``min(1000, first epoch)`` iterations, then cosine decay to 1 % of the base LR at the last

@@ -41,8 +41,9 @@ class RunPlan:
 
     @property
     def lr(self) -> float:
-        """Base LR: the config's, or BASE_LR_PER_16 per 16 images of the total batch."""
-        return self.config.lr or BASE_LR_PER_16 * self.config.batch / 16.0
+        """Base LR: the config's, or the backbone's BASE_LR_PER_16 per 16 images of the
+        total batch."""
+        return self.config.lr or BASE_LR_PER_16[self.config.backbone] * self.config.batch / 16.0
 
 
 def check_dataset(dataset: DatasetInfo) -> None:
