@@ -162,8 +162,8 @@ def test_scoring_run_keeps_the_boxes_of_the_run_at_the_threshold(real_stage: Any
 def test_no_box_at_the_threshold_lies_outside_the_lung_field(real_stage: Any) -> None:
     """Issue 20's goal on the demo sample: every box predict keeps at the model's operating
     threshold overlaps the lung field, worked out here from the sample's HU with the
-    model's rule (the default rule, as ``--lung-field on`` applies it, for a model.json
-    that names none: the shipped one predates the lung field and keeps every box)."""
+    model's rule (the shipped model names one; for a model.json that names none, the
+    default rule, as ``--lung-field on`` applies it)."""
     result, _ = real_stage
     rule = read_model_json(real_weights()).lung_field or LungFieldRule()
     kept = read_predictions(result.out / "at-threshold" / "predictions.json")

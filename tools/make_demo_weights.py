@@ -5,8 +5,8 @@
   folder packed.
 - ``weights/real-yolov8n``: real CT, trained only on B0021 and E0003 of
   ``../shared/realdata`` (never A0002) with ``tools/real_protocol.py``'s protocol and
-  :data:`real_protocol.SHIPPED` (fine-tuned from the phantom checkpoint above; not run yet:
-  the checkpoint in the repository is still the previous recipe's, see its card). Its
+  :data:`real_protocol.SHIPPED` (fine-tuned from the phantom checkpoint above; the
+  checkpoint in the repository since 2026-12-07, see its card). Its
   operating threshold needs the two other leave-one-out folds (``tools/real_folds.py``:
   chosen on B0021 and E0003, each predicted by the fold that holds it out), so all three
   folds are trained; then A0002 (every slice of both CT series) is predicted and scored,
@@ -21,8 +21,8 @@ usage: python tools/make_demo_weights.py [--which phantom,real] [--realdata DIR]
 ``--pack`` packs a finished fold-A0002 run of ``tools/benchmarks/real_loo.py --recipe
 shipped`` and takes A0002's figures from its results JSON, so A0002 is not predicted a
 second time. (On 2 CPU cores: phantom ~6 min idle; real: three trainings; the previous
-recipe's took 351-632 s each, tools/benchmarks/RESULTS.md real_loo-i384-nbs16-lr4; this
-one has about 1.2 times its image passes and decodes 2.5D stacks: not measured.)
+recipe's took 351-632 s each, this one's 1708-1838 s each with one thread beside other
+trainings, tools/benchmarks/RESULTS.md real_loo-shipped-budget.)
 """
 
 from __future__ import annotations
@@ -141,7 +141,9 @@ def pack_real(run: Path, recipe: Recipe, row: dict[str, Any], point: dict[str, A
 
 def _check_trained_on(run: Path, patients: tuple[str, ...]) -> None:
     splits = json.loads((run / "model.json").read_text())["dataset"]["splits"]
-    if sorted(splits["train"]) != sorted(patients) or splits["val"] or splits["test"]:
+    # val holds images of the training patients (val from train), never another patient
+    if (sorted(splits["train"]) != sorted(patients) or set(splits["val"]) - set(patients)
+            or splits["test"]):
         raise SystemExit(f"{run} was trained on {splits}, not on {patients} only")
 
 

@@ -105,13 +105,14 @@ class Recipe:
         return name
 
 
-#: The recipe of the weights/real-yolov8n in the repository today (chosen on the
+#: The recipe of the weights/real-yolov8n shipped 2026-12-01 to 2026-12-07 (chosen on the
 #: leave-one-out folds, tools/benchmarks/RESULTS.md real_loo-i384-nbs16-lr4).
 PREVIOUS = Recipe(nbs=16, optimizer="AdamW", lr0=0.004)
-#: The recipe weights/real-yolov8n is to be rebuilt with (issue 20 part 4: 2.5D input,
+#: The recipe of weights/real-yolov8n since 2026-12-07 (issue 20 part 4: 2.5D input,
 #: negatives from the lungs, HU jitter). Every choice a priori; about 1.2 times the previous
-#: recipe's image passes. Not trained yet: no fold of it has been run or scored, and the
-#: shipped checkpoint is still PREVIOUS's fold A0002.
+#: recipe's image passes. Its three folds: tools/benchmarks/RESULTS.md real_loo-shipped and
+#: real_loo-shipped-budget (the operating point rule changed between them; its card says
+#: why); the shipped checkpoint is its fold A0002.
 SHIPPED = Recipe(channels="2.5d:wide", negatives_from="lungs", hu_jitter="1", epochs=15,
                  nbs=16, optimizer="AdamW", lr0=0.004)
 

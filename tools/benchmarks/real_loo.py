@@ -24,12 +24,12 @@ Three patients are three folds: each figure is one patient, with no confidence i
 worth the name. Prints a table, writes tools/benchmarks/results/real_loo-TAG.json and
 appends to RESULTS.md.
 
-usage (real_protocol.SHIPPED, the recipe weights/real-yolov8n is to be rebuilt with; not
-run yet: each training of the previous recipe took 351-632 s on 2 CPU cores, RESULTS.md
-real_loo-i384-nbs16-lr4; --previous-run also scores the checkpoint shipped today on A0002):
+usage (real_protocol.SHIPPED, the recipe of weights/real-yolov8n: each training took
+1708-1838 s on 2 shared CPU cores, RESULTS.md real_loo-shipped; --previous-run also scores
+another checkpoint on A0002):
     python tools/benchmarks/real_loo.py --recipe shipped --keep WORK --tag shipped \\
         --previous-run weights/real-yolov8n
-the previous recipe (2026-12-01; its A0002 fold is the weights/real-yolov8n shipped today):
+the previous recipe (its A0002 fold was the weights/real-yolov8n of 2026-12-01 to 12-07):
     python tools/benchmarks/real_loo.py --recipe previous --tag previous
 smoke test (CPU, ~15 min under load): one same-vendor fold, tiny
     python tools/benchmarks/real_loo.py --epochs 1 --imgsz 128 --folds E0003 --no-save
