@@ -48,8 +48,12 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
         apart = root_a != root_b
         if not apart.any():
             break
-        a, b, root_a, root_b = a[apart], b[apart], root_a[apart], root_b[apart]
-        np.minimum.at(parent, np.maximum(root_a, root_b), np.minimum(root_a, root_b))
+        root_a, root_b = root_a[apart], root_b[apart]
+        higher, lower = np.maximum(root_a, root_b), np.minimum(root_a, root_b)
+        del root_a, root_b  # one edge list alive at a time: memory stays a few x the edges
+        a, b = a[apart], b[apart]
+        np.minimum.at(parent, higher, lower)
+        del higher, lower
         while True:  # pointer jumping until every node points at its root
             jumped = parent[parent]
             if np.array_equal(jumped, parent):
