@@ -113,8 +113,9 @@ def train_command(
     operating_point: Annotated[
         str | None,
         typer.Option(help="How a detector's threshold is chosen on the validation split: "
-                          "sensitivity@2fp (default: the highest lesion sensitivity at <= 2 "
-                          "false-positive lesions per series), sensitivity@Nfp, or max-f1."),
+                          "sensitivity@2fp (default: the lesion FROC point at 2 false-"
+                          "positive lesions per series, the lowest threshold within that "
+                          "budget), sensitivity@Nfp, or max-f1."),
     ] = None,
 ) -> None:
     """Train a model on a converted dataset; writes PROJECT/<model>/<name>/ with
