@@ -22,14 +22,15 @@ from detect.errors import DicomError
 from detect.io.atomic import write_json_table
 from detect.io.dicom import DEFAULT_MAX_PIXELS, NotDicomError, SliceHeader, read_header
 from detect.io.dicom_identity import instance_conflict
-from detect.io.slice_order import sort_slices
+from detect.io.slice_order import neighbour_indices, sort_slices
 from detect.io.walk import walk_tree
 from detect.workers import worker_pool
 
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "dicom-index.json"
-_CACHE_VERSION = 3  # 2: headers carry has_rescale; 3: rescale, thickness and spacing values
+_CACHE_VERSION = 4  # 2: headers carry has_rescale; 3: rescale, thickness and spacing values;
+# 4: AcquisitionNumber
 _SKIP_SUFFIXES = frozenset({".xml"})  # annotation files that sit in the DICOM tree
 
 
@@ -44,6 +45,8 @@ class DicomIndex:
     conflicts: dict[str, str] = field(default_factory=dict)
     files_seen: int = 0
     _series_cache: dict[str, list[SliceHeader]] | None = field(default=None, repr=False)
+    _neighbour_cache: dict[tuple[str, tuple[int, ...]], list[tuple[int, ...]]] = field(
+        default_factory=dict, repr=False)
 
     def series(self) -> dict[str, list[SliceHeader]]:
         """SeriesInstanceUID → its slices in geometric order."""
@@ -57,6 +60,13 @@ class DicomIndex:
     def slice_position(self, header: SliceHeader) -> int:
         """Index of a slice in its sorted series."""
         return self.series()[header.series_instance_uid].index(header)
+
+    def neighbours(self, series_uid: str, offsets: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """:func:`~detect.io.slice_order.neighbour_indices` of one series (kept)."""
+        key = (series_uid, offsets)
+        if key not in self._neighbour_cache:
+            self._neighbour_cache[key] = neighbour_indices(self.series()[series_uid], offsets)
+        return self._neighbour_cache[key]
 
 
 def walk_issues(root: Path, *, exclude: Iterable[Path] = (), source: str) -> tuple[

@@ -113,11 +113,9 @@ def _neighbours(
 ) -> tuple[int, tuple[tuple[int, str], ...]]:
     series = index.series()[header.series_instance_uid]
     position = series.index(header)
-    last = len(series) - 1
-    pairs = tuple(
-        (offset, str(series[min(max(position + offset, 0), last)].path)) for offset in offsets
-    )
-    return position, pairs
+    wanted = tuple(offsets)
+    picks = index.neighbours(header.series_instance_uid, wanted)[position]
+    return position, tuple((offset, str(series[j].path)) for offset, j in zip(wanted, picks))
 
 
 def _task(

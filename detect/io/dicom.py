@@ -69,6 +69,7 @@ _HEADER_TAGS = [
     "ImageOrientationPatient",
     "InstanceNumber",
     "SeriesNumber",
+    "AcquisitionNumber",
     "Rows",
     "Columns",
     "SamplesPerPixel",
@@ -157,6 +158,7 @@ class SliceHeader:
     slice_thickness: float | None = None
     slice_spacing: float | None = None
     series_number: int | None = None
+    acquisition_number: int | None = None
 
     @property
     def has_rescale(self) -> bool:
@@ -306,6 +308,7 @@ def read_header(path: Path) -> SliceHeader:
         slice_thickness=number(values["SliceThickness"]),
         slice_spacing=number(values["SpacingBetweenSlices"]),
         series_number=_int(values["SeriesNumber"], None),
+        acquisition_number=_int(values["AcquisitionNumber"], None),
     )
 
 

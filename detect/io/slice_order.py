@@ -58,3 +58,61 @@ def sort_slices(headers: Iterable[SliceHeader]) -> list[SliceHeader]:
             h.sop_instance_uid,
         ),
     )
+
+
+def _stacks(slices: Sequence[SliceHeader], keys: Sequence[float]) -> list[list[int]]:
+    """The series' slices as stacks of one acquisition each, when AcquisitionNumber splits
+    a series that repeats positions into stacks that do not; else the series is one."""
+    groups: dict[int | None, list[int]] = {}
+    for i, header in enumerate(slices):
+        groups.setdefault(header.acquisition_number, []).append(i)
+    if len(groups) > 1 and all(len({keys[i] for i in group}) == len(group)
+                               for group in groups.values()):
+        return list(groups.values())
+    return [list(range(len(slices)))]
+
+
+def neighbour_indices(
+    slices: Sequence[SliceHeader], offsets: Sequence[int]
+) -> list[tuple[int, ...]]:
+    """For each slice of a series in :func:`sort_slices` order, the index of its neighbour
+    at each offset: ``k`` steps along the axis is the k-th *distinct position* away, in the
+    slice's own acquisition, clamped at the stack's ends (edge-replicated).
+
+    Why not ``i + k``: a series can hold several acquisitions of the same positions
+    (Lung-PET-CT-Dx's GE contrast phases: three images at every position, AcquisitionNumber
+    1-3), and sorted by position their slices interleave, so ``i ± 1`` is the same place at
+    another time instead of the next slice. Stacks come from AcquisitionNumber when it
+    separates the repeats; otherwise the slices at one position are ranked
+    (AcquisitionNumber, InstanceNumber, SOPInstanceUID) and a neighbour is taken at the
+    same rank. Without plausible positions every slice is its own position (``i + k``).
+    """
+    if not slices:
+        return []
+    if all(position_ok(h.position) for h in slices):
+        orientation = next((h.orientation for h in sorted(slices, key=lambda h: h.sop_instance_uid)
+                            if orientation_ok(h.orientation)), None)
+        normal = np.asarray(slice_normal(orientation))
+        keys = [round(float(np.dot(normal, h.position)), 3) for h in slices]  # type: ignore[arg-type]
+    else:
+        keys = [float(i) for i in range(len(slices))]
+    found: list[tuple[int, ...]] = [() for _ in slices]
+    for stack in _stacks(slices, keys):
+        levels = sorted({keys[i] for i in stack})
+        level_of = {key: n for n, key in enumerate(levels)}
+        at_level: list[list[int]] = [[] for _ in levels]
+        for i in stack:
+            at_level[level_of[keys[i]]].append(i)
+        for members in at_level:
+            members.sort(key=lambda i: (
+                slices[i].acquisition_number if slices[i].acquisition_number is not None else 0,
+                slices[i].instance_number if slices[i].instance_number is not None else 0,
+                slices[i].sop_instance_uid))
+        for level, members in enumerate(at_level):
+            for rank, i in enumerate(members):
+                picks = []
+                for offset in offsets:
+                    target = at_level[min(max(level + offset, 0), len(levels) - 1)]
+                    picks.append(i if offset == 0 else target[min(rank, len(target) - 1)])
+                found[i] = tuple(picks)
+    return found

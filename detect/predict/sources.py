@@ -45,7 +45,7 @@ from detect.io.dicom import (
     read_hu,
 )
 from detect.io.dicom_identity import instance_conflict
-from detect.io.slice_order import sort_slices
+from detect.io.slice_order import neighbour_indices, sort_slices
 from detect.io.walk import walk_trees
 from detect.lung.field import air_inside_body
 from detect.recipe import WINDOW_PRESETS, ChannelRecipe, Window
@@ -213,7 +213,8 @@ def scan_sources(
 class SliceJob:
     """One slice to render: its path and the paths of the neighbours the recipe needs.
     ``air_block`` > 0: also its air inside the body on blocks of that many pixels
-    (:func:`detect.lung.field.air_inside_body`, below ``air_hu``), for the lung field."""
+    (:func:`detect.lung.field.air_inside_body`, below ``air_hu``), for the lung field.
+    ``reach``: how many places of the series away its farthest neighbour is."""
 
     index: int
     neighbours: tuple[tuple[int, str], ...]
@@ -222,6 +223,7 @@ class SliceJob:
     max_pixels: int = DEFAULT_MAX_PIXELS
     air_block: int = 0
     air_hu: float = -400.0
+    reach: int = 1
 
 
 @dataclass(frozen=True)
@@ -242,24 +244,30 @@ def slice_jobs(
     series: Series, recipe: ChannelRecipe, lung: bool, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     air_block: int = 0, air_hu: float = -400.0,
 ) -> list[SliceJob]:
-    """Jobs for every slice of a series; neighbours clamp at the ends (edge-replicated)."""
-    last = len(series.slices) - 1
+    """Jobs for every slice of a series; neighbours are found in the slice's own
+    acquisition and clamp at its ends (:func:`~detect.io.slice_order.neighbour_indices`)."""
+    offsets = recipe.neighbours
+    picks = neighbour_indices(series.slices, offsets)
     recipe_dict = recipe.to_dict()
     return [
         SliceJob(
             index=i,
             neighbours=tuple(
-                (offset, str(series.slices[min(max(i + offset, 0), last)].path))
-                for offset in recipe.neighbours
+                (offset, str(series.slices[j].path)) for offset, j in zip(offsets, picks[i])
             ),
             recipe=recipe_dict,
             lung=lung,
             max_pixels=max_pixels,
             air_block=air_block,
             air_hu=air_hu,
+            reach=max((abs(j - i) for j in picks[i]), default=0),
         )
         for i in range(len(series.slices))
     ]
+
+
+#: The most decoded slices a :class:`SliceRenderer` keeps (a 512² slice is 1 MB of HU).
+_MOST_KEPT = 32
 
 
 class RecentSlices:
@@ -298,6 +306,8 @@ class SliceRenderer:
         self.recent = RecentSlices(max(offsets) - min(offsets) + 2)
 
     def __call__(self, job: SliceJob) -> Rendered:
+        # a series of interleaved acquisitions puts a slice's neighbours `reach` places away
+        self.recent.size = max(self.recent.size, min(2 * job.reach + 2, _MOST_KEPT))
         return render_job(job, self.recent)
 
 

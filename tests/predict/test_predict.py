@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 from support.detectors import SquareFinder
-from support.realdata import REALDATA_ROOT
+from support.realdata import REALDATA_ROOT, real_patient
 from support.yolo import NetGuard, write_ct_series
 
 from detect.boxes import xyxy_to_voc
@@ -238,6 +238,45 @@ def test_a_25d_stream_decodes_each_slice_once_with_the_same_images(tmp_path, mon
     decoded.clear()
     [sources.render_job(job) for job in jobs]
     assert len(decoded) == 3 * len(jobs)
+
+
+def test_a_series_of_three_contrast_phases_renders_each_phase_from_its_own_slices(
+        tmp_path, monkeypatch):
+    """B0021's series 2 holds three acquisitions at every position: a 2.5d slice's
+    neighbours are its own phase 5 mm away, and each file is still decoded once."""
+    from dataclasses import replace
+
+    from detect.predict import sources
+    from detect.recipe import parse_channels
+
+    folder = real_patient("B0021")
+    (series_dir,) = folder.glob("Lung-PET-CT-Dx/*/*/2.000000-*")
+    series = sources.scan_sources([series_dir], workers=1).series[0]
+    assert len(series.slices) == 168
+    first = sorted({s.position[2] for s in series.slices})[-4:]  # type: ignore[index]
+    series = replace(series, slices=tuple(
+        s for s in series.slices if s.position[2] in first))  # type: ignore[index]
+    assert len(series.slices) == 12
+    recipe = parse_channels("2.5d:wide")
+    jobs = sources.slice_jobs(series, recipe, lung=False)
+    by_path = {str(s.path): s for s in series.slices}
+    for job, centre in zip(jobs, series.slices, strict=True):
+        flank = [by_path[path] for offset, path in job.neighbours if offset != 0]
+        assert {s.acquisition_number for s in flank} == {centre.acquisition_number}
+        assert all(abs(s.position[2] - centre.position[2]) in (0.0, 5.0)  # type: ignore[index]
+                   for s in flank)
+    decoded: list[str] = []
+    real_read = sources.read_hu
+
+    def counting_read(path, **kwargs):
+        decoded.append(str(path))
+        return real_read(path, **kwargs)
+
+    monkeypatch.setattr(sources, "read_hu", counting_read)
+    render = sources.SliceRenderer(recipe)
+    images = list(sources.bounded_map(render, iter(jobs), workers=1, window=2))
+    assert sorted(decoded) == sorted(by_path)  # once each
+    assert all(r.error is None for r in images)
 
 
 def test_names_from_headers_cannot_leave_the_output_folder(tiny_run, tmp_path, monkeypatch):
