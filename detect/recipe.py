@@ -11,6 +11,7 @@ Windowing (DICOM's linear VOI function, without its half-pixel offset)::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,10 @@ from typing import Any
 import numpy as np
 
 from detect.errors import ConfigError
+from detect.io.slice_order import Stacking
+
+#: The largest 2.5d slice step (mm): farther slices say nothing about the slice.
+MAX_STEP_MM = 50.0
 
 #: Named windows, (width HU, level HU).
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
@@ -54,12 +59,15 @@ class Window:
 @dataclass(frozen=True)
 class ChannelRecipe:
     """``kind='windows'``: one window per channel of the slice itself.
-    ``kind='2.5d'``: one window, channels are the slices at ``offsets`` (edge-replicated).
+    ``kind='2.5d'``: one window, channels are the slices at ``offsets`` (edge-replicated),
+    in steps of one distinct position, or with ``step_mm`` of the position nearest to that
+    many mm (:func:`detect.io.slice_order.neighbour_indices`).
     """
 
     kind: str
     windows: tuple[Window, ...]
     offsets: tuple[int, ...] = field(default=(0, 0, 0))
+    step_mm: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind == "windows":
@@ -76,11 +84,21 @@ class ChannelRecipe:
                 )
         else:
             raise ConfigError(f"recipe kind must be 'windows' or '2.5d', got {self.kind!r}")
+        if self.step_mm is not None and (
+                self.kind != "2.5d" or not math.isfinite(self.step_mm)
+                or not 0.0 < self.step_mm <= MAX_STEP_MM):
+            raise ConfigError(f"a slice step is a number of mm in (0, {MAX_STEP_MM:g}] for a "
+                              f"2.5d recipe, got {self.step_mm} for {self.kind!r}")
 
     @property
     def neighbours(self) -> tuple[int, ...]:
         """Slice offsets whose HU this recipe needs (0 = the slice itself)."""
         return tuple(sorted(set(self.offsets)))
+
+    @property
+    def stacking(self) -> Stacking:
+        """The slices this recipe stacks, for :func:`~detect.io.slice_order.neighbour_indices`."""
+        return Stacking(self.neighbours, self.step_mm)
 
     def render(self, hu_by_offset: Mapping[int, np.ndarray]) -> np.ndarray:
         """Make the H × W × 3 uint8 image from HU slices keyed by offset."""
@@ -93,13 +111,16 @@ class ChannelRecipe:
         return np.ascontiguousarray(np.stack(channels, axis=-1))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "kind": self.kind,
             "windows": [w.to_dict() for w in self.windows],
             "slice_offsets": list(self.offsets),
-            "formula": "uint8 = round(clip((HU - (level - width/2)) / width, 0, 1) * 255)",
-            "hu_source": "pydicom apply_modality_lut (RescaleSlope/Intercept or LUT)",
         }
+        if self.step_mm is not None:  # absent: one distinct position (recipes before it)
+            data["slice_step_mm"] = self.step_mm
+        data["formula"] = "uint8 = round(clip((HU - (level - width/2)) / width, 0, 1) * 255)"
+        data["hu_source"] = "pydicom apply_modality_lut (RescaleSlope/Intercept or LUT)"
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ChannelRecipe:
@@ -113,7 +134,9 @@ class ChannelRecipe:
                 Window(str(w["name"]), float(w["width_hu"]), float(w["level_hu"]))
                 for w in data["windows"]
             )
-            return cls(str(data["kind"]), windows, tuple(int(o) for o in data["slice_offsets"]))
+            step = data.get("slice_step_mm")
+            return cls(str(data["kind"]), windows, tuple(int(o) for o in data["slice_offsets"]),
+                       None if step is None else float(step))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"not a channel recipe: {exc!r} in {dict(data)!r}") from None
 
@@ -132,19 +155,36 @@ def _parse_window(token: str) -> Window:
         ) from None
 
 
+def _parse_step(token: str) -> float:
+    text = token.strip().lower()
+    try:
+        if not text.endswith("mm"):
+            raise ValueError(text)
+        step = float(text[:-2])
+        if not math.isfinite(step) or not 0.0 < step <= MAX_STEP_MM:
+            raise ValueError(text)
+    except ValueError:
+        raise ConfigError(f"2.5d slice step {token!r}: expected a length such as 5mm, in "
+                          f"(0, {MAX_STEP_MM:g}] mm") from None
+    return step
+
+
 def parse_channels(spec: str | Sequence[str]) -> ChannelRecipe:
     """Parse ``--channels``: three windows (``lung,mediastinum,wide`` or ``W/L`` tokens),
-    or ``2.5d`` / ``2.5d:WINDOW`` (slice and its two neighbours in one window, lung by
-    default).
+    or ``2.5d`` / ``2.5d:WINDOW`` / ``2.5d:WINDOW:STEPmm`` (slice and its two neighbours in
+    one window, lung by default; neighbours one distinct position away, or with ``5mm``
+    the positions nearest to 5 mm away).
 
     Raises:
-        ConfigError: an unknown window or the wrong number of them.
+        ConfigError: an unknown window or step, or the wrong number of windows.
     """
     text = spec if isinstance(spec, str) else ",".join(spec)
     text = text.strip()
     if text.startswith("2.5d"):
-        _, _, window_token = text.partition(":")
-        return ChannelRecipe("2.5d", (_parse_window(window_token or "lung"),), (-1, 0, 1))
+        _, _, rest = text.partition(":")
+        window_token, _, step_token = rest.partition(":")
+        return ChannelRecipe("2.5d", (_parse_window(window_token or "lung"),), (-1, 0, 1),
+                             _parse_step(step_token) if step_token else None)
     tokens = [t for t in text.split(",") if t.strip()]
     if len(tokens) != 3:
         raise ConfigError(

@@ -43,7 +43,21 @@ def test_render_windows_and_25d():
     ]
 
 
-@pytest.mark.parametrize("spec", ["lung", "lung,foo,wide", "1,2", "2.5d:nope", "lung,0/40,wide"])
+def test_a_25d_step_in_mm_round_trips_and_is_checked():
+    recipe = parse_channels("2.5d:wide:5mm")
+    assert recipe.step_mm == 5.0 and recipe.stacking.step_mm == 5.0
+    assert recipe.to_dict()["slice_step_mm"] == 5.0
+    assert ChannelRecipe.from_dict(recipe.to_dict()) == recipe
+    plain = parse_channels("2.5d:wide")
+    assert "slice_step_mm" not in plain.to_dict()  # recipes written before the step read alike
+    assert ChannelRecipe.from_dict(plain.to_dict()).step_mm is None
+    with pytest.raises(ConfigError, match="slice step"):
+        ChannelRecipe("windows", parse_channels("lung,mediastinum,wide").windows, step_mm=5.0)
+
+
+@pytest.mark.parametrize("spec", ["lung", "lung,foo,wide", "1,2", "2.5d:nope", "lung,0/40,wide",
+                                  "2.5d:wide:5", "2.5d:wide:0mm", "2.5d:wide:infmm",
+                                  "2.5d:wide:51mm", "2.5d:wide:-5mm"])
 def test_bad_channels(spec):
     with pytest.raises(ConfigError):
         parse_channels(spec)

@@ -45,6 +45,10 @@ PHANTOM_DIR = REPO / "weights" / "demo-yolov8n-phantom"
 REAL_DIR = REPO / "weights" / "real-yolov8n"
 REAL_TRAIN = ("B0021", "E0003")
 REAL_TEST = CROSS_VENDOR
+#: The shipped 2.5d model's slice step at prediction (mm). Its training series are all
+#: 5 mm, where the step stacks the very slices training did (checked when packing); on a
+#: thinner series it keeps the 5 mm of context the model learnt instead of 1-2 mm.
+SHIPPED_STEP_MM = 5.0
 PHANTOM_DEMO = ["--patients", "40", "--slices", "48", "--size", "256", "--epochs", "60",
                 "--hyp", "ultralytics", "--seed", "0", "--no-real"]
 
@@ -89,9 +93,29 @@ def _scrub(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def pack(run: Path, target: Path, work: Path, dataset_note: str) -> None:
-    """Copy a run folder's model.json, best.pt and metrics.csv into ``target``."""
+def slice_step_unchanged(dicom_root: Path, step_mm: float) -> None:
+    """Refuse unless a 2.5d ``step_mm`` stacks, on every series under ``dicom_root``, the
+    very slices one position does (what the model was trained on).
+
+    Raises:
+        SystemExit: a series where the two differ.
+    """
+    from detect.convert.index import build_index
+    from detect.io.slice_order import neighbour_indices
+
+    for uid, series in build_index(dicom_root).series().items():
+        if neighbour_indices(series, (-1, 0, 1), step_mm) != neighbour_indices(series, (-1, 0, 1)):
+            raise SystemExit(f"series {uid}: a {step_mm:g} mm step stacks other slices than "
+                             "the training did; the model cannot take that step")
+
+
+def pack(run: Path, target: Path, work: Path, dataset_note: str,
+         step_mm: float | None = None) -> None:
+    """Copy a run folder's model.json, best.pt and metrics.csv into ``target``;
+    ``step_mm``: the 2.5d recipe's ``slice_step_mm`` (see :data:`SHIPPED_STEP_MM`)."""
     manifest = json.loads((run / "model.json").read_text())
+    if step_mm is not None:
+        manifest["recipe"]["slice_step_mm"] = step_mm
     for old, new in ((str(work.resolve()), "<work>"), (str(work), "<work>"),
                      (f"{REPO}/", "")):
         manifest = _scrub(manifest, old, new)
@@ -131,7 +155,9 @@ def pack_real(run: Path, recipe: Recipe, row: dict[str, Any], point: dict[str, A
                          f"same-vendor folds ({point})")
     note = (f"{'+'.join(REAL_TRAIN)} of Lung-PET-CT-Dx, converted by tools/real_protocol.py "
             f"(weights/real-yolov8n/CARD.md)")
-    pack(run, REAL_DIR, run.parents[3], note)  # WORK/without-A0002/runs/yolov8/NAME
+    work = run.parents[3]  # WORK/without-A0002/runs/yolov8/NAME
+    slice_step_unchanged(work / "data" / "Lung-PET-CT-Dx", SHIPPED_STEP_MM)
+    pack(run, REAL_DIR, work, note, step_mm=SHIPPED_STEP_MM)
     result = {"patient": REAL_TEST, "data": "real CT, every slice of both CT series",
               "recipe": recipe.describe(), "evaluated": "once, after every choice",
               **{k: v for k, v in row.items() if k != "score"}, "score": row["score"]}

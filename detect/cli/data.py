@@ -99,7 +99,7 @@ def convert(
              "root itself.")],
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Dataset folder to write.")],
     channels: Annotated[
-        str, typer.Option(help="Three windows (names or W/L in HU) or 2.5d[:WINDOW].")
+        str, typer.Option(help="Three windows (names or W/L in HU) or 2.5d[:WINDOW[:STEPmm]].")
     ] = DEFAULT_CHANNELS,
     classes: Annotated[str, typer.Option(
         help="histology (A,B,E,G) or tumor (one class; tumour is accepted too).")] = (

@@ -48,13 +48,13 @@ def sr_identity_issues(
 
 
 def stack_problem(series: Sequence[SliceHeader], position: int,
-                  offsets: Sequence[int]) -> str | None:
-    """Why the slice at ``position`` of ``series`` cannot be stacked with its neighbours at
-    ``offsets`` (their declared sizes differ), or None."""
+                  neighbours: Sequence[tuple[int, int]]) -> str | None:
+    """Why the slice at ``position`` of ``series`` cannot be stacked with its
+    ``neighbours`` ((offset, index in the series) pairs; their declared sizes differ), or
+    None."""
     centre = series[position]
-    last = len(series) - 1
-    for offset in offsets:
-        other = series[min(max(position + offset, 0), last)]
+    for offset, index in neighbours:
+        other = series[index]
         if (other.rows, other.columns) != (centre.rows, centre.columns):
             return (
                 f"its neighbour {offset:+d} ({other.path.name}) is {other.rows} x "

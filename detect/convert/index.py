@@ -22,7 +22,7 @@ from detect.errors import DicomError
 from detect.io.atomic import write_json_table
 from detect.io.dicom import DEFAULT_MAX_PIXELS, NotDicomError, SliceHeader, read_header
 from detect.io.dicom_identity import instance_conflict
-from detect.io.slice_order import neighbour_indices, sort_slices
+from detect.io.slice_order import Stacking, neighbour_indices, sort_slices
 from detect.io.walk import walk_tree
 from detect.workers import worker_pool
 
@@ -45,7 +45,7 @@ class DicomIndex:
     conflicts: dict[str, str] = field(default_factory=dict)
     files_seen: int = 0
     _series_cache: dict[str, list[SliceHeader]] | None = field(default=None, repr=False)
-    _neighbour_cache: dict[tuple[str, tuple[int, ...]], list[tuple[int, ...]]] = field(
+    _neighbour_cache: dict[tuple[str, Stacking], list[tuple[int, ...]]] = field(
         default_factory=dict, repr=False)
 
     def series(self) -> dict[str, list[SliceHeader]]:
@@ -61,11 +61,13 @@ class DicomIndex:
         """Index of a slice in its sorted series."""
         return self.series()[header.series_instance_uid].index(header)
 
-    def neighbours(self, series_uid: str, offsets: tuple[int, ...]) -> list[tuple[int, ...]]:
-        """:func:`~detect.io.slice_order.neighbour_indices` of one series (kept)."""
-        key = (series_uid, offsets)
+    def neighbours(self, series_uid: str, stacking: Stacking) -> list[tuple[int, ...]]:
+        """:func:`~detect.io.slice_order.neighbour_indices` of one series, for each of its
+        slices in order, in ``stacking.offsets`` order (kept)."""
+        key = (series_uid, stacking)
         if key not in self._neighbour_cache:
-            self._neighbour_cache[key] = neighbour_indices(self.series()[series_uid], offsets)
+            self._neighbour_cache[key] = neighbour_indices(
+                self.series()[series_uid], stacking.offsets, stacking.step_mm)
         return self._neighbour_cache[key]
 
 

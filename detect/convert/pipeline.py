@@ -259,7 +259,7 @@ def _convert_locked(
     plan = plan_conversion(
         index,
         config.annotation_root,
-        offsets=config.recipe.neighbours,
+        stacking=config.recipe.stacking,
         fused_mode=config.fused,
         negatives=config.negatives,
         seed=config.seed,

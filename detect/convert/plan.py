@@ -27,6 +27,7 @@ from detect.histology import patient_letter, short_patient_id
 from detect.io.dicom import SliceHeader
 from detect.io.dicom_limits import DEFAULT_MAX_PIXELS
 from detect.io.paths import safe_component
+from detect.io.slice_order import Stacking
 from detect.io.voc import slice_uid_of
 
 #: Negatives are taken this many slices away from the annotated span of a series at least.
@@ -108,14 +109,21 @@ def _letter_of(header: SliceHeader, fallback: str) -> str:
     return "?"
 
 
+def _neighbour_picks(
+    index: DicomIndex, header: SliceHeader, stacking: Stacking
+) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """The slice's place in its series, and (offset, place) of each slice it stacks."""
+    position = index.series()[header.series_instance_uid].index(header)
+    picks = index.neighbours(header.series_instance_uid, stacking)[position]
+    return position, tuple(zip(stacking.offsets, picks))
+
+
 def _neighbours(
-    index: DicomIndex, header: SliceHeader, offsets: Iterable[int]
+    index: DicomIndex, header: SliceHeader, stacking: Stacking
 ) -> tuple[int, tuple[tuple[int, str], ...]]:
     series = index.series()[header.series_instance_uid]
-    position = series.index(header)
-    wanted = tuple(offsets)
-    picks = index.neighbours(header.series_instance_uid, wanted)[position]
-    return position, tuple((offset, str(series[j].path)) for offset, j in zip(wanted, picks))
+    position, picks = _neighbour_picks(index, header, stacking)
+    return position, tuple((offset, str(series[j].path)) for offset, j in picks)
 
 
 def _task(
@@ -123,12 +131,12 @@ def _task(
     header: SliceHeader,
     patient: str,
     letter: str,
-    offsets: Iterable[int],
+    stacking: Stacking,
     xml: Path | None,
     annotation_root: Path,
     sr_boxes: tuple[SourceBox, ...] = (),
 ) -> ImageTask:
-    position, neighbours = _neighbours(index, header, offsets)
+    position, neighbours = _neighbours(index, header, stacking)
     return ImageTask(
         patient_id=patient,
         letter=letter,
@@ -167,13 +175,14 @@ def _unusable(header: SliceHeader, fused_mode: str, max_pixels: int) -> tuple[st
 
 
 def _problem(index: DicomIndex, header: SliceHeader, fused_mode: str, max_pixels: int,
-             offsets: tuple[int, ...]) -> tuple[str, str] | None:
+             stacking: Stacking) -> tuple[str, str] | None:
     """:func:`_unusable`, then whether a CT slice stacks with its 2.5d neighbours."""
     found = _unusable(header, fused_mode, max_pixels)
-    if found is not None or header.is_fused or offsets == (0,):
+    if found is not None or header.is_fused or stacking.single:
         return found
     series = index.series()[header.series_instance_uid]
-    problem = stack_problem(series, series.index(header), offsets)
+    position, picks = _neighbour_picks(index, header, stacking)
+    problem = stack_problem(series, position, picks)
     return None if problem is None else ("neighbour-mismatch", problem)
 
 
@@ -202,7 +211,7 @@ def plan_conversion(
     index: DicomIndex,
     annotation_root: Path,
     *,
-    offsets: tuple[int, ...],
+    stacking: Stacking,
     fused_mode: str,
     negatives: int,
     seed: int,
@@ -243,13 +252,13 @@ def plan_conversion(
         plan = patients.setdefault(patient, PatientPlan(patient, letter))
         slice_sr, mismatched = sr_identity_issues(slice_sr, header, sources.sr_identity)
         plan.issues.extend(mismatched)
-        problem = _problem(index, header, fused_mode, max_pixels, offsets)
+        problem = _problem(index, header, fused_mode, max_pixels, stacking)
         if problem is not None:
             plan.issues.append(Issue(problem[0], rel, problem[1]))
             plan.issues.extend(_sr_issues(slice_sr, *problem))
             continue
         plan.tasks.append(
-            _task(index, header, patient, plan.letter, offsets, xml, annotation_root, slice_sr)
+            _task(index, header, patient, plan.letter, stacking, xml, annotation_root, slice_sr)
         )
     for sop, all_boxes in sorted(sr_boxes.items()):
         header = index.by_sop.get(sop)
@@ -264,12 +273,13 @@ def plan_conversion(
         patient = short_patient_id(header.patient_id) or sr_patient or "unknown"
         plan = patients.setdefault(patient, PatientPlan(patient, _letter_of(header, sr_patient)))
         plan.issues.extend(mismatched)
-        problem = _problem(index, header, fused_mode, max_pixels, offsets)
+        problem = _problem(index, header, fused_mode, max_pixels, stacking)
         if problem is not None:
             plan.issues.extend(_sr_issues(boxes, *problem))
             continue
         plan.tasks.append(
-            _task(index, header, patient, plan.letter, offsets, None, annotation_root, tuple(boxes))
+            _task(index, header, patient, plan.letter, stacking, None, annotation_root,
+                  tuple(boxes))
         )
     lungs = None
     if negatives and negatives_from == "lungs":
@@ -279,7 +289,7 @@ def plan_conversion(
     if negatives:
         for plan in patients.values():
             plan.tasks.extend(
-                _negative_tasks(index, plan, offsets, negatives, seed, max_pixels, lungs)
+                _negative_tasks(index, plan, stacking, negatives, seed, max_pixels, lungs)
             )
     return ConversionPlan(
         patients, issues, [str(x.relative_to(annotation_root)) for x in xml_files],
@@ -291,7 +301,7 @@ def plan_conversion(
 def _negative_tasks(
     index: DicomIndex,
     plan: PatientPlan,
-    offsets: tuple[int, ...],
+    stacking: Stacking,
     count: int,
     seed: int,
     max_pixels: int,
@@ -310,12 +320,12 @@ def _negative_tasks(
                 position < low - NEGATIVE_MARGIN_SLICES or position > high + NEGATIVE_MARGIN_SLICES
             )
             if far and header.is_ct and _problem(index, header, "exclude", max_pixels,
-                                                  offsets) is None \
+                                                  stacking) is None \
                     and (lungs is None or lungs.allows(series_uid, position)):
                 candidates.append(header)
     rng = random.Random(f"{seed}:negatives:{plan.patient_id}")
     chosen = rng.sample(candidates, min(count, len(candidates)))
     return [
-        _task(index, h, plan.patient_id, plan.letter, offsets, None, Path("."))
+        _task(index, h, plan.patient_id, plan.letter, stacking, None, Path("."))
         for h in sorted(chosen, key=lambda h: h.sop_instance_uid)
     ]

@@ -166,5 +166,6 @@ def _recipe(value: Any) -> str:
     kind = value.get("kind")
     if kind == "2.5d":
         offsets = "/".join(str(o) for o in value.get("slice_offsets") or [])
-        return f"2.5d {names} {offsets}"
+        step = value.get("slice_step_mm")
+        return f"2.5d {names} {offsets}" + ("" if step is None else f" x {_short(step)} mm")
     return f"{kind} {names}"

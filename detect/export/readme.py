@@ -22,7 +22,11 @@ def _windows(info: ModelInfo) -> str:
     windows = ", ".join(f"{w['name']} ({w['width_hu']:g}/{w['level_hu']:g} HU)"
                         for w in recipe["windows"])
     offsets = recipe.get("slice_offsets") or [0, 0, 0]
-    return windows if len(set(offsets)) == 1 else f"{windows}, slices {offsets}"
+    if len(set(offsets)) == 1:
+        return windows
+    step = recipe.get("slice_step_mm")
+    unit = "distinct positions" if step is None else f"steps of about {step:g} mm"
+    return f"{windows}, slices {offsets} ({unit} along the axis, in the slice's acquisition)"
 
 
 def _metrics(manifest: Mapping[str, Any]) -> str:

@@ -7,7 +7,10 @@ ImageOrientationPatient (InstanceNumber when the geometry is missing or implausi
 
 from __future__ import annotations
 
+import bisect
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,24 +63,46 @@ def sort_slices(headers: Iterable[SliceHeader]) -> list[SliceHeader]:
     )
 
 
+@dataclass(frozen=True)
+class Stacking:
+    """Which slices a 2.5d image stacks (:func:`neighbour_indices`): ``offsets`` in steps
+    along the axis, a step being one distinct position or, with ``step_mm``, the position
+    nearest to that many mm. ``(0,)``: the slice alone."""
+
+    offsets: tuple[int, ...] = (0,)
+    step_mm: float | None = None
+
+    @property
+    def single(self) -> bool:
+        return set(self.offsets) == {0}
+
+
 def _stacks(slices: Sequence[SliceHeader], keys: Sequence[float]) -> list[list[int]]:
-    """The series' slices as stacks of one acquisition each, when AcquisitionNumber splits
-    a series that repeats positions into stacks that do not; else the series is one."""
+    """The series' slices as stacks of one acquisition each, when the series repeats
+    positions and AcquisitionNumber splits it into as many stacks as one position holds
+    slices, none repeating a position; else the series is one stack (some scanners number
+    every slice, or every few, as an acquisition of its own)."""
+    repeats = Counter(keys)
+    if len(repeats) == len(keys):
+        return [list(range(len(slices)))]
     groups: dict[int | None, list[int]] = {}
     for i, header in enumerate(slices):
         groups.setdefault(header.acquisition_number, []).append(i)
-    if len(groups) > 1 and all(len({keys[i] for i in group}) == len(group)
-                               for group in groups.values()):
+    if len(groups) == max(repeats.values()) and all(
+            len({keys[i] for i in group}) == len(group) for group in groups.values()):
         return list(groups.values())
     return [list(range(len(slices)))]
 
 
 def neighbour_indices(
-    slices: Sequence[SliceHeader], offsets: Sequence[int]
+    slices: Sequence[SliceHeader], offsets: Sequence[int], step_mm: float | None = None
 ) -> list[tuple[int, ...]]:
     """For each slice of a series in :func:`sort_slices` order, the index of its neighbour
-    at each offset: ``k`` steps along the axis is the k-th *distinct position* away, in the
-    slice's own acquisition, clamped at the stack's ends (edge-replicated).
+    at each offset: ``k`` steps along the axis, in the slice's own acquisition, clamped at
+    the stack's ends (edge-replicated). A step is the next *distinct position*; with
+    ``step_mm``, the distinct position nearest to ``k * step_mm`` mm away (at least one
+    position; the nearer one on a tie), so that a thin-slice series stacks the same
+    thickness of anatomy as the 5 mm series a model was trained on.
 
     Why not ``i + k``: a series can hold several acquisitions of the same positions
     (Lung-PET-CT-Dx's GE contrast phases: three images at every position, AcquisitionNumber
@@ -85,11 +110,13 @@ def neighbour_indices(
     another time instead of the next slice. Stacks come from AcquisitionNumber when it
     separates the repeats; otherwise the slices at one position are ranked
     (AcquisitionNumber, InstanceNumber, SOPInstanceUID) and a neighbour is taken at the
-    same rank. Without plausible positions every slice is its own position (``i + k``).
+    same rank. Without plausible positions every slice is its own position (``i + k``,
+    ``step_mm`` unused).
     """
     if not slices:
         return []
-    if all(position_ok(h.position) for h in slices):
+    located = all(position_ok(h.position) for h in slices)
+    if located:
         orientation = next((h.orientation for h in sorted(slices, key=lambda h: h.sop_instance_uid)
                             if orientation_ok(h.orientation)), None)
         normal = np.asarray(slice_normal(orientation))
@@ -109,10 +136,28 @@ def neighbour_indices(
                 slices[i].instance_number if slices[i].instance_number is not None else 0,
                 slices[i].sop_instance_uid))
         for level, members in enumerate(at_level):
+            targets = [_target_level(levels, level, offset, step_mm if located else None)
+                       for offset in offsets]
             for rank, i in enumerate(members):
-                picks = []
-                for offset in offsets:
-                    target = at_level[min(max(level + offset, 0), len(levels) - 1)]
-                    picks.append(i if offset == 0 else target[min(rank, len(target) - 1)])
-                found[i] = tuple(picks)
+                found[i] = tuple(
+                    i if target == level else at_level[target][min(rank, len(at_level[target]) - 1)]
+                    for target in targets)
     return found
+
+
+def _target_level(levels: Sequence[float], level: int, offset: int,
+                  step_mm: float | None) -> int:
+    """The level ``offset`` steps from ``level`` (:func:`neighbour_indices`), clamped."""
+    last = len(levels) - 1
+    if offset == 0:
+        return level
+    if step_mm is None:
+        return min(max(level + offset, 0), last)
+    want = levels[level] + offset * step_mm
+    low, high = (level + 1, last) if offset > 0 else (0, level - 1)  # at least one step
+    if low > high:
+        return level
+    j = bisect.bisect_left(levels, want, low, high + 1)
+    candidates = [m for m in (j - 1, j) if low <= m <= high]
+    # nearest to `want`; on a tie the one closer to the slice
+    return min(candidates, key=lambda m: (abs(levels[m] - want), abs(m - level)))

@@ -247,7 +247,7 @@ def slice_jobs(
     """Jobs for every slice of a series; neighbours are found in the slice's own
     acquisition and clamp at its ends (:func:`~detect.io.slice_order.neighbour_indices`)."""
     offsets = recipe.neighbours
-    picks = neighbour_indices(series.slices, offsets)
+    picks = neighbour_indices(series.slices, offsets, recipe.step_mm)
     recipe_dict = recipe.to_dict()
     return [
         SliceJob(

@@ -22,6 +22,7 @@ from detect.errors import ConfigError, RunFolderError
 from detect.io.jsonfile import read_json
 from detect.lesions import LinkRule
 from detect.lung import LungFieldRule
+from detect.recipe import MAX_STEP_MM
 
 MAX_BYTES = 1_000_000  # a real model.json is a few kB (its largest part: the patient split)
 MAX_DEPTH = 12  # the deepest part detect writes (args.ultralytics, export.input) is 4
@@ -112,6 +113,10 @@ def _check_recipe(data: Mapping[str, Any], where: Path) -> None:
             for o in offsets):
         raise _fail(where, "recipe.slice_offsets", f"a list of integers in [-{MAX_OFFSET}, "
                     f"{MAX_OFFSET}]", offsets)
+    step = recipe.get("slice_step_mm")
+    if step is not None and (not _number(step) or not 0.0 < step <= MAX_STEP_MM):
+        raise _fail(where, "recipe.slice_step_mm", f"a number of mm in (0, {MAX_STEP_MM:g}]",
+                    step)
 
 
 def _check_sizes(data: Mapping[str, Any], where: Path) -> None:

@@ -221,6 +221,35 @@ def test_25d_channels_are_the_neighbouring_slices(cohort, tmp_path):
         assert np.array_equal(png[:, :, channel], window.apply(read_hu(neighbour.path)))
 
 
+def test_a_25d_step_in_mm_stacks_the_slices_nearest_that_far(cohort, tmp_path):
+    out = tmp_path / "two5d-mm"
+    convert(ConvertConfig(cohort.dicom_root, cohort.annotation_root, out, workers=1,
+                          recipe=parse_channels("2.5d:lung:12mm")))
+    info = load_dataset(out)
+    assert info.manifest["recipe"]["slice_step_mm"] == 12.0
+    assert info.recipe.step_mm == 12.0
+    from detect.convert.index import build_index
+
+    index = build_index(cohort.dicom_root)
+    window = info.recipe.windows[0]
+    checked = 0
+    for _, image, _ in list(_all_images(out))[:6]:
+        series = index.series()[image["series_instance_uid"]]
+        z = [h.position[2] for h in series]
+        pos = image["slice_index"]
+        png = cv2.imread(str(out / image["file_name"]))[:, :, ::-1]
+        for channel, sign in ((0, -1), (2, 1)):
+            # every other slice in the direction, nearest to 12 mm away (phantom: one
+            # acquisition, distinct positions)
+            side = [k for k in range(len(z)) if (z[k] - z[pos]) * sign > 0]
+            if not side:
+                continue
+            want = min(side, key=lambda k: (abs(abs(z[k] - z[pos]) - 12.0), abs(k - pos)))
+            assert np.array_equal(png[:, :, channel], window.apply(read_hu(series[want].path)))
+            checked += abs(want - pos) > 1
+    assert checked  # the phantom's spacing is below 12 mm: the step skipped slices
+
+
 def test_negatives_and_tumor_classes(tmp_path):
     from detect.synth.cohort import SynthConfig, synthesize
 

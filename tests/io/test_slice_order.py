@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -55,6 +56,18 @@ def test_interleaved_acquisitions_keep_to_their_own_stack():
         assert got[f"{10 * a + 3}.dcm"][2] == f"{10 * a + 3}.dcm"  # clamped in its stack
 
 
+def test_an_acquisition_number_per_slice_does_not_split_the_series():
+    # sequential (axial) scanning: every slice an acquisition of its own
+    slices = sort_slices([header(k, 5.0 * k, acquisition=k + 1) for k in range(4)])
+    assert neighbour_indices(slices, (-1, 0, 1))[1] == (0, 1, 2)
+    # ... and with two reconstructions at each position: ranked, not split
+    headers = [header(k + 100 * r, 5.0 * k, acquisition=k + 1 + 10 * r)
+               for r in (0, 1) for k in range(3)]
+    got = by_path(sort_slices(headers), (-1, 0, 1))
+    assert got["1.dcm"] == ("0.dcm", "1.dcm", "2.dcm")
+    assert got["101.dcm"] == ("100.dcm", "101.dcm", "102.dcm")
+
+
 def test_repeats_without_acquisition_numbers_step_to_the_next_position():
     # two reconstructions at each position, no AcquisitionNumber: rank by InstanceNumber
     slices = sort_slices([header(k + 100 * r, 5.0 * k) for r in (0, 1) for k in range(3)])
@@ -77,6 +90,33 @@ def test_without_positions_the_order_is_the_instance_number():
     assert by_path(slices, (-1, 0, 1))["2.dcm"] == ("1.dcm", "2.dcm", "3.dcm")
 
 
+@pytest.mark.parametrize(("spacing", "steps"), [(1.25, 4), (2.0, 2), (2.5, 2), (5.0, 1),
+                                               (8.0, 1), (0.625, 8)])
+def test_a_step_in_mm_picks_the_position_nearest_to_it(spacing: float, steps: int):
+    # 2 mm: 4 and 6 mm are equally near 5 mm, the nearer slice wins
+    slices = sort_slices([header(k, -300.0 + spacing * k) for k in range(40)])
+    picks = neighbour_indices(slices, (-1, 0, 1), step_mm=5.0)
+    assert picks[20] == (20 - steps, 20, 20 + steps)
+    assert picks[0] == (0, 0, steps) and picks[39] == (39 - steps, 39, 39)
+    assert picks[1][0] == 0  # fewer positions than the step below: the last one there
+
+
+def test_a_step_in_mm_follows_uneven_gaps_and_stays_in_the_acquisition():
+    z = [0.0, 1.0, 2.0, 7.0, 8.0, 13.0]
+    headers = [header(k, v, acquisition=1) for k, v in enumerate(z)]
+    headers += [header(10 + k, v, acquisition=2) for k, v in enumerate(z)]
+    slices = sort_slices(headers)
+    picks = neighbour_indices(slices, (-1, 0, 1), step_mm=5.0)
+    place = {s.path.name: i for i, s in enumerate(slices)}
+
+    def around(file: str) -> tuple[str, ...]:
+        return tuple(slices[j].path.name for j in picks[place[file]])
+
+    assert around("2.dcm") == ("0.dcm", "2.dcm", "3.dcm")  # 7 mm is the nearest to 2 + 5
+    assert around("4.dcm") == ("2.dcm", "4.dcm", "5.dcm")  # 8 - 5 = 3: 2 mm, not 1 or 0 mm
+    assert around("13.dcm") == ("12.dcm", "13.dcm", "15.dcm")  # acquisition 2 alike
+
+
 @pytest.mark.parametrize("patient", PATIENTS)
 def test_real_series_neighbours_are_one_slice_spacing_away(patient: str):
     folder = real_patient(patient)
@@ -88,10 +128,13 @@ def test_real_series_neighbours_are_one_slice_spacing_away(patient: str):
     for headers in series.values():
         slices = sort_slices(headers)
         z = [s.position[2] for s in slices]  # type: ignore[index]
-        gaps = sorted({round(b - a, 2) for a, b in zip(z, z[1:])} - {0.0})
+        gaps = sorted({round(b - a, 2) for a, b in itertools.pairwise(z)} - {0.0})
         spacing = gaps[0]
         repeated += len(set(z)) < len(z)
-        for i, (below, _, above) in enumerate(neighbour_indices(slices, (-1, 0, 1))):
+        plain = neighbour_indices(slices, (-1, 0, 1))
+        # the shipped 2.5d model's 5 mm step stacks what one position does on 5-8 mm series
+        assert neighbour_indices(slices, (-1, 0, 1), step_mm=5.0) == plain
+        for i, (below, _, above) in enumerate(plain):
             for j in (below, above):
                 gap = abs(z[j] - z[i])
                 assert gap == pytest.approx(spacing, abs=0.01) or (

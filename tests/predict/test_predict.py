@@ -240,6 +240,27 @@ def test_a_25d_stream_decodes_each_slice_once_with_the_same_images(tmp_path, mon
     assert len(decoded) == 3 * len(jobs)
 
 
+def test_a_models_step_in_mm_sets_the_neighbours_predict_stacks(tmp_path):
+    """A model whose recipe says 5 mm, on a 1.25 mm series: slices 4 places away."""
+    from detect.predict import sources
+    from detect.recipe import parse_channels
+
+    paths = write_ct_series(tmp_path / "in", slices=12)
+    for k, path in enumerate(paths):
+        ds = pydicom.dcmread(path)
+        ds.ImagePositionPatient = [0.0, 0.0, -1.25 * k]
+        ds.SliceThickness = "1.25"
+        ds.save_as(path, enforce_file_format=True)
+    series = sources.scan_sources([tmp_path / "in"], workers=1).series[0]
+    z = {str(s.path): s.position[2] for s in series.slices}  # type: ignore[index]
+    for recipe, gap in (("2.5d:wide:5mm", 5.0), ("2.5d:wide", 1.25)):
+        jobs = sources.slice_jobs(series, parse_channels(recipe), lung=False)
+        middle = jobs[6]
+        centre = dict(middle.neighbours)[0]
+        assert sorted(round(z[path] - z[centre], 2) for offset, path in middle.neighbours
+                      if offset != 0) == [-gap, gap], recipe
+
+
 def test_a_series_of_three_contrast_phases_renders_each_phase_from_its_own_slices(
         tmp_path, monkeypatch):
     """B0021's series 2 holds three acquisitions at every position: a 2.5d slice's

@@ -74,6 +74,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     (_with("recipe.windows.0.width_hu", 1e999), "recipe.windows[0].width_hu must be a finite"),
     (_with("recipe.windows.0.name", {"a": 1}), "recipe.windows[0].name must be"),
     (_with("recipe.slice_offsets", [0.5, 0, 0]), "recipe.slice_offsets must be"),
+    (_with("recipe.slice_step_mm", 0), "recipe.slice_step_mm must be a number of mm in (0, 50]"),
+    (_with("recipe.slice_step_mm", "5mm"), "recipe.slice_step_mm must be a number of mm"),
     (_with("recipe.windows", "lung"), "recipe.windows must be a list"),
     (_with("recipe", "lung,mediastinum,wide"), "recipe must be an object"),
     (_with("weights.best", 5), "weights.best must be a relative path inside the run folder"),
