@@ -194,3 +194,37 @@ def test_shared_yolo_decoding_needs_neither_torch_nor_ultralytics(tmp_path: Path
     done = run_fresh_python(code, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "(1, 3, 64, 64) 0 []"
+
+
+def test_ultralytics_calls_give_torch_its_threads_back(tmp_path):
+    """ultralytics' select_device sets torch to CPUs - 1 threads for the whole process;
+    after a YOLO training the next training in the process ran on half of 2 cores."""
+    import torch
+
+    from detect.models.yolo.train import YoloTrainSpec, train_yolo
+
+    class SelectsTheCpu:
+        """A YOLO whose train() does what ultralytics' trainer does first."""
+
+        def add_callback(self, *_: object) -> None:
+            pass
+
+        def train(self, **_: object) -> None:
+            from ultralytics.utils.torch_utils import select_device
+
+            select_device("cpu", verbose=False)
+            raise RuntimeError("stopped after select_device")
+
+    spec = YoloTrainSpec(family="yolov8", size="n", data_yaml=tmp_path / "d.yaml",
+                         run_dir=tmp_path, epochs=1, imgsz=64, batch=1, device="cpu", seed=0,
+                         workers=0, weights=None, cls_pw=1.0, amp="off")
+    from ultralytics.utils import NUM_THREADS
+
+    before, ours = torch.get_num_threads(), NUM_THREADS + 1  # never what ultralytics sets
+    try:
+        torch.set_num_threads(ours)
+        with pytest.raises(RuntimeError, match="stopped after select_device"):
+            train_yolo(SelectsTheCpu(), spec)
+        assert torch.get_num_threads() == ours
+    finally:
+        torch.set_num_threads(before)

@@ -17,6 +17,10 @@
   keeps its own ultralytics settings file (integrations such as MLflow/Comet/ClearML off,
   ``sync`` off, set through ``ultralytics.settings.update``) and never edits the user's.
   Set ``YOLO_CONFIG_DIR`` yourself to train with your own ultralytics settings.
+- Threads: ultralytics' ``select_device`` sets torch to CPUs - 1 threads for the whole
+  process on every CPU training, validation or export, and leaves it there: on 2 cores,
+  whatever ran next in the process (a Faster R-CNN training, an evaluation) ran on one.
+  :func:`threads_kept` puts the count back after each ultralytics call.
 - Fonts: ultralytics' dataset check looks for ``Arial.ttf`` in its config dir and sends a
   request to fetch it when absent, even with ``plots=False``. In detect's own config dir we
   put matplotlib's bundled DejaVu Sans there under that name (plots stay off; the file only
@@ -29,6 +33,8 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -78,3 +84,16 @@ def prepare_ultralytics() -> None:
             shutil.copyfile(source, font)
         except OSError as exc:  # a missing font only costs ultralytics one failed request
             log.info("could not place a local font for ultralytics (%s)", exc)
+
+
+@contextmanager
+def threads_kept() -> Iterator[None]:
+    """Run an ultralytics call and give torch back the thread count it had (module
+    docstring: ultralytics drops it to CPUs - 1 for the rest of the process)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -10,7 +10,7 @@ from detect.errors import RunFolderError
 from detect.models.checkpoint import load_fault
 from detect.models.yolo.checkpoint import read_yolo_checkpoint
 from detect.models.yolo.config import YoloVariant
-from detect.models.yolo.env import prepare_ultralytics
+from detect.models.yolo.env import prepare_ultralytics, threads_kept
 from detect.models.yolo.network import build_network, load_exactly, write_architecture
 
 
@@ -57,7 +57,8 @@ def export_yolo(
         # ultralytics names the exported file after the model's source; a model built from
         # a YAML would be written into the current folder, over any file of that name there
         yolo.model.pt_path = str(work_dir / f"{family}{size}.pt")  # type: ignore[union-attr]
-        exported = yolo.export(**args)
+        with threads_kept():
+            exported = yolo.export(**args)
     except Exception as exc:  # ultralytics raises many types for a model it cannot export
         raise RunFolderError(
             f"ultralytics could not export {weights} to {fmt} ({load_fault(exc)}); pass the "

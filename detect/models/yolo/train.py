@@ -36,7 +36,7 @@ import torch  # noqa: E402  (after the check, so a broken pair fails with one li
 from detect.device import default_workers  # noqa: E402
 from detect.errors import ConfigError, RunFolderError  # noqa: E402
 from detect.models.yolo.checkpoint import YoloCheckpoint, read_yolo_checkpoint  # noqa: E402
-from detect.models.yolo.env import prepare_ultralytics  # noqa: E402
+from detect.models.yolo.env import prepare_ultralytics, threads_kept  # noqa: E402
 from detect.models.yolo.network import (  # noqa: E402
     architecture_yaml,
     build_network,
@@ -259,7 +259,8 @@ def train_yolo(model: Any, spec: YoloTrainSpec, on_epoch: EpochCallback | None =
     """Train ``model`` (from :func:`new_model`) into ``spec.run_dir``."""
     model.add_callback("on_pretrain_routine_start", _every_cpu)
     model.add_callback("on_fit_epoch_end", _epoch_hook(on_epoch))
-    model.train(**spec.train_args())
+    with threads_kept():
+        model.train(**spec.train_args())
 
 
 def resume_yolo(
@@ -270,8 +271,10 @@ def resume_yolo(
     :func:`resumable_model`, which checked that file)."""
     model.add_callback("on_pretrain_routine_start", _every_cpu)
     model.add_callback("on_fit_epoch_end", _epoch_hook(on_epoch))
-    model.train(resume=str((run_dir / "weights" / "last.pt").resolve()), data=str(data_yaml),
-                device=device, workers=workers, save_dir=str(run_dir.resolve()), plots=False)
+    with threads_kept():
+        model.train(resume=str((run_dir / "weights" / "last.pt").resolve()),
+                    data=str(data_yaml), device=device, workers=workers,
+                    save_dir=str(run_dir.resolve()), plots=False)
 
 
 def read_results(run_dir: Path) -> list[dict[str, Any]]:
