@@ -15,6 +15,12 @@ Measured 2026-12-07 on the shared 2-core machine, mostly under a load average of
   5, 0.50 at 8; cut by a time limit during epoch 10; 15-20 s an epoch at load 0-2, so
   about 3 minutes idle). Threshold 0.25.
 
+Shorter Faster R-CNN runs, measured 2026-12-07 (mobilenet, lr 0.04, batch 4; one thread
+beside three other trainings): 7 epochs, seeds 0 / 1: best val mAP50 0.162 / 0.436; 10
+epochs at 192 px: 0.174 / 0.316. Seed 0 falls below the threshold in both, so the test
+keeps 10 epochs at 256 px (267 s on 2 idle cores since YOLO training no longer leaves
+torch on one thread, :func:`detect.models.yolo.env.threads_kept`).
+
 Faster R-CNN was measured for two training seeds only (the machine's load left no time
 for 3), so its threshold sits below half the worst, YOLO's at a quarter of its worst;
 chance is ~0 (a box must overlap a 14-42 px tumour by IoU >= 0.5). With learning broken
