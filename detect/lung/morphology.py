@@ -4,9 +4,10 @@ compare them):
 
 - :func:`label`: connected components, faces only (4-connected in 2D, 6 in 3D; SciPy's
   default structure), numbered 1.. in the order of their first cell (C order), as
-  ``scipy.ndimage.label`` numbers them. Union-find over the mask's edges, vectorised:
-  each round hooks every root to the smallest root it touches, then pointer jumping
-  flattens the trees; a chain of any length merges in one round.
+  ``scipy.ndimage.label`` numbers them. Union-find over the runs of set cells along the
+  last axis and the edges where runs of neighbouring rows overlap, vectorised: each
+  round hooks every root to the smallest root it touches, then pointer jumping flattens
+  the trees; a chain of any length merges in one round.
 - :func:`fill_holes`: what a 4-connected flood from outside the image does not reach.
 - :func:`ellipse`, :func:`dilate`, :func:`erode`, :func:`close`: OpenCV's elliptic
   structuring element and its binary morphology (outside the image: 0 for dilation, 1 for
@@ -24,30 +25,43 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """Components of a boolean array (module docstring): int32 labels (0 outside) and
     their count."""
     mask = np.ascontiguousarray(mask, dtype=bool)
-    cells = np.flatnonzero(mask)
     labels = np.zeros(mask.shape, dtype=np.int32)
-    if cells.size == 0:
+    if not mask.any():
         return labels, 0
-    # node numbers and edges in int32 and by cells, not int64 over the whole volume: a
-    # 159-slice series' field took ~250 MB at its peak with int64 arrays of the volume's size
-    node = np.full(mask.size, -1, dtype=np.int32)
-    node[cells] = np.arange(cells.size, dtype=np.int32)
-    strides = [int(np.prod(mask.shape[axis + 1:])) for axis in range(mask.ndim)]
+    # the nodes are runs of set cells along the last axis, not cells: a slice of lungs
+    # has a few hundred runs for ~10^4 cells, so the union-find below has far less to do
+    starts = mask.copy()
+    starts[..., 1:] &= ~mask[..., :-1]
+    run = np.cumsum(starts, dtype=np.int32).reshape(mask.shape)  # int32: memory, below
+    del starts
+    runs = int(run.ravel()[-1])
+    run -= 1  # each set cell's run, 0 .. runs - 1 (C order of their first cells)
     ends_a, ends_b = [], []
-    for axis, stride in enumerate(strides):
+    for axis in range(mask.ndim - 1):
         lower = tuple(slice(0, -1) if k == axis else slice(None) for k in range(mask.ndim))
         upper = tuple(slice(1, None) if k == axis else slice(None) for k in range(mask.ndim))
         pairs = mask[lower] & mask[upper]
-        first = np.ravel_multi_index(np.nonzero(pairs), mask.shape)  # index in the volume
-        ends_a.append(node[first])
-        ends_b.append(node[first + stride])
-    a, b = np.concatenate(ends_a), np.concatenate(ends_b)
-    parent = np.arange(cells.size, dtype=np.int32)
+        pairs[..., 1:] &= ~pairs[..., :-1]  # two runs overlap once: one edge per overlap
+        ends_a.append(run[lower][pairs])
+        ends_b.append(run[upper][pairs])
+        del pairs
+    parent = _roots(np.concatenate(ends_a), np.concatenate(ends_b), runs) if ends_a \
+        else np.arange(runs, dtype=np.int32)
+    roots, first_seen, inverse = np.unique(parent, return_index=True, return_inverse=True)
+    number = np.empty(roots.size, dtype=np.int32)
+    number[np.argsort(first_seen, kind="stable")] = np.arange(1, roots.size + 1)
+    labels[mask] = number[inverse.ravel()][run[mask]]
+    return labels, int(roots.size)
+
+
+def _roots(a: np.ndarray, b: np.ndarray, nodes: int) -> np.ndarray:
+    """Each node's root (its component's smallest node) given the edges a[i]-b[i]."""
+    parent = np.arange(nodes, dtype=np.int32)
     while True:
         root_a, root_b = parent[a], parent[b]
         apart = root_a != root_b
         if not apart.any():
-            break
+            return parent
         root_a, root_b = root_a[apart], root_b[apart]
         higher, lower = np.maximum(root_a, root_b), np.minimum(root_a, root_b)
         del root_a, root_b  # one edge list alive at a time: memory stays a few x the edges
@@ -59,11 +73,6 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
             if np.array_equal(jumped, parent):
                 break
             parent = jumped
-    roots, first_seen, inverse = np.unique(parent, return_index=True, return_inverse=True)
-    number = np.empty(roots.size, dtype=np.int32)
-    number[np.argsort(first_seen, kind="stable")] = np.arange(1, roots.size + 1)
-    labels.ravel()[cells] = number[inverse.ravel()]
-    return labels, int(roots.size)
 
 
 def fill_holes(plane: np.ndarray) -> np.ndarray:
@@ -117,5 +126,15 @@ def block_counts(mask: np.ndarray, block: int) -> np.ndarray:
     """How many cells of each ``block`` x ``block`` block of a 2D bool array are set (the
     array's sides must be multiples of ``block``)."""
     rows, columns = mask.shape
-    return mask.reshape(rows // block, block, columns // block, block).sum(
-        axis=(1, 3), dtype=np.int32)
+    # one strided add per offset in the block: ~10x faster than sum(axis=(1, 3)), which
+    # numpy does cell by cell for a 4D view
+    cells = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
+    across = cells.reshape(rows, columns // block, block)
+    sums = across[:, :, 0].astype(np.int32)
+    for offset in range(1, block):
+        sums += across[:, :, offset]
+    down = sums.reshape(rows // block, block, columns // block)
+    counts = down[:, 0].copy()
+    for offset in range(1, block):
+        counts += down[:, offset]
+    return counts

@@ -12,10 +12,11 @@ from detect.lung.morphology import block_counts, close, dilate, ellipse, erode, 
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("shape", [(37, 41), (9, 23, 17)])
+@pytest.mark.parametrize("shape", [(37, 41), (9, 23, 17), (41, 1), (1, 37), (6, 1, 9)])
 def test_label_is_scipys(seed, shape):
     rng = np.random.default_rng(seed)
-    for density in (0.2, 0.45, 0.6):
+    # sparse to nearly full: single cells, short and long runs along the last axis
+    for density in (0.05, 0.2, 0.45, 0.6, 0.9):
         mask = rng.random(shape) < density
         mine, count = label(mask)
         theirs, their_count = ndimage.label(mask)
@@ -57,10 +58,11 @@ def test_morphology_and_holes_are_opencvs(seed):
     assert np.array_equal(fill_holes(plane), ndimage.binary_fill_holes(plane))
 
 
-def test_block_counts_are_box_sums():
-    rng = np.random.default_rng(0)
-    mask = rng.random((30, 45)) < 0.5
-    counts = block_counts(mask, 3)
-    theirs = cv2.boxFilter(mask.astype(np.uint8), cv2.CV_16U, (3, 3), anchor=(0, 0),
-                           normalize=False, borderType=cv2.BORDER_CONSTANT)[::3, ::3]
-    assert counts.shape == (10, 15) and np.array_equal(counts, theirs)
+@pytest.mark.parametrize("block", [1, 3, 4, 7])
+def test_block_counts_are_box_sums(block):
+    rng = np.random.default_rng(block)
+    mask = rng.random((6 * block, 9 * block)) < 0.5
+    counts = block_counts(mask, block)
+    theirs = cv2.boxFilter(mask.astype(np.uint8), cv2.CV_16U, (block, block), anchor=(0, 0),
+                           normalize=False, borderType=cv2.BORDER_CONSTANT)[::block, ::block]
+    assert counts.shape == (6, 9) and np.array_equal(counts, theirs)

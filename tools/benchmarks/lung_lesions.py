@@ -17,7 +17,8 @@ patients (``../shared/realdata``: 496 slices more, GE series of 53-168 slices). 
   ``link`` (:func:`detect.lesions.link_series` on the boxes predict found), in ms per
   slice; ``share`` = (air + 3d + link) / ``predict off`` per slice.
 
-At ``--conf`` (the operating threshold, 0.25) and at 0.001 (FROC scoring: many more
+At ``--conf`` (default: the model's operating point, model.json ``thresholds.conf``) and
+at 0.001 (FROC scoring: many more
 boxes to link). Prints a table, writes tools/benchmarks/results/lung_lesions.json and
 appends to RESULTS.md.
 
@@ -49,7 +50,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", type=Path, default=ROOT / "weights" / "real-yolov8n")
     parser.add_argument("--realdata", action="store_true",
                         help="also every CT series of ../shared/realdata")
-    parser.add_argument("--conf", type=float, default=0.25)
+    parser.add_argument("--conf", type=float, default=None,
+                        help="default: the model's operating point (thresholds.conf)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--no-record", action="store_true", help="print only")
@@ -160,7 +162,7 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]],
     ]
     for r in rows:
         lines.append(
-            f"| {r['sources']} | {r['conf']} | {r['slices']} | {r['boxes']} | "
+            f"| {r['sources']} | {r['conf']:.3g} | {r['slices']} | {r['boxes']} | "
             f"{r['predict_off_ms']:.1f} | {r['predict_on_ms']:.1f} | {r['air_ms']:.2f} | "
             f"{r['3d_ms']:.2f} | {r['link_ms']:.2f} | {100 * r['share']:.1f} % | "
             f"{100 * r['end_to_end_share']:+.1f} % |")
@@ -175,8 +177,16 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]],
                device="cpu")
 
 
+def operating_conf(weights: Path) -> float:
+    """The model's own threshold, as predict uses it without --conf."""
+    recorded = json.loads((weights / "model.json").read_text())
+    return float(recorded["thresholds"]["conf"])
+
+
 def main(argv: list[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
+    if args.conf is None:
+        args.conf = operating_conf(args.weights)
     work = Path(tempfile.mkdtemp(prefix="bench-lung-"))
     try:
         start = os.getloadavg()[0]
