@@ -18,9 +18,8 @@ patients (``../shared/realdata``: 496 slices more, GE series of 53-168 slices). 
   slice; ``share`` = (air + 3d + link) / ``predict off`` per slice.
 
 At ``--conf`` (default: the model's operating point, model.json ``thresholds.conf``) and
-at 0.001 (FROC scoring: many more
-boxes to link). Prints a table, writes tools/benchmarks/results/lung_lesions.json and
-appends to RESULTS.md.
+at 0.001 (FROC scoring: many more boxes to link). Prints a table, writes
+tools/benchmarks/results/lung_lesions.json and appends to RESULTS.md.
 
 usage:  python tools/benchmarks/lung_lesions.py [--realdata] [--repeats 3]
 smoke:  python tools/benchmarks/lung_lesions.py --repeats 1 --no-record
@@ -177,16 +176,12 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]],
                device="cpu")
 
 
-def operating_conf(weights: Path) -> float:
-    """The model's own threshold, as predict uses it without --conf."""
-    recorded = json.loads((weights / "model.json").read_text())
-    return float(recorded["thresholds"]["conf"])
-
-
 def main(argv: list[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
-    if args.conf is None:
-        args.conf = operating_conf(args.weights)
+    if args.conf is None:  # the model's own threshold, as predict uses it without --conf
+        from detect.runs.manifest import read_model_json
+
+        args.conf = read_model_json(args.weights).conf
     work = Path(tempfile.mkdtemp(prefix="bench-lung-"))
     try:
         start = os.getloadavg()[0]
